@@ -1,0 +1,85 @@
+"""cffi builder: compiles Mongoose and the shim into ``pymongoose._mongoose_cffi``.
+
+Out-of-line, API mode. The declarations Python may use are in
+``pymongoose/_native/cdef.h``; the C that must be C is in ``pymongoose/_native/shim.c``.
+Both are compiled in one translation unit with Mongoose, which is fetched and
+verified by ``vendor/fetch_mongoose.py`` (or taken from ``MONGOOSE_SRC``).
+
+setuptools runs this through ``cffi_modules``; to build in place by hand::
+
+    python build_mongoose.py
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+NATIVE_DIR = HERE / "pymongoose" / "_native"
+
+
+def _load_fetcher():
+    spec = importlib.util.spec_from_file_location("fetch_mongoose", HERE / "vendor" / "fetch_mongoose.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _mongoose_source_dir() -> Path:
+    fetcher = _load_fetcher()
+    try:
+        return fetcher.ensure_source(log=lambda message: print(message, file=sys.stderr))
+    except fetcher.MongooseSourceError as error:
+        sys.exit(f"error: cannot build pymongoose: {error}")
+
+
+# How Mongoose is configured for this package.
+MONGOOSE_DEFINES = [
+    ("MG_TLS", "MG_TLS_BUILTIN"),  # TLS without an external library
+    ("MG_ENABLE_IPV6", "1"),
+    ("MG_IO_SIZE", "16384"),  # Buffer growth step: fewer reallocations per request
+    # Without one of these Mongoose uses select(), limited to FD_SETSIZE sockets.
+    ("MG_ENABLE_EPOLL" if sys.platform.startswith("linux") else "MG_ENABLE_POLL", "1"),
+]
+
+WARNINGS = ["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-unused-function"]
+# A sanitizer build (see README): PYMONGOOSE_SANITIZE=address,undefined
+SANITIZE = os.environ.get("PYMONGOOSE_SANITIZE", "")
+
+
+def _compile_args() -> list:
+    if sys.platform == "win32":
+        return []
+    args = ["-std=gnu11", "-O2", *WARNINGS]
+    if SANITIZE:
+        args += [f"-fsanitize={SANITIZE}", "-fno-omit-frame-pointer", "-g", "-O1"]
+    return args
+
+
+def _build() -> FFI:
+    mongoose_dir = _mongoose_source_dir()
+    builder = FFI()
+    builder.cdef((NATIVE_DIR / "cdef.h").read_text(encoding="utf-8"))
+    builder.set_source(
+        "pymongoose._mongoose_cffi",
+        # One translation unit: Mongoose, then the shim that builds on it.
+        '#include "mongoose.c"\n#include "shim.c"\n',
+        include_dirs=[str(mongoose_dir), str(NATIVE_DIR)],
+        define_macros=MONGOOSE_DEFINES,
+        extra_compile_args=_compile_args(),
+        extra_link_args=[f"-fsanitize={SANITIZE}"] if SANITIZE else [],
+        libraries=["ws2_32"] if sys.platform == "win32" else [],
+    )
+    return builder
+
+
+ffibuilder = _build()
+
+if __name__ == "__main__":
+    ffibuilder.compile(tmpdir=str(HERE), verbose=True)

@@ -1,0 +1,55 @@
+"""pymongoose: Python bindings for Mongoose, the embedded networking library.
+
+A cffi binding that runs on CPython and PyPy; a drop-in replacement for the Cython
+binding of the same name.
+
+>>> from pymongoose import Manager, MG_EV_HTTP_MSG
+>>> def handler(conn, event, data):
+...     if event == MG_EV_HTTP_MSG:
+...         conn.reply(200, "Hello, World!")
+>>> with Manager(handler) as mgr:
+...     listener = mgr.listen("http://127.0.0.1:0", http=True)
+...     listener.local_addr.port > 0
+True
+"""
+
+from .connection import Address, Connection, EventHandler
+from .errors import (
+    ConnectError, ListenError, ManagerClosedError, MessageExpiredError, MongooseError,
+    WrongThreadError,
+)
+from .events import (
+    MG_EV_ACCEPT, MG_EV_CLOSE, MG_EV_CONNECT, MG_EV_ERROR, MG_EV_HTTP_HDRS, MG_EV_HTTP_MSG,
+    MG_EV_MQTT_CMD, MG_EV_MQTT_MSG, MG_EV_MQTT_OPEN, MG_EV_OPEN, MG_EV_POLL, MG_EV_READ,
+    MG_EV_RESOLVE, MG_EV_SNTP_TIME, MG_EV_TLS_HS, MG_EV_USER, MG_EV_WAKEUP, MG_EV_WRITE,
+    MG_EV_WS_CTL, MG_EV_WS_MSG, MG_EV_WS_OPEN, MG_LL_DEBUG, MG_LL_ERROR, MG_LL_INFO,
+    MG_LL_NONE, MG_LL_VERBOSE, WEBSOCKET_OP_BINARY, WEBSOCKET_OP_CLOSE,
+    WEBSOCKET_OP_CONTINUE, WEBSOCKET_OP_PING, WEBSOCKET_OP_PONG, WEBSOCKET_OP_TEXT,
+    event_name,
+)
+from .jsonpath import json_get, json_get_bool, json_get_long, json_get_num, json_get_str
+from .log import log_get, log_set
+from .manager import Manager
+from .messages import HttpMessage, MqttMessage, WsMessage
+from .multipart import http_parse_multipart, iter_multipart
+from .timers import Timer
+from .urls import url_decode, url_encode, url_host, url_is_ssl, url_pass, url_port, url_uri, url_user
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Address", "Connection", "ConnectError", "EventHandler", "HttpMessage", "ListenError",
+    "Manager", "ManagerClosedError", "MessageExpiredError", "MongooseError", "MqttMessage",
+    "Timer", "WrongThreadError", "WsMessage",
+    "MG_EV_ACCEPT", "MG_EV_CLOSE", "MG_EV_CONNECT", "MG_EV_ERROR", "MG_EV_HTTP_HDRS",
+    "MG_EV_HTTP_MSG", "MG_EV_MQTT_CMD", "MG_EV_MQTT_MSG", "MG_EV_MQTT_OPEN", "MG_EV_OPEN",
+    "MG_EV_POLL", "MG_EV_READ", "MG_EV_RESOLVE", "MG_EV_SNTP_TIME", "MG_EV_TLS_HS",
+    "MG_EV_USER", "MG_EV_WAKEUP", "MG_EV_WRITE", "MG_EV_WS_CTL", "MG_EV_WS_MSG",
+    "MG_EV_WS_OPEN", "MG_LL_DEBUG", "MG_LL_ERROR", "MG_LL_INFO", "MG_LL_NONE",
+    "MG_LL_VERBOSE", "WEBSOCKET_OP_BINARY", "WEBSOCKET_OP_CLOSE", "WEBSOCKET_OP_CONTINUE",
+    "WEBSOCKET_OP_PING", "WEBSOCKET_OP_PONG", "WEBSOCKET_OP_TEXT",
+    "event_name", "http_parse_multipart", "iter_multipart", "json_get", "json_get_bool",
+    "json_get_long", "json_get_num", "json_get_str", "log_get", "log_set", "url_decode",
+    "url_encode", "url_host", "url_is_ssl", "url_pass", "url_port", "url_uri", "url_user",
+    "__version__",
+]

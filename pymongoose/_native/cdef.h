@@ -1,0 +1,302 @@
+/* The C declarations Python may touch, read by build_mongoose.py as the cffi cdef.
+ *
+ * Only what Python uses is declared. Structs list the fields Python reads and end in
+ * "...;" so the compiler fixes their layout. struct mg_connection has bitfields: they
+ * are never declared here; the shim reads and writes them (pm_conn_*).
+ * No variadic Mongoose function is declared: the shim wraps each one with fixed
+ * arguments, so user data never becomes a format string.
+ */
+
+/* ---- mongoose.h: strings, buffers, addresses ---------------------------------- */
+
+struct mg_str {
+  char *buf;   // Pointer to the data (not necessarily NUL-terminated)
+  size_t len;  // Number of bytes
+};
+
+struct mg_iobuf {
+  unsigned char *buf;  // Heap-allocated data buffer
+  size_t size;         // Allocated capacity
+  size_t len;          // Number of bytes currently stored
+  ...;
+};
+
+/* ---- mongoose.h: event manager and connections -------------------------------- */
+
+struct mg_dns {
+  const char *url;  // DNS server URL, e.g. "udp://8.8.8.8:53"
+  ...;
+};
+
+struct mg_mgr {
+  struct mg_dns dns4;  // IPv4 DNS server
+  struct mg_dns dns6;  // IPv6 DNS server
+  int dnstimeout;      // DNS resolve timeout in ms
+  bool use_dns6;       // If true, prefer DNS6 for hostname resolution
+  void *userdata;      // The owning pymongoose Manager's handle
+  ...;
+};
+
+struct mg_connection {
+  struct mg_mgr *mgr;    // Manager that owns this connection
+  unsigned long id;      // Unique, auto-incrementing connection ID
+  struct mg_iobuf recv;  // Received data
+  struct mg_iobuf send;  // Data to send
+  ...;
+};
+
+static const int MG_EV_ERROR;
+static const int MG_EV_OPEN;
+static const int MG_EV_POLL;
+static const int MG_EV_RESOLVE;
+static const int MG_EV_CONNECT;
+static const int MG_EV_ACCEPT;
+static const int MG_EV_TLS_HS;
+static const int MG_EV_READ;
+static const int MG_EV_WRITE;
+static const int MG_EV_CLOSE;
+static const int MG_EV_HTTP_HDRS;
+static const int MG_EV_HTTP_MSG;
+static const int MG_EV_WS_OPEN;
+static const int MG_EV_WS_MSG;
+static const int MG_EV_WS_CTL;
+static const int MG_EV_MQTT_CMD;
+static const int MG_EV_MQTT_MSG;
+static const int MG_EV_MQTT_OPEN;
+static const int MG_EV_SNTP_TIME;
+static const int MG_EV_WAKEUP;
+static const int MG_EV_USER;
+
+// Runs one iteration of the event loop, waiting up to ms for I/O.
+void mg_mgr_poll(struct mg_mgr *, int ms);
+
+// Appends buf/len to c->send. Returns false on OOM.
+bool mg_send(struct mg_connection *, const void *, size_t);
+
+// Starts an asynchronous DNS lookup of url's host; MG_EV_RESOLVE follows.
+void mg_resolve(struct mg_connection *, const char *url);
+void mg_resolve_cancel(struct mg_connection *);
+
+/* ---- mongoose.h: logging and time --------------------------------------------- */
+
+static const int MG_LL_NONE;
+static const int MG_LL_ERROR;
+static const int MG_LL_INFO;
+static const int MG_LL_DEBUG;
+static const int MG_LL_VERBOSE;
+extern int mg_log_level;  // Current log level, one of MG_LL_*
+
+uint64_t mg_millis(void);  // Monotonic milliseconds
+uint64_t mg_now(void);     // Milliseconds since the epoch (seeded by the shim)
+
+/* ---- mongoose.h: HTTP --------------------------------------------------------- */
+
+
+struct mg_http_header {
+  struct mg_str name;   // Header name, e.g. "Content-Type"
+  struct mg_str value;  // Header value, e.g. "text/html"
+};
+
+struct mg_http_message {
+  struct mg_str method, uri, query, proto;             // Request/response line
+  struct mg_http_header headers[...];                   // MG_MAX_HTTP_HEADERS slots
+  struct mg_str body;                                  // Request or response body
+  struct mg_str head;                                  // Request line + headers
+  struct mg_str message;                               // Head + body
+  ...;
+};
+
+struct mg_http_serve_opts {
+  const char *root_dir;       // Root directory for serving files
+  const char *ssi_pattern;    // Server-Side Include pattern; NULL disables SSI
+  const char *extra_headers;  // Extra response headers, "A: b\r\nC: d\r\n"
+  const char *mime_types;     // Additional MIME types: "ext1=type1,ext2=type2"
+  const char *page404;        // Path to a custom 404 page
+  ...;
+};
+
+struct mg_http_part {
+  struct mg_str name;      // Form field name
+  struct mg_str filename;  // Original filename, empty for plain fields
+  struct mg_str body;      // Part contents
+};
+
+void mg_http_serve_dir(struct mg_connection *, struct mg_http_message *hm,
+                       const struct mg_http_serve_opts *);
+void mg_http_serve_file(struct mg_connection *, struct mg_http_message *hm,
+                        const char *path, const struct mg_http_serve_opts *);
+void mg_http_write_chunk(struct mg_connection *c, const char *buf, size_t len);
+struct mg_str *mg_http_get_header(struct mg_http_message *, const char *name);
+struct mg_str mg_http_var(struct mg_str buf, struct mg_str name);
+int mg_url_decode(const char *s, size_t n, char *to, size_t to_len, int form);
+size_t mg_url_encode(const char *s, size_t n, char *buf, size_t len);
+void mg_http_bauth(struct mg_connection *, const char *user, const char *pass);
+struct mg_str mg_http_get_header_var(struct mg_str s, struct mg_str v);
+size_t mg_http_next_multipart(struct mg_str, size_t, struct mg_http_part *);
+int mg_http_status(const struct mg_http_message *hm);
+
+/* ---- mongoose.h: WebSocket ---------------------------------------------------- */
+
+#define WEBSOCKET_OP_CONTINUE ...
+#define WEBSOCKET_OP_TEXT ...
+#define WEBSOCKET_OP_BINARY ...
+#define WEBSOCKET_OP_CLOSE ...
+#define WEBSOCKET_OP_PING ...
+#define WEBSOCKET_OP_PONG ...
+
+struct mg_ws_message {
+  struct mg_str data;  // Message payload
+  uint8_t flags;       // FIN (bit 7) | opcode (bits 3:0)
+  ...;
+};
+
+size_t mg_ws_send(struct mg_connection *, const void *buf, size_t len, int op);
+
+/* ---- mongoose.h: MQTT --------------------------------------------------------- */
+
+struct mg_mqtt_opts {
+  struct mg_str user;       // CONNECT: username
+  struct mg_str pass;       // CONNECT: password
+  struct mg_str client_id;  // CONNECT: client ID; empty = auto-generate
+  struct mg_str topic;      // CONNECT: will topic; PUBLISH/SUBSCRIBE: topic
+  struct mg_str message;    // CONNECT: will payload; PUBLISH: payload
+  uint8_t qos;              // QoS level: 0, 1, or 2
+  uint8_t version;          // MQTT version: 4 (3.1.1) or 5
+  uint16_t keepalive;       // CONNECT: keepalive interval in seconds
+  uint16_t retransmit_id;   // PUBLISH: packet ID for retransmit
+  bool retain;              // PUBLISH/CONNECT will: retain flag
+  bool clean;               // CONNECT: clean session
+  ...;
+};
+
+struct mg_mqtt_message {
+  struct mg_str topic;  // PUBLISH: message topic
+  struct mg_str data;   // PUBLISH: message payload
+  struct mg_str dgram;  // Complete raw MQTT packet
+  uint16_t id;          // Packet ID
+  uint8_t cmd;          // Packet type, one of MQTT_CMD_*
+  uint8_t qos;          // QoS level
+  uint8_t ack;          // CONNACK return code; 0 = success
+  ...;
+};
+
+uint16_t mg_mqtt_pub(struct mg_connection *c, const struct mg_mqtt_opts *opts);
+void mg_mqtt_sub(struct mg_connection *, const struct mg_mqtt_opts *opts);
+void mg_mqtt_unsub(struct mg_connection *c, const struct mg_mqtt_opts *opts);
+void mg_mqtt_ping(struct mg_connection *);
+void mg_mqtt_pong(struct mg_connection *);
+void mg_mqtt_disconnect(struct mg_connection *, const struct mg_mqtt_opts *);
+
+/* ---- mongoose.h: SNTP and TLS ------------------------------------------------- */
+
+void mg_sntp_request(struct mg_connection *c);
+
+struct mg_tls_opts {
+  struct mg_str ca;        // CA certificate, PEM or DER
+  struct mg_str cert;      // Our certificate, PEM or DER
+  struct mg_str key;       // Our private key, PEM or DER
+  struct mg_str name;      // Server name for SNI + hostname verification
+  bool skip_verification;  // Skip certificate and hostname verification
+  ...;
+};
+
+void mg_tls_init(struct mg_connection *c, const struct mg_tls_opts *opts);
+void mg_tls_free(struct mg_connection *);
+
+/* ---- mongoose.h: JSON, URL and other helpers ---------------------------------- */
+
+int mg_json_get(struct mg_str json, const char *path, int *toklen);
+bool mg_json_get_num(struct mg_str json, const char *path, double *v);
+bool mg_json_get_bool(struct mg_str json, const char *path, bool *v);
+long mg_json_get_long(struct mg_str json, const char *path, long dflt);
+
+unsigned short mg_url_port(const char *url);
+bool mg_url_is_ssl(const char *url);
+struct mg_str mg_url_host(const char *url);
+struct mg_str mg_url_user(const char *url);
+struct mg_str mg_url_pass(const char *url);
+const char *mg_url_uri(const char *url);
+
+bool mg_match(struct mg_str str, struct mg_str pattern, struct mg_str *caps);
+bool mg_random(void *buf, size_t len);
+uint32_t mg_crc32(uint32_t crc, const char *buf, size_t len);
+size_t mg_base64_encode(const unsigned char *p, size_t n, char *buf, size_t);
+size_t mg_base64_decode(const char *src, size_t n, char *dst, size_t);
+void mg_sha256(uint8_t dst[32], uint8_t *data, size_t datasz);
+void mg_hmac_sha256(uint8_t dst[32], uint8_t *key, size_t keysz, uint8_t *data,
+                    size_t datasz);
+
+
+/* ---- shim.c: the pymongoose layer --------------------------------------------- */
+
+// Pseudo-event delivered to pm_on_event when a timer fires (id = the timer's id).
+#define PM_EV_TIMER ...
+
+// Protocols a listener or outbound connection speaks (pm_listen, pm_connect).
+#define PM_PROTO_TCP ...
+#define PM_PROTO_HTTP ...
+#define PM_PROTO_MQTT ...
+#define PM_PROTO_SNTP ...
+
+// Bits of pm_conn_flags(): the connection's state flags, read in one call.
+#define PM_IS_LISTENING ...
+#define PM_IS_CLIENT ...
+#define PM_IS_ACCEPTED ...
+#define PM_IS_RESOLVING ...
+#define PM_IS_CONNECTING ...
+#define PM_IS_TLS ...
+#define PM_IS_TLS_HS ...
+#define PM_IS_UDP ...
+#define PM_IS_WEBSOCKET ...
+#define PM_IS_DRAINING ...
+#define PM_IS_CLOSING ...
+#define PM_IS_FULL ...
+#define PM_IS_READABLE ...
+#define PM_IS_WRITABLE ...
+
+// Every event the shim forwards to Python: the Manager (by handle), the connection
+// (NULL for timers), its id (or the timer's id), the event and its raw data.
+extern "Python" void pm_on_event(void *owner, struct mg_connection *c,
+                                 unsigned long id, int ev, void *ev_data);
+// One complete line of Mongoose's log output, without its line ending.
+extern "Python" void pm_on_log(const char *line, size_t len);
+
+void pm_init(void);
+struct mg_mgr *pm_mgr_new(void *owner);
+void pm_mgr_free(struct mg_mgr *mgr);
+void pm_mgr_disown(struct mg_mgr *mgr);
+bool pm_mgr_wake(struct mg_mgr *mgr);
+
+struct mg_connection *pm_listen(struct mg_mgr *mgr, const char *url, int proto,
+                                uint32_t events);
+struct mg_connection *pm_connect(struct mg_mgr *mgr, const char *url, int proto,
+                                 uint32_t events);
+struct mg_connection *pm_ws_connect(struct mg_mgr *mgr, const char *url,
+                                    const char *extra_headers, uint32_t events);
+struct mg_connection *pm_mqtt_connect(struct mg_mgr *mgr, const char *url,
+                                      const struct mg_mqtt_opts *opts,
+                                      uint32_t events);
+
+uint32_t pm_conn_events(const struct mg_connection *c);
+void pm_conn_set_events(struct mg_connection *c, uint32_t events);
+unsigned long pm_conn_parent(const struct mg_connection *c);
+unsigned pm_conn_flags(const struct mg_connection *c);
+void pm_conn_set_full(struct mg_connection *c, bool full);
+void pm_conn_drain(struct mg_connection *c);
+void pm_conn_close(struct mg_connection *c);
+int pm_conn_addr(const struct mg_connection *c, bool remote, uint8_t ip[16],
+                 bool *is_ip6);
+
+void pm_http_reply(struct mg_connection *c, int status, const char *headers,
+                   size_t headers_len, const char *body, size_t body_len);
+void pm_http_head(struct mg_connection *c, int status, const char *headers,
+                  size_t headers_len);
+void pm_http_sse(struct mg_connection *c, const char *event, size_t event_len,
+                 const char *data, size_t data_len);
+void pm_ws_upgrade(struct mg_connection *c, struct mg_http_message *hm,
+                   const char *extra_headers);
+void pm_error(struct mg_connection *c, const char *message);
+
+struct mg_timer *pm_timer_add(struct mg_mgr *mgr, uint64_t period_ms,
+                              bool repeat, bool run_now, unsigned long id);
+void pm_timer_cancel(struct mg_mgr *mgr, struct mg_timer *timer);

@@ -1,0 +1,328 @@
+/* The C side of pymongoose: everything that has to be C.
+ *
+ * Compiled in the same translation unit as mongoose.c (see build_mongoose.py), after
+ * it, so it may use Mongoose's internals and the compiler may inline across both.
+ *
+ * - One event handler, pm_event_handler, serves every connection Python creates.
+ *   It filters events by the connection's mask before anything crosses into Python,
+ *   then forwards them to the single extern "Python" entry point, pm_on_event.
+ * - Fixed-argument wrappers for Mongoose's variadic calls: user data is only ever
+ *   passed as a "%s"/"%.*s" argument, never as a format string.
+ * - Accessors for struct mg_connection's bitfields, which the cdef cannot declare.
+ * - The bridge from Mongoose's character-at-a-time log to whole lines for Python.
+ * - Timers whose firing is forwarded through the same entry point.
+ */
+
+#include <time.h>
+
+/* Forward declarations of the extern "Python" functions cffi generates below. */
+static void pm_on_event(void *owner, struct mg_connection *c, unsigned long id,
+                        int ev, void *ev_data);
+static void pm_on_log(const char *line, size_t len);
+
+#define PM_EV_TIMER (-1)
+
+enum { PM_PROTO_TCP, PM_PROTO_HTTP, PM_PROTO_MQTT, PM_PROTO_SNTP };
+
+#define PM_IS_LISTENING (1u << 0)
+#define PM_IS_CLIENT (1u << 1)
+#define PM_IS_ACCEPTED (1u << 2)
+#define PM_IS_RESOLVING (1u << 3)
+#define PM_IS_CONNECTING (1u << 4)
+#define PM_IS_TLS (1u << 5)
+#define PM_IS_TLS_HS (1u << 6)
+#define PM_IS_UDP (1u << 7)
+#define PM_IS_WEBSOCKET (1u << 8)
+#define PM_IS_DRAINING (1u << 9)
+#define PM_IS_CLOSING (1u << 10)
+#define PM_IS_FULL (1u << 11)
+#define PM_IS_READABLE (1u << 12)
+#define PM_IS_WRITABLE (1u << 13)
+
+/* ---- per-connection state ----------------------------------------------------- */
+
+/* What the shim keeps for each connection Python created, in c->fn_data.
+ * Mongoose copies fn_data from a listener to each connection it accepts; on that
+ * connection's MG_EV_OPEN the shim replaces the shared pointer by a copy of its own,
+ * so every connection owns exactly one state, freed on its MG_EV_CLOSE. */
+struct pm_conn {
+  uint32_t events;       // Bit n set: event n crosses into Python
+  unsigned long id;      // This connection's id
+  unsigned long parent;  // For accepted connections: the listener's id
+};
+
+/* Events numbered beyond the mask's width (user events) always cross. */
+#define PM_MASKABLE_EVENTS 32
+
+static bool pm_wants(const struct pm_conn *st, int ev) {
+  // Python creates its Connection on MG_EV_OPEN and retires it on MG_EV_CLOSE, so
+  // those two always cross; Python then decides whether the user handler sees them.
+  if (ev == MG_EV_OPEN || ev == MG_EV_CLOSE) return true;
+  if (ev < 0 || ev >= PM_MASKABLE_EVENTS) return true;
+  return (st->events & (1u << ev)) != 0;
+}
+
+static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
+  struct pm_conn *st = (struct pm_conn *) c->fn_data;
+  void *owner = c->mgr->userdata;
+  if (st == NULL) return;  // Out of memory when it was accepted: already closing
+  if (ev == MG_EV_OPEN) {
+    if (c->is_accepted) {
+      struct pm_conn *own = (struct pm_conn *) calloc(1, sizeof(*own));
+      if (own == NULL) {
+        c->fn_data = NULL;
+        c->is_closing = 1;
+        return;
+      }
+      own->events = st->events;
+      own->parent = st->id;
+      c->fn_data = st = own;
+    }
+    st->id = c->id;
+  }
+  if (owner != NULL && pm_wants(st, ev)) pm_on_event(owner, c, c->id, ev, ev_data);
+  if (ev == MG_EV_CLOSE) {
+    c->fn_data = NULL;
+    free(st);
+  }
+}
+
+static struct pm_conn *pm_new_state(uint32_t events) {
+  struct pm_conn *st = (struct pm_conn *) calloc(1, sizeof(*st));
+  if (st != NULL) st->events = events;
+  return st;
+}
+
+typedef struct mg_connection *(*pm_opener)(struct mg_mgr *, const char *url,
+                                           mg_event_handler_t, void *fn_data);
+
+/* Mongoose fires MG_EV_OPEN inside the opener, so the state must exist before the
+ * call; when the call fails no event has run and the state is still ours to free. */
+static struct mg_connection *pm_open(pm_opener open, struct mg_mgr *mgr,
+                                     const char *url, uint32_t events) {
+  struct pm_conn *st = pm_new_state(events);
+  struct mg_connection *c = st == NULL ? NULL : open(mgr, url, pm_event_handler, st);
+  if (c == NULL) free(st);
+  return c;
+}
+
+struct mg_connection *pm_listen(struct mg_mgr *mgr, const char *url, int proto,
+                                uint32_t events) {
+  pm_opener open = proto == PM_PROTO_HTTP   ? mg_http_listen
+                   : proto == PM_PROTO_MQTT ? mg_mqtt_listen
+                                            : mg_listen;
+  return pm_open(open, mgr, url, events);
+}
+
+struct mg_connection *pm_connect(struct mg_mgr *mgr, const char *url, int proto,
+                                 uint32_t events) {
+  pm_opener open = proto == PM_PROTO_HTTP   ? mg_http_connect
+                   : proto == PM_PROTO_SNTP ? mg_sntp_connect
+                                            : mg_connect;
+  return pm_open(open, mgr, url, events);
+}
+
+struct mg_connection *pm_ws_connect(struct mg_mgr *mgr, const char *url,
+                                    const char *extra_headers, uint32_t events) {
+  struct pm_conn *st = pm_new_state(events);
+  struct mg_connection *c =
+      st == NULL ? NULL
+                 : mg_ws_connect(mgr, url, pm_event_handler, st, "%s",
+                                 extra_headers == NULL ? "" : extra_headers);
+  if (c == NULL) free(st);
+  return c;
+}
+
+struct mg_connection *pm_mqtt_connect(struct mg_mgr *mgr, const char *url,
+                                      const struct mg_mqtt_opts *opts,
+                                      uint32_t events) {
+  struct pm_conn *st = pm_new_state(events);
+  struct mg_connection *c =
+      st == NULL ? NULL : mg_mqtt_connect(mgr, url, opts, pm_event_handler, st);
+  if (c == NULL) free(st);
+  return c;
+}
+
+uint32_t pm_conn_events(const struct mg_connection *c) {
+  const struct pm_conn *st = (const struct pm_conn *) c->fn_data;
+  return st == NULL ? 0 : st->events;
+}
+
+void pm_conn_set_events(struct mg_connection *c, uint32_t events) {
+  struct pm_conn *st = (struct pm_conn *) c->fn_data;
+  if (st != NULL) st->events = events;
+}
+
+unsigned long pm_conn_parent(const struct mg_connection *c) {
+  const struct pm_conn *st = (const struct pm_conn *) c->fn_data;
+  return st == NULL ? 0 : st->parent;
+}
+
+unsigned pm_conn_flags(const struct mg_connection *c) {
+  return (c->is_listening ? PM_IS_LISTENING : 0) | (c->is_client ? PM_IS_CLIENT : 0) |
+         (c->is_accepted ? PM_IS_ACCEPTED : 0) |
+         (c->is_resolving ? PM_IS_RESOLVING : 0) |
+         (c->is_connecting ? PM_IS_CONNECTING : 0) | (c->is_tls ? PM_IS_TLS : 0) |
+         (c->is_tls_hs ? PM_IS_TLS_HS : 0) | (c->is_udp ? PM_IS_UDP : 0) |
+         (c->is_websocket ? PM_IS_WEBSOCKET : 0) |
+         (c->is_draining ? PM_IS_DRAINING : 0) |
+         (c->is_closing ? PM_IS_CLOSING : 0) | (c->is_full ? PM_IS_FULL : 0) |
+         (c->is_readable ? PM_IS_READABLE : 0) |
+         (c->is_writable ? PM_IS_WRITABLE : 0);
+}
+
+void pm_conn_set_full(struct mg_connection *c, bool full) { c->is_full = full; }
+void pm_conn_drain(struct mg_connection *c) { c->is_draining = 1; }
+void pm_conn_close(struct mg_connection *c) { c->is_closing = 1; }
+
+int pm_conn_addr(const struct mg_connection *c, bool remote, uint8_t ip[16],
+                 bool *is_ip6) {
+  const struct mg_addr *a = remote ? &c->rem : &c->loc;
+  memcpy(ip, a->addr.ip, 16);
+  *is_ip6 = a->is_ip6;
+  return mg_ntohs(a->port);
+}
+
+/* ---- the manager ---------------------------------------------------------------- */
+
+/* Mongoose's wall clock is its monotonic clock plus a boot timestamp that only an
+ * SNTP reply sets. Built-in TLS checks certificate dates against it, and with no
+ * timestamp it would contact a public time server on its own. Seed it from the host
+ * clock instead, so dates verify and no host the user did not name is contacted. */
+static void pm_seed_clock(void) {
+  struct timespec ts;
+  if (mg_boot_timestamp_ms == 0 && clock_gettime(CLOCK_REALTIME, &ts) == 0) {
+    uint64_t wall_ms = (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+    mg_boot_timestamp_ms = wall_ms - mg_millis();
+  }
+}
+
+/* Collects Mongoose's log, which arrives a character at a time, into lines. Each
+ * polling thread has its own line, so managers polled in parallel do not interleave. */
+#define PM_LOG_LINE_MAX 1024
+static _Thread_local char pm_log_line[PM_LOG_LINE_MAX];
+static _Thread_local size_t pm_log_len;
+
+static void pm_log_char(char ch, void *param) {
+  (void) param;
+  if (ch == '\n') {
+    size_t len = pm_log_len;
+    if (len > 0 && pm_log_line[len - 1] == '\r') len--;
+    pm_log_len = 0;
+    pm_on_log(pm_log_line, len);
+  } else if (pm_log_len < PM_LOG_LINE_MAX) {
+    pm_log_line[pm_log_len++] = ch;
+  }  // Longer lines are cut at PM_LOG_LINE_MAX characters.
+}
+
+void pm_init(void) {
+  mg_log_set(MG_LL_NONE);  // Mongoose's log is off until Python turns it on.
+  mg_log_set_fn(pm_log_char, NULL);
+  pm_seed_clock();
+}
+
+struct mg_mgr *pm_mgr_new(void *owner) {
+  struct mg_mgr *mgr = (struct mg_mgr *) calloc(1, sizeof(*mgr));
+  if (mgr == NULL) return NULL;
+  mg_mgr_init(mgr);
+  // The wakeup pipe lets another thread interrupt a blocking poll (pm_mgr_wake).
+  if (!mg_wakeup_init(mgr)) {
+    mg_mgr_free(mgr);
+    free(mgr);
+    return NULL;
+  }
+  mgr->userdata = owner;
+  return mgr;
+}
+
+/* Closes every connection (their MG_EV_CLOSE still reaches Python unless the manager
+ * was disowned), frees every timer, then the manager itself. */
+void pm_mgr_free(struct mg_mgr *mgr) {
+  mg_mgr_free(mgr);
+  free(mgr);
+}
+
+/* Stops all calls into Python for this manager: used when it is freed from a
+ * finalizer, where running Python handlers would be unsafe. */
+void pm_mgr_disown(struct mg_mgr *mgr) { mgr->userdata = NULL; }
+
+/* Connection ids count up from 1, so this one never names a connection: Mongoose
+ * reads the message, finds no connection, and drops it, but the poll has woken. */
+#define PM_WAKE_ONLY_ID ((unsigned long) -1)
+
+bool pm_mgr_wake(struct mg_mgr *mgr) {
+  return mg_wakeup(mgr, PM_WAKE_ONLY_ID, "", 0);
+}
+
+/* ---- fixed-argument wrappers for variadic Mongoose calls ---------------------- */
+
+/* Like mg_http_reply(), but the body is sent byte for byte (NUL bytes included)
+ * instead of being a printf format. headers are complete "Name: value\r\n" lines,
+ * already validated by Python. */
+void pm_http_reply(struct mg_connection *c, int status, const char *headers,
+                   size_t headers_len, const char *body, size_t body_len) {
+  mg_printf(c, "HTTP/1.1 %d %s\r\n%.*sContent-Length: %lu\r\n\r\n", status,
+            mg_http_status_code_str(status), (int) headers_len, headers,
+            (unsigned long) body_len);
+  if (body_len > 0 && !mg_send(c, body, body_len)) mg_error(c, "OOM");
+  c->is_resp = 0;
+}
+
+/* The status line and headers of a response whose body follows in chunks. */
+void pm_http_head(struct mg_connection *c, int status, const char *headers,
+                  size_t headers_len) {
+  mg_printf(c, "HTTP/1.1 %d %s\r\n%.*s\r\n", status,
+            mg_http_status_code_str(status), (int) headers_len, headers);
+}
+
+/* One Server-Sent Event, as a chunk of a chunked response. */
+void pm_http_sse(struct mg_connection *c, const char *event, size_t event_len,
+                 const char *data, size_t data_len) {
+  size_t len = 7 + event_len + 7 + data_len + 2;  // "event: " E "\ndata: " D "\n\n"
+  mg_printf(c, "%lx\r\nevent: %.*s\ndata: %.*s\n\n\r\n", (unsigned long) len,
+            (int) event_len, event, (int) data_len, data);
+}
+
+void pm_ws_upgrade(struct mg_connection *c, struct mg_http_message *hm,
+                   const char *extra_headers) {
+  mg_ws_upgrade(c, hm, "%s", extra_headers == NULL ? "" : extra_headers);
+}
+
+void pm_error(struct mg_connection *c, const char *message) {
+  mg_error(c, "%s", message);
+}
+
+/* ---- timers ---------------------------------------------------------------------- */
+
+/* A Mongoose timer with what its callback needs to reach Python. The mg_timer comes
+ * first: Mongoose frees a fired one-shot timer, and every timer in mg_mgr_free(),
+ * with mg_free() on its address, which is this whole struct's. */
+struct pm_timer {
+  struct mg_timer timer;
+  struct mg_mgr *mgr;
+  unsigned long id;
+};
+
+static void pm_timer_fn(void *arg) {
+  struct pm_timer *t = (struct pm_timer *) arg;
+  void *owner = t->mgr->userdata;
+  if (owner != NULL) pm_on_event(owner, NULL, t->id, PM_EV_TIMER, NULL);
+}
+
+struct mg_timer *pm_timer_add(struct mg_mgr *mgr, uint64_t period_ms,
+                              bool repeat, bool run_now, unsigned long id) {
+  struct pm_timer *t = (struct pm_timer *) mg_calloc(1, sizeof(*t));
+  unsigned flags = MG_TIMER_AUTODELETE | (repeat ? MG_TIMER_REPEAT : 0) |
+                   (run_now ? MG_TIMER_RUN_NOW : 0);
+  if (t == NULL) return NULL;
+  t->mgr = mgr;
+  t->id = id;
+  mg_timer_init(&mgr->timers, &t->timer, period_ms, flags, pm_timer_fn, t);
+  return &t->timer;
+}
+
+/* Must not run inside mg_timer_poll(): Python defers cancels made during a poll. */
+void pm_timer_cancel(struct mg_mgr *mgr, struct mg_timer *timer) {
+  mg_timer_free(&mgr->timers, timer);
+  mg_free(timer);
+}

@@ -1,0 +1,487 @@
+"""A network connection: a thin object over one Mongoose connection.
+
+Connections are made by :class:`~pymongoose.Manager` (``listen``, ``connect``...) and
+handed to handlers; you never construct one. Once its ``MG_EV_CLOSE`` has been
+delivered a connection is *closed*: its read-only properties keep their last values,
+calls that would send are dropped (logged at debug level), as asyncio transports do,
+and nothing touches the freed C memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Iterable, List, Mapping, NamedTuple, Optional
+
+from ._binding import ffi, lib
+from ._loop import on_loop
+from ._text import BytesLike, to_bytes, to_cstr
+from .errors import WrongThreadError
+from .messages import HttpMessage
+
+if TYPE_CHECKING:
+    from .manager import Manager
+
+logger = logging.getLogger("pymongoose")
+
+EventHandler = Callable[["Connection", int, Any], None]
+
+
+class Address(NamedTuple):
+    """A connection's local or remote end: ``(ip, port)``.
+
+    >>> Address("::1", 8000).is_ipv6
+    True
+    """
+
+    ip: str
+    port: int
+
+    @property
+    def is_ipv6(self) -> bool:
+        """True for an IPv6 address."""
+        return ":" in self.ip
+
+
+def events_mask(events: Optional[Iterable[int]]) -> int:
+    """The C event mask for ``events`` (None: every event)."""
+    if events is None:
+        return 0xFFFFFFFF
+    if isinstance(events, (str, bytes)) or not hasattr(events, "__iter__"):
+        raise TypeError("events must be an iterable of MG_EV_* numbers or None")
+    mask = 0
+    for event in events:
+        if isinstance(event, bool) or not isinstance(event, int):
+            raise TypeError(f"events must hold MG_EV_* numbers, not {event!r}")
+        if not 0 <= event < 32:
+            raise ValueError(f"{event} is not an event number that can be filtered (0-31)")
+        mask |= 1 << event
+    return mask
+
+
+# RFC 9110 token characters, for header names.
+_TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_DEFAULT_REPLY_HEADERS = b"Content-Type: text/plain\r\n"
+
+
+def format_headers(headers: Optional[Mapping[str, str]], default_type: bytes = _DEFAULT_REPLY_HEADERS) -> bytes:
+    """Return ``headers`` as ``Name: value\\r\\n`` lines, refusing anything that could
+    split or smuggle a response; adds ``default_type`` unless Content-Type is given."""
+    if headers is None:
+        return default_type
+    if not isinstance(headers, Mapping):
+        raise TypeError(f"headers must be a mapping, not {type(headers).__name__}")
+    lines = []
+    has_type = False
+    for name, value in headers.items():
+        raw_name = to_bytes(name, "header name")
+        raw_value = to_bytes(value if isinstance(value, (str, bytes)) else str(value), "header value")
+        if not _TOKEN.match(raw_name):
+            raise ValueError(f"invalid header name {name!r}")
+        if b"\r" in raw_value or b"\n" in raw_value or b"\0" in raw_value:
+            raise ValueError(f"header {name!r} has CR, LF or NUL in its value")
+        has_type = has_type or raw_name.lower() == b"content-type"
+        lines.append(b"%s: %s\r\n" % (raw_name, raw_value))
+    if not has_type:
+        lines.insert(0, default_type)
+    return b"".join(lines)
+
+
+def _is_chunked(headers: Optional[Mapping[str, str]]) -> bool:
+    return headers is not None and any(
+        str(name).lower() == "transfer-encoding" and "chunked" in str(value).lower()
+        for name, value in headers.items()
+    )
+
+
+class _Final:
+    """What a connection looked like when it closed: the values its read-only
+    properties keep."""
+
+    __slots__ = ("flags", "local", "remote", "recv_len", "send_len", "recv_size", "send_size")
+
+
+class Connection:
+    """One connection of a :class:`~pymongoose.Manager`.
+
+    Handlers receive it as their first argument::
+
+        def handler(conn, event, data):
+            if event == MG_EV_HTTP_MSG:
+                conn.reply(200, "Hello, World!")
+    """
+
+    __slots__ = ("_manager", "_ptr", "_id", "_handler", "_mask", "_final", "_addresses", "userdata",
+                 "__weakref__")
+
+    def __init__(self, manager: "Manager", pointer: Any, conn_id: int, handler: Optional[EventHandler], mask: int) -> None:
+        self._manager = manager
+        self._ptr = pointer  # None once MG_EV_CLOSE has been delivered
+        self._id = conn_id
+        self._handler = handler
+        self._mask = mask
+        self._final: Optional[_Final] = None
+        self._addresses: List[Optional[Address]] = [None, None]  # local, remote
+        #: Anything you want to keep with this connection.
+        self.userdata: Any = None
+
+    # ---- identity and handler --------------------------------------------------
+
+    @property
+    def id(self) -> int:
+        """Mongoose's connection id, unique within the manager."""
+        return self._id
+
+    @property
+    def manager(self) -> "Manager":
+        """The manager this connection belongs to."""
+        return self._manager
+
+    @property
+    def handler(self) -> Optional[EventHandler]:
+        """The handler this connection's events go to."""
+        return self._handler
+
+    def set_handler(self, handler: Optional[EventHandler]) -> None:
+        """Send this connection's events to ``handler`` (None: the manager's)."""
+        if handler is not None and not callable(handler):
+            raise TypeError("handler must be callable or None")
+        self._handler = handler if handler is not None else self._manager._handler
+
+    @property
+    def events(self) -> Optional[FrozenSet[int]]:
+        """The events delivered to Python for this connection; None means all.
+
+        Assign an iterable of ``MG_EV_*`` numbers to narrow it at run time."""
+        if self._mask == 0xFFFFFFFF:
+            return None
+        return frozenset(ev for ev in range(32) if self._mask >> ev & 1)
+
+    @events.setter
+    def events(self, events: Optional[Iterable[int]]) -> None:
+        mask = events_mask(events)
+        self._set_mask(mask)
+
+    @on_loop
+    def _set_mask(self, mask: int) -> None:
+        self._mask = mask
+        if self._ptr is not None:
+            lib.pm_conn_set_events(self._ptr, mask)
+
+    @property
+    def is_closed(self) -> bool:
+        """True once the connection's MG_EV_CLOSE has been delivered."""
+        return self._ptr is None
+
+    # ---- state flags ---------------------------------------------------------------
+
+    @on_loop
+    def _flags(self) -> int:
+        if self._ptr is None:
+            return self._final.flags if self._final is not None else 0
+        return int(lib.pm_conn_flags(self._ptr))
+
+    is_listening = property(lambda self: bool(self._flags() & lib.PM_IS_LISTENING), doc="Listening socket?")
+    is_client = property(lambda self: bool(self._flags() & lib.PM_IS_CLIENT), doc="Outbound connection?")
+    is_accepted = property(lambda self: bool(self._flags() & lib.PM_IS_ACCEPTED), doc="Accepted by a listener?")
+    is_tls = property(lambda self: bool(self._flags() & lib.PM_IS_TLS), doc="TLS enabled?")
+    is_udp = property(lambda self: bool(self._flags() & lib.PM_IS_UDP), doc="UDP socket?")
+    is_websocket = property(lambda self: bool(self._flags() & lib.PM_IS_WEBSOCKET), doc="Upgraded to WebSocket?")
+    is_readable = property(lambda self: bool(self._flags() & lib.PM_IS_READABLE), doc="Data available to read?")
+    is_writable = property(lambda self: bool(self._flags() & lib.PM_IS_WRITABLE), doc="Socket writable?")
+    is_draining = property(lambda self: bool(self._flags() & lib.PM_IS_DRAINING), doc="Closing once sent?")
+    is_resolving = property(lambda self: bool(self._flags() & lib.PM_IS_RESOLVING), doc="DNS lookup running?")
+    is_connecting = property(lambda self: bool(self._flags() & lib.PM_IS_CONNECTING), doc="Connect running?")
+
+    @property
+    def is_closing(self) -> bool:
+        """True once the connection is closing (or closed)."""
+        return self._ptr is None or bool(self._flags() & lib.PM_IS_CLOSING)
+
+    @property
+    def is_full(self) -> bool:
+        """Reads paused? Set it True to stop reading (backpressure), False to resume."""
+        return bool(self._flags() & lib.PM_IS_FULL)
+
+    @is_full.setter
+    def is_full(self, full: bool) -> None:
+        self._set_full(bool(full))
+
+    @on_loop
+    def _set_full(self, full: bool) -> None:
+        if self._ptr is not None:
+            lib.pm_conn_set_full(self._ptr, full)
+
+    # ---- addresses and buffers --------------------------------------------------
+
+    def _address(self, remote: bool) -> Optional[Address]:
+        # Once known for good (after connect/accept), an address never changes, so
+        # it is kept and may then be read from any thread.
+        cached = self._addresses[remote]
+        return cached if cached is not None else self._read_address(remote)
+
+    @on_loop
+    def _read_address(self, remote: bool) -> Optional[Address]:
+        if self._ptr is None:
+            final = self._final
+            return None if final is None else (final.remote if remote else final.local)
+        address = _read_address(self._ptr, remote)
+        if not lib.pm_conn_flags(self._ptr) & (lib.PM_IS_RESOLVING | lib.PM_IS_CONNECTING):
+            self._addresses[remote] = address
+        return address
+
+    @property
+    def local_addr(self) -> Optional[Address]:
+        """Local end as ``(ip, port)``; for a listener on port 0, the chosen port."""
+        return self._address(False)
+
+    @property
+    def remote_addr(self) -> Optional[Address]:
+        """Remote end as ``(ip, port)``."""
+        return self._address(True)
+
+    @on_loop
+    def _buffer_number(self, name: str) -> int:
+        if self._ptr is None:
+            return getattr(self._final, name, 0)
+        buffer, field = name.split("_")
+        return int(getattr(getattr(self._ptr, buffer), "len" if field == "len" else "size"))
+
+    recv_len = property(lambda self: self._buffer_number("recv_len"), doc="Bytes in the receive buffer.")
+    send_len = property(lambda self: self._buffer_number("send_len"), doc="Bytes waiting to be sent.")
+    recv_size = property(lambda self: self._buffer_number("recv_size"), doc="Receive buffer capacity.")
+    send_size = property(lambda self: self._buffer_number("send_size"), doc="Send buffer capacity.")
+
+    @on_loop
+    def recv_data(self, length: int = -1) -> bytes:
+        """Return up to ``length`` bytes (-1: all) of the receive buffer, leaving them there."""
+        return self._peek("recv", length)
+
+    @on_loop
+    def send_data(self, length: int = -1) -> bytes:
+        """Return up to ``length`` bytes (-1: all) of the send buffer, leaving them there."""
+        return self._peek("send", length)
+
+    def _peek(self, which: str, length: int) -> bytes:
+        if isinstance(length, bool) or not isinstance(length, int):
+            raise TypeError("length must be an int")
+        if length < -1:
+            raise ValueError("length must be -1 (all) or a byte count >= 0")
+        if self._ptr is None:
+            return b""
+        buffer = getattr(self._ptr, which)
+        n = buffer.len if length == -1 else min(length, buffer.len)
+        return ffi.unpack(ffi.cast("char *", buffer.buf), n) if n else b""
+
+    @on_loop
+    def consume(self, length: int) -> None:
+        """Discard the first ``length`` bytes of the receive buffer (after reading
+        them with :meth:`recv_data` in an ``MG_EV_READ`` handler)."""
+        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
+            raise ValueError("length must be a byte count >= 0")
+        if self._ptr is not None:
+            recv = self._ptr.recv
+            n = min(length, recv.len)
+            if n:
+                ffi.memmove(recv.buf, recv.buf + n, recv.len - n)
+                recv.len -= n
+
+    # ---- sending -------------------------------------------------------------------
+
+    def _dropped(self, action: str) -> None:
+        logger.debug("%r: %s() dropped: the connection is closed", self, action)
+
+    @on_loop
+    def send(self, data: BytesLike) -> bool:
+        """Queue raw bytes (str is UTF-8 encoded) for sending. False if closed."""
+        payload = to_bytes(data, "data")
+        if self._ptr is None:
+            self._dropped("send")
+            return False
+        return bool(lib.mg_send(self._ptr, payload, len(payload)))
+
+    @on_loop
+    def reply(self, status_code: int, body: BytesLike = b"", headers: Optional[Mapping[str, str]] = None) -> None:
+        """Send a complete HTTP response with the right Content-Length.
+
+        ``Content-Type: text/plain`` is added unless ``headers`` names one. Header
+        names and values are checked: CR, LF or NUL raise ValueError. With
+        ``Transfer-Encoding: chunked`` in ``headers`` only the head (and ``body`` as a
+        first chunk, if any) is sent; continue with :meth:`http_chunk`.
+
+        >>> conn.reply(200, '{"ok": true}', {"Content-Type": "application/json"})  # doctest: +SKIP
+        """
+        if isinstance(status_code, bool) or not isinstance(status_code, int):
+            raise TypeError("status_code must be an int")
+        if not 100 <= status_code <= 999:
+            raise ValueError(f"status_code must be a 3-digit HTTP status, not {status_code}")
+        payload = to_bytes(body, "body")
+        head = format_headers(headers)
+        if self._ptr is None:
+            return self._dropped("reply")
+        if _is_chunked(headers):
+            lib.pm_http_head(self._ptr, status_code, head, len(head))
+            if payload:
+                lib.mg_http_write_chunk(self._ptr, payload, len(payload))
+        else:
+            lib.pm_http_reply(self._ptr, status_code, head, len(head), payload, len(payload))
+
+    @on_loop
+    def http_chunk(self, data: BytesLike) -> None:
+        """Send one chunk of a chunked response; empty ``data`` ends the response."""
+        payload = to_bytes(data, "data")
+        if self._ptr is None:
+            return self._dropped("http_chunk")
+        lib.mg_http_write_chunk(self._ptr, payload, len(payload))
+
+    @on_loop
+    def http_sse(self, event_type: str, data: str) -> None:
+        """Send one Server-Sent Event (``event:``/``data:`` lines) as a chunk of a
+        chunked ``text/event-stream`` response."""
+        event = to_bytes(event_type, "event_type")
+        payload = to_bytes(data, "data")
+        if b"\n" in event or b"\r" in event:
+            raise ValueError("event_type must be a single line")
+        if b"\n" in payload or b"\r" in payload:
+            # One event with several lines of data, as the SSE format spells it.
+            payload = b"\ndata: ".join(payload.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"))
+        if self._ptr is None:
+            return self._dropped("http_sse")
+        lib.pm_http_sse(self._ptr, event, len(event), payload, len(payload))
+
+    @on_loop
+    def serve_dir(self, message: HttpMessage, root_dir: str, extra_headers: str = "",
+                  mime_types: str = "", page404: str = "") -> None:
+        """Answer ``message`` from the files under ``root_dir`` (paths that escape it
+        are refused). ``extra_headers`` are complete ``Name: value\\r\\n`` lines;
+        ``mime_types`` is ``"ext=type,..."``."""
+        self._serve(message, root_dir, None, extra_headers, mime_types, page404)
+
+    @on_loop
+    def serve_file(self, message: HttpMessage, path: str, extra_headers: str = "", mime_types: str = "") -> None:
+        """Answer ``message`` with the file at ``path`` (404 if it does not exist)."""
+        self._serve(message, None, path, extra_headers, mime_types, "")
+
+    def _serve(self, message: HttpMessage, root_dir: Optional[str], path: Optional[str],
+               extra_headers: str, mime_types: str, page404: str) -> None:
+        if not isinstance(message, HttpMessage):
+            raise TypeError("message must be the HttpMessage passed to this handler")
+        hm = message._ptr()
+        _check_header_lines(extra_headers)
+        keep = []  # the C strings must outlive the call
+
+        def cstr(value: Optional[str], what: str) -> Any:
+            if not value:
+                return ffi.NULL
+            buf = ffi.new("char[]", to_cstr(value, what))
+            keep.append(buf)
+            return buf
+
+        opts = ffi.new("struct mg_http_serve_opts *")
+        opts.root_dir = cstr(root_dir, "root_dir") if root_dir is not None else ffi.NULL
+        opts.extra_headers = cstr(extra_headers, "extra_headers")
+        opts.mime_types = cstr(mime_types, "mime_types")
+        opts.page404 = cstr(page404, "page404")
+        if self._ptr is None:
+            return self._dropped("serve")
+        if path is None:
+            lib.mg_http_serve_dir(self._ptr, hm, opts)
+        else:
+            lib.mg_http_serve_file(self._ptr, hm, cstr(path, "path"), opts)
+
+    @on_loop
+    def http_basic_auth(self, username: str, password: str) -> None:
+        """Write an ``Authorization: Basic ...`` header line into the send buffer
+        (for a client, between its request line and the blank line)."""
+        user = to_cstr(username, "username")
+        secret = to_cstr(password, "password")
+        if self._ptr is None:
+            return self._dropped("http_basic_auth")
+        lib.mg_http_bauth(self._ptr, user, secret)
+
+    # ---- closing ---------------------------------------------------------------------
+
+    @on_loop
+    def close(self) -> None:
+        """Close now, discarding unsent data; MG_EV_CLOSE follows on the next poll."""
+        if self._ptr is not None:
+            lib.pm_conn_close(self._ptr)
+
+    @on_loop
+    def drain(self) -> None:
+        """Close once everything queued has been sent (graceful close)."""
+        if self._ptr is not None:
+            lib.pm_conn_drain(self._ptr)
+
+    @on_loop
+    def error(self, message: str) -> None:
+        """Raise MG_EV_ERROR with ``message`` on this connection, then close it."""
+        text = to_cstr(message, "message")
+        if self._ptr is None:
+            return self._dropped("error")
+        lib.pm_error(self._ptr, text)
+
+    # ---- bookkeeping for the Manager --------------------------------------------
+
+    def _retire(self) -> None:
+        """Record the final state and let go of the C connection (on MG_EV_CLOSE)."""
+        p = self._ptr
+        final = _Final()
+        final.flags = int(lib.pm_conn_flags(p)) | lib.PM_IS_CLOSING
+        final.local = _read_address(p, False)
+        final.remote = _read_address(p, True)
+        final.recv_len, final.recv_size = int(p.recv.len), int(p.recv.size)
+        final.send_len, final.send_size = int(p.send.len), int(p.send.size)
+        self._final = final
+        self._ptr = None
+
+    def __repr__(self) -> str:
+        try:
+            flags = self._flags()
+            local, remote = self.local_addr, self.remote_addr
+        except WrongThreadError:
+            return f"<Connection id={self._id}>"
+        kind = "udp" if flags & lib.PM_IS_UDP else "tcp"
+        if flags & lib.PM_IS_TLS:
+            kind += "+tls"
+        if flags & lib.PM_IS_WEBSOCKET:
+            kind += " websocket"
+        if flags & lib.PM_IS_LISTENING:
+            where = f"listening on {_format(local)}"
+        else:
+            where = f"{_format(local)} <-> {_format(remote)}"
+        state = " closed" if self._ptr is None else (" closing" if flags & lib.PM_IS_CLOSING else "")
+        return f"<Connection id={self._id} {kind} {where}{state}>"
+
+
+def _format(address: Optional[Address]) -> str:
+    if address is None:
+        return "?"
+    return f"[{address.ip}]:{address.port}" if address.is_ipv6 else f"{address.ip}:{address.port}"
+
+
+def _read_address(p: Any, remote: bool) -> Address:
+    ip = ffi.new("uint8_t[16]")
+    is_ip6 = ffi.new("bool *")
+    port = lib.pm_conn_addr(p, remote, ip, is_ip6)
+    raw = bytes(ffi.buffer(ip))
+    if is_ip6[0]:
+        return Address(socket.inet_ntop(socket.AF_INET6, raw), port)
+    return Address(socket.inet_ntop(socket.AF_INET, raw[:4]), port)
+
+
+def _check_header_lines(lines: str) -> None:
+    """Extra header lines given as one string must be complete, well-formed lines."""
+    if not lines:
+        return
+    raw = to_cstr(lines, "extra_headers")
+    if not raw.endswith(b"\r\n"):
+        raise ValueError("extra_headers must be complete lines, each ending in \\r\\n")
+    for line in raw[:-2].split(b"\r\n"):
+        name, sep, _ = line.partition(b":")
+        if not sep or not _TOKEN.match(name) or b"\r" in line or b"\n" in line:
+            raise ValueError(f"malformed header line in extra_headers: {line!r}")
+
+
+__all__ = ["Address", "Connection", "EventHandler"]

@@ -1,0 +1,68 @@
+"""Event numbers, WebSocket opcodes and log levels, as Mongoose defines them.
+
+The values come from ``mongoose.h`` at build time, so they always match the
+compiled library.
+
+>>> from pymongoose import MG_EV_HTTP_MSG, event_name
+>>> event_name(MG_EV_HTTP_MSG)
+'MG_EV_HTTP_MSG'
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+from ._binding import lib
+
+MG_EV_ERROR: int = lib.MG_EV_ERROR
+MG_EV_OPEN: int = lib.MG_EV_OPEN
+MG_EV_POLL: int = lib.MG_EV_POLL
+MG_EV_RESOLVE: int = lib.MG_EV_RESOLVE
+MG_EV_CONNECT: int = lib.MG_EV_CONNECT
+MG_EV_ACCEPT: int = lib.MG_EV_ACCEPT
+MG_EV_TLS_HS: int = lib.MG_EV_TLS_HS
+MG_EV_READ: int = lib.MG_EV_READ
+MG_EV_WRITE: int = lib.MG_EV_WRITE
+MG_EV_CLOSE: int = lib.MG_EV_CLOSE
+MG_EV_HTTP_HDRS: int = lib.MG_EV_HTTP_HDRS
+MG_EV_HTTP_MSG: int = lib.MG_EV_HTTP_MSG
+MG_EV_WS_OPEN: int = lib.MG_EV_WS_OPEN
+MG_EV_WS_MSG: int = lib.MG_EV_WS_MSG
+MG_EV_WS_CTL: int = lib.MG_EV_WS_CTL
+MG_EV_MQTT_CMD: int = lib.MG_EV_MQTT_CMD
+MG_EV_MQTT_MSG: int = lib.MG_EV_MQTT_MSG
+MG_EV_MQTT_OPEN: int = lib.MG_EV_MQTT_OPEN
+MG_EV_SNTP_TIME: int = lib.MG_EV_SNTP_TIME
+MG_EV_WAKEUP: int = lib.MG_EV_WAKEUP
+MG_EV_USER: int = lib.MG_EV_USER
+
+WEBSOCKET_OP_CONTINUE: int = lib.WEBSOCKET_OP_CONTINUE
+WEBSOCKET_OP_TEXT: int = lib.WEBSOCKET_OP_TEXT
+WEBSOCKET_OP_BINARY: int = lib.WEBSOCKET_OP_BINARY
+WEBSOCKET_OP_CLOSE: int = lib.WEBSOCKET_OP_CLOSE
+WEBSOCKET_OP_PING: int = lib.WEBSOCKET_OP_PING
+WEBSOCKET_OP_PONG: int = lib.WEBSOCKET_OP_PONG
+
+MG_LL_NONE: int = lib.MG_LL_NONE
+MG_LL_ERROR: int = lib.MG_LL_ERROR
+MG_LL_INFO: int = lib.MG_LL_INFO
+MG_LL_DEBUG: int = lib.MG_LL_DEBUG
+MG_LL_VERBOSE: int = lib.MG_LL_VERBOSE
+
+_EVENT_NAMES: Dict[int, str] = {
+    value: name for name, value in globals().items() if name.startswith("MG_EV_")
+}
+
+
+def event_name(event: int) -> str:
+    """Return the constant's name for an event number (``MG_EV_USER+n`` past the end).
+
+    >>> event_name(MG_EV_USER + 2)
+    'MG_EV_USER+2'
+    """
+    name = _EVENT_NAMES.get(event)
+    if name is not None:
+        return name
+    if event > MG_EV_USER:
+        return f"MG_EV_USER+{event - MG_EV_USER}"
+    return f"MG_EV_{event}"

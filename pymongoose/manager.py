@@ -1,0 +1,590 @@
+"""The event loop: :class:`Manager` owns a Mongoose manager and its connections.
+
+Every event Mongoose raises for a connection made here reaches Python through one
+C entry point (``pm_on_event``); the manager finds the :class:`Connection` by id in
+its table and calls that connection's handler::
+
+    from pymongoose import Manager, MG_EV_HTTP_MSG
+
+    def handler(conn, event, data):
+        if event == MG_EV_HTTP_MSG:
+            conn.reply(200, "Hello, World!")
+
+    with Manager(handler) as mgr:
+        mgr.listen("http://127.0.0.1:8000", http=True)
+        while True:
+            mgr.poll(1000)
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import re
+import threading
+import weakref
+from threading import get_ident
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
+
+from ._binding import ffi, lib
+from ._loop import on_loop
+from ._resolv import system_dns
+from ._text import BytesLike, decode, from_mg_str, to_bytes, to_cstr
+from .connection import Connection, EventHandler, events_mask
+from .errors import ConnectError, ListenError, ManagerClosedError
+from .events import (
+    MG_EV_CLOSE, MG_EV_ERROR, MG_EV_HTTP_HDRS, MG_EV_HTTP_MSG, MG_EV_MQTT_CMD, MG_EV_MQTT_MSG,
+    MG_EV_MQTT_OPEN, MG_EV_OPEN, MG_EV_READ, MG_EV_SNTP_TIME, MG_EV_WAKEUP, MG_EV_WRITE,
+    MG_EV_WS_CTL, MG_EV_WS_MSG, MG_EV_WS_OPEN, event_name,
+)
+from .log import capture_errors
+from .messages import HttpMessage, MqttMessage, WsMessage
+from .timers import Timer
+
+logger = logging.getLogger("pymongoose")
+
+_PM_EV_TIMER = lib.PM_EV_TIMER
+_ALL_EVENTS = 0xFFFFFFFF
+_HTTP_SCHEMES = ("http://", "https://", "ws://", "wss://")
+
+
+# ---- event data: what a handler receives as ``data`` for each event -------------
+
+def _error_text(ev_data: Any) -> str:
+    return decode(ffi.string(ffi.cast("char *", ev_data)))
+
+
+def _long_value(ev_data: Any) -> int:
+    return int(ffi.cast("long *", ev_data)[0])
+
+
+def _int_value(ev_data: Any) -> int:
+    return int(ffi.cast("int *", ev_data)[0])
+
+
+def _int64_value(ev_data: Any) -> int:
+    return int(ffi.cast("int64_t *", ev_data)[0])
+
+
+def _mg_str_bytes(ev_data: Any) -> bytes:
+    return from_mg_str(ffi.cast("struct mg_str *", ev_data)[0])
+
+
+def _view(cls: type, c_type: str) -> Callable[[Any], Any]:
+    def wrap(ev_data: Any) -> Any:
+        return cls(ffi.cast(c_type, ev_data))
+    return wrap
+
+
+_EVENT_DATA: Dict[int, Callable[[Any], Any]] = {
+    MG_EV_ERROR: _error_text,
+    MG_EV_READ: _long_value,
+    MG_EV_WRITE: _long_value,
+    MG_EV_HTTP_HDRS: _view(HttpMessage, "struct mg_http_message *"),
+    MG_EV_HTTP_MSG: _view(HttpMessage, "struct mg_http_message *"),
+    MG_EV_WS_OPEN: _view(HttpMessage, "struct mg_http_message *"),
+    MG_EV_WS_MSG: _view(WsMessage, "struct mg_ws_message *"),
+    MG_EV_WS_CTL: _view(WsMessage, "struct mg_ws_message *"),
+    MG_EV_MQTT_CMD: _view(MqttMessage, "struct mg_mqtt_message *"),
+    MG_EV_MQTT_MSG: _view(MqttMessage, "struct mg_mqtt_message *"),
+    MG_EV_MQTT_OPEN: _int_value,
+    MG_EV_SNTP_TIME: _int64_value,
+    MG_EV_WAKEUP: _mg_str_bytes,
+}
+# Events whose data is a view into Mongoose's buffers, invalid once the handler returns.
+_VIEW_EVENTS = frozenset({MG_EV_HTTP_HDRS, MG_EV_HTTP_MSG, MG_EV_WS_OPEN, MG_EV_WS_MSG,
+                          MG_EV_WS_CTL, MG_EV_MQTT_CMD, MG_EV_MQTT_MSG})
+
+
+# ---- the one entry point from C ----------------------------------------------------
+
+# KeyboardInterrupt/SystemExit that arrived before dispatch could catch it (a signal
+# at the trampoline's first instruction); the next poll() on this thread raises it.
+_stray_interrupts: Dict[int, BaseException] = {}
+
+
+def _trampoline_failed(exc_type: type, exc: BaseException, tb: Any) -> None:
+    if issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
+        _stray_interrupts.setdefault(get_ident(), exc)
+    else:
+        logger.error("pymongoose: internal error while dispatching an event", exc_info=(exc_type, exc, tb))
+
+
+@ffi.def_extern(onerror=_trampoline_failed)
+def pm_on_event(owner, c, conn_id, ev, ev_data):  # type: ignore[no-untyped-def]
+    ffi.from_handle(owner)._dispatch(c, conn_id, ev, ev_data)
+
+
+def _free_abandoned(pointer: Any, keepalive: Any) -> None:
+    """Finalizer of a Manager dropped without close(): free the C side without
+    running any Python handler (they must not run during garbage collection)."""
+    lib.pm_mgr_disown(pointer)
+    lib.pm_mgr_free(pointer)
+    del keepalive  # the DNS URL strings Mongoose read until now
+
+
+# ---- the manager ---------------------------------------------------------------------
+
+class Manager:
+    """Owns a Mongoose event manager, its connections and its timers.
+
+    :param handler: called as ``handler(conn, event, data)`` for the events of every
+        connection that has no handler of its own.
+    :param enable_wakeup: accepted for compatibility; :meth:`wakeup` always works.
+    :param events: the ``MG_EV_*`` events delivered to Python by default (None: all).
+        Others are filtered out in C, before they cost anything.
+    :param dns: DNS server URL (``"udp://127.0.0.1:53"``); default: the system's.
+    :param dns_timeout_ms: how long a DNS lookup may take.
+    :param error_handler: called with the exception when a handler raises; default:
+        log it on the ``pymongoose`` logger with the connection and event.
+
+    Use it as a context manager, or call :meth:`close`, to free it.
+    """
+
+    def __init__(self, handler: Optional[EventHandler] = None, enable_wakeup: bool = False, *,
+                 events: Optional[Iterable[int]] = None, dns: Optional[str] = None,
+                 dns_timeout_ms: Optional[int] = None,
+                 error_handler: Optional[Callable[[BaseException], Any]] = None) -> None:
+        if handler is not None and not callable(handler):
+            raise TypeError("handler must be callable or None")
+        if error_handler is not None and not callable(error_handler):
+            raise TypeError("error_handler must be callable or None")
+        self._manager = self  # so on_loop-guarded methods find their manager uniformly
+        self._handler = handler
+        self._error_handler = error_handler
+        self._mask = events_mask(events)
+        self._conns: Dict[int, Connection] = {}
+        self._timers: Dict[int, Timer] = {}
+        self._next_timer_id = 1
+        self._opening_handler: Optional[EventHandler] = None
+        self._held: Optional[BaseException] = None  # KeyboardInterrupt/SystemExit from a handler
+        # Loop ownership (see _loop.py) and the hand-over queue from other threads.
+        self._lock = threading.Lock()
+        self._owner: Optional[int] = None
+        self._inbox: Deque[Tuple[Callable[..., Any], Tuple[Any, ...]]] = collections.deque()
+        self._wake_pending = False
+        self._wake_lock = threading.Lock()  # guards _ptr against a concurrent free
+        self._closed = False
+
+        self._handle = ffi.new_handle(self)
+        pointer = lib.pm_mgr_new(self._handle)
+        if pointer == ffi.NULL:
+            raise OSError("could not create a Mongoose manager (out of memory or sockets)")
+        self._ptr: Optional[Any] = pointer
+        self._dns_urls: List[Any] = []
+        self._configure_dns(dns, dns_timeout_ms)
+        self._finalizer = weakref.finalize(self, _free_abandoned, pointer, self._dns_urls)
+
+    def _configure_dns(self, dns: Optional[str], timeout_ms: Optional[int]) -> None:
+        if dns is None:
+            v4, v6 = system_dns()
+        else:
+            v4, v6 = dns, None
+            if not isinstance(dns, str) or not dns.startswith(("udp://", "tcp://")):
+                raise ValueError(f"dns must be a URL like 'udp://127.0.0.1:53', not {dns!r}")
+        self._dns_urls[:] = [ffi.new("char[]", to_cstr(url, "dns")) for url in (v4, v6 or v4)]
+        self._ptr.dns4.url, self._ptr.dns6.url = self._dns_urls
+        if timeout_ms is not None:
+            if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms <= 0:
+                raise ValueError("dns_timeout_ms must be a positive int")
+            self._ptr.dnstimeout = timeout_ms
+
+    # ---- the loop ----------------------------------------------------------------
+
+    def poll(self, timeout_ms: int = 0) -> None:
+        """Run one iteration of the event loop, waiting up to ``timeout_ms`` for I/O.
+
+        Handlers run inside this call. A ``KeyboardInterrupt`` or ``SystemExit``
+        raised by a handler is re-raised here once the iteration is over.
+        """
+        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int):
+            raise TypeError("timeout_ms must be an int")
+        if self._closed:
+            raise ManagerClosedError("poll() on a closed Manager")
+        me = get_ident()
+        if self._owner == me:
+            raise RuntimeError("poll() called from inside a handler of the same Manager")
+        with self._lock:
+            pointer = self._ptr
+            if pointer is None:
+                raise ManagerClosedError("poll() on a closed Manager")
+            self._owner = me
+            try:
+                lib.mg_mgr_poll(pointer, max(timeout_ms, 0))
+                if self._inbox:
+                    self._run_inbox()
+            finally:
+                self._owner = None
+                if self._closed and self._ptr is not None:
+                    self._free()
+        self._raise_held(me)
+
+    def run(self, poll_ms: int = 100) -> None:
+        """Poll until interrupted (Ctrl-C or SIGTERM), then close the manager."""
+        import signal
+
+        stop = threading.Event()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, lambda *_: stop.set())
+        try:
+            while not stop.is_set():
+                self.poll(poll_ms)
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+            self.close()
+
+    def _raise_held(self, me: int) -> None:
+        held, self._held = self._held, None
+        if held is None and _stray_interrupts:
+            held = _stray_interrupts.pop(me, None)
+        if held is not None:
+            raise held
+
+    def _release_loop(self) -> None:
+        """End an on_loop call made from outside a poll (see _loop.py)."""
+        self._owner = None
+        try:
+            if self._closed and self._ptr is not None:
+                self._free()
+        finally:
+            self._lock.release()
+
+    # ---- closing ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every connection and timer, then free the manager. Idempotent.
+
+        From another thread while :meth:`poll` runs, it wakes the poll, waits for it
+        to return, then frees. From inside a handler, the manager is freed as soon
+        as the current poll returns. Either way, later polls raise
+        :class:`ManagerClosedError`.
+        """
+        with self._wake_lock:
+            if self._closed:
+                return
+            self._closed = True
+        me = get_ident()
+        if self._owner == me:
+            return  # inside a handler: poll() frees on its way out
+        if not self._lock.acquire(blocking=False):
+            self._wake()
+            self._lock.acquire()
+        self._owner = me
+        self._release_loop()
+
+    def _free(self) -> None:
+        with self._wake_lock:
+            pointer, self._ptr = self._ptr, None
+        self._finalizer.detach()
+        lib.pm_mgr_free(pointer)  # delivers MG_EV_CLOSE for every connection
+        for timer in list(self._timers.values()):
+            timer._forget()
+        self._timers.clear()
+        self._conns.clear()
+        undelivered = len(self._inbox)
+        self._inbox.clear()
+        if undelivered:
+            logger.warning("%d wakeups/calls handed to %r were not run: it was closed", undelivered, self)
+
+    def __enter__(self) -> "Manager":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+        return self._closed
+
+    def _live_pointer(self) -> Any:
+        pointer = self._ptr
+        if pointer is None or self._closed:
+            raise ManagerClosedError("the Manager is closed")
+        return pointer
+
+    # ---- dispatch (the hot path) ---------------------------------------------------
+
+    def _dispatch(self, c: Any, conn_id: int, ev: int, ev_data: Any) -> None:
+        if ev == _PM_EV_TIMER:
+            return self._fire_timer(conn_id)
+        conn = self._conns.get(conn_id)
+        if conn is None:
+            if ev != MG_EV_OPEN:
+                return
+            conn = self._adopt(c, conn_id)
+        if ev == MG_EV_CLOSE:
+            try:
+                if conn._mask >> MG_EV_CLOSE & 1:
+                    self._deliver(conn, ev, None)
+            finally:
+                conn._retire()
+                self._conns.pop(conn_id, None)
+            return
+        if ev == MG_EV_OPEN and not conn._mask >> MG_EV_OPEN & 1:
+            return
+        convert = _EVENT_DATA.get(ev)
+        if convert is None:
+            self._deliver(conn, ev, None)
+            return
+        data = convert(ev_data)
+        self._deliver(conn, ev, data)
+        if ev in _VIEW_EVENTS:
+            data._release()
+
+    def _deliver(self, conn: Connection, ev: int, data: Any) -> None:
+        handler = conn._handler
+        if handler is None:
+            return
+        try:
+            handler(conn, ev, data)
+        except Exception as exc:
+            self._handler_failed(exc, f"handler for {event_name(ev)} on {conn!r}")
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit: leave poll()
+            if self._held is None:
+                self._held = exc
+
+    def _handler_failed(self, exc: Exception, where: str) -> None:
+        if self._error_handler is not None:
+            try:
+                self._error_handler(exc)
+                return
+            except Exception:
+                logger.exception("error_handler failed while handling an exception from the %s", where)
+        logger.error("exception in the %s", where, exc_info=exc)
+
+    def _adopt(self, c: Any, conn_id: int) -> Connection:
+        """Create the Connection for a new C connection (on its MG_EV_OPEN)."""
+        parent_id = lib.pm_conn_parent(c)
+        if parent_id:
+            parent = self._conns.get(parent_id)
+            handler = parent._handler if parent is not None else self._handler
+        else:
+            handler = self._opening_handler
+        conn = Connection(self, c, conn_id, handler, int(lib.pm_conn_events(c)))
+        self._conns[conn_id] = conn
+        return conn
+
+    # ---- opening connections --------------------------------------------------------
+
+    def _check_handler(self, handler: Optional[EventHandler]) -> Optional[EventHandler]:
+        if handler is None:
+            return self._handler
+        if not callable(handler):
+            raise TypeError("handler must be callable or None")
+        return handler
+
+    def _open(self, what: str, error: type, url: str, handler: Optional[EventHandler],
+              events: Optional[Iterable[int]], call: Callable[[Any, bytes, int], Any]) -> Connection:
+        pointer = self._live_pointer()
+        if not isinstance(url, str):
+            raise TypeError(f"url must be a str, not {type(url).__name__}")
+        raw_url = to_cstr(url, "url")
+        if not raw_url:
+            raise ValueError("url must not be empty")
+        chosen = self._check_handler(handler)
+        mask = self._mask if events is None else events_mask(events)
+        outer, self._opening_handler = self._opening_handler, chosen
+        try:
+            with capture_errors() as errors:
+                c = call(pointer, raw_url, mask)
+        finally:
+            self._opening_handler = outer
+        if c == ffi.NULL:
+            raise error(f"cannot {what} {url}: {_explain(errors)}")
+        return self._conns[int(c.id)]
+
+    @on_loop
+    def listen(self, url: str, handler: Optional[EventHandler] = None, *,
+               http: Optional[bool] = None, events: Optional[Iterable[int]] = None) -> Connection:
+        """Listen on ``url`` (``"tcp://0.0.0.0:1234"``, ``"udp://..."``,
+        ``"http://127.0.0.1:0"``...) and return the listening connection.
+
+        ``http`` turns on the HTTP parser; None infers it from the scheme (http, https,
+        ws, wss). Port 0 lets the OS choose: read it from ``local_addr``. Accepted
+        connections inherit ``handler`` and ``events``.
+
+        :raises ListenError: with the URL and the cause (address in use...).
+        """
+        proto = lib.PM_PROTO_HTTP if _wants_http(url, http) else lib.PM_PROTO_TCP
+        return self._open("listen on", ListenError, url, handler, events,
+                          lambda p, u, m: lib.pm_listen(p, u, proto, m))
+
+    @on_loop
+    def connect(self, url: str, handler: Optional[EventHandler] = None, *,
+                http: Optional[bool] = None, events: Optional[Iterable[int]] = None) -> Connection:
+        """Start an outbound connection to ``url`` and return it at once;
+        ``MG_EV_CONNECT`` (or ``MG_EV_ERROR``) follows. ``http`` as for :meth:`listen`."""
+        proto = lib.PM_PROTO_HTTP if _wants_http(url, http) else lib.PM_PROTO_TCP
+        return self._open("connect to", ConnectError, url, handler, events,
+                          lambda p, u, m: lib.pm_connect(p, u, proto, m))
+
+    def http_listen(self, url: str, handler: Optional[EventHandler] = None, *,
+                    events: Optional[Iterable[int]] = None) -> Connection:
+        """:meth:`listen` with the HTTP parser on."""
+        return self.listen(url, handler, http=True, events=events)
+
+    def http_connect(self, url: str, handler: Optional[EventHandler] = None, *,
+                     events: Optional[Iterable[int]] = None) -> Connection:
+        """:meth:`connect` with the HTTP parser on; send the request on MG_EV_CONNECT."""
+        return self.connect(url, handler, http=True, events=events)
+
+    # ---- timers ---------------------------------------------------------------------
+
+    @on_loop
+    def timer_add(self, milliseconds: int, callback: Callable[[], Any], *,
+                  repeat: bool = False, run_now: bool = False) -> Timer:
+        """Call ``callback()`` after ``milliseconds`` (every ``milliseconds`` with
+        ``repeat``; also on the next poll with ``run_now``). Returns a :class:`Timer`."""
+        if isinstance(milliseconds, bool) or not isinstance(milliseconds, int):
+            raise TypeError("milliseconds must be an int")
+        if not 0 <= milliseconds <= 2**53:
+            raise ValueError("milliseconds must be >= 0")
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        pointer = self._live_pointer()
+        timer_id = self._next_timer_id
+        self._next_timer_id += 1
+        timer = Timer(self, timer_id, milliseconds, callback, bool(repeat))
+        c_timer = lib.pm_timer_add(pointer, milliseconds, bool(repeat), bool(run_now), timer_id)
+        if c_timer == ffi.NULL:
+            raise MemoryError("could not allocate a timer")
+        timer._ptr = c_timer
+        self._timers[timer_id] = timer
+        return timer
+
+    def _fire_timer(self, timer_id: int) -> None:
+        timer = self._timers.get(timer_id)
+        if timer is None:
+            return  # cancelled; Mongoose unlinks it after this poll
+        timer._fired()
+        try:
+            timer._callback()
+        except Exception as exc:
+            self._handler_failed(exc, f"callback of {timer!r}")
+        except BaseException as exc:
+            if self._held is None:
+                self._held = exc
+
+    def _free_timer(self, c_timer: Any) -> None:
+        if self._ptr is not None:  # after close(), mg_mgr_free has freed every timer
+            lib.pm_timer_cancel(self._ptr, c_timer)
+
+    # ---- handing work over from other threads -----------------------------------
+
+    def wakeup(self, connection_id: int, data: BytesLike = b"") -> bool:
+        """Deliver ``MG_EV_WAKEUP`` with ``data`` to a connection, from any thread.
+
+        Wakeups reach the connection's handler, on the polling thread, whole and in
+        the order each sender made them. One that cannot be delivered is refused:
+        :class:`ManagerClosedError` for a closed manager, :class:`KeyError` for an
+        id with no open connection.
+        """
+        payload = to_bytes(data, "data")
+        if isinstance(connection_id, bool) or not isinstance(connection_id, int):
+            raise TypeError("connection_id must be an int")
+        conn = self._conns.get(connection_id)
+        if conn is None or conn._ptr is None:
+            raise KeyError(f"no open connection with id {connection_id}")
+        self._post(self._deliver_wakeup, (conn, payload))
+        return True
+
+    def _deliver_wakeup(self, conn: Connection, payload: bytes) -> None:
+        if conn._ptr is None:
+            logger.warning("wakeup for connection %d dropped: it closed before delivery", conn.id)
+        elif conn._mask >> MG_EV_WAKEUP & 1:
+            self._deliver(conn, MG_EV_WAKEUP, payload)
+
+    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Run ``callback(*args)`` on the polling thread after the current poll
+        iteration; safe from any thread. Use it to reach connections from workers."""
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        self._post(self._call_guarded, (callback, args))
+
+    def _call_guarded(self, callback: Callable[..., Any], args: Tuple[Any, ...]) -> None:
+        try:
+            callback(*args)
+        except Exception as exc:
+            self._handler_failed(exc, f"callback {callback!r}")
+        except BaseException as exc:
+            if self._held is None:
+                self._held = exc
+
+    def _post(self, function: Callable[..., Any], args: Tuple[Any, ...]) -> None:
+        if self._closed:
+            raise ManagerClosedError("the Manager is closed")
+        self._inbox.append((function, args))
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._wake()
+
+    def _wake(self) -> None:
+        with self._wake_lock:
+            if self._ptr is not None:
+                lib.pm_mgr_wake(self._ptr)
+
+    def _run_on_loop(self, function: Callable[..., Any], *args: Any) -> None:
+        """Run ``function(*args)`` where C state may be touched: now if nothing is
+        polling, otherwise right after the current Mongoose poll iteration."""
+        if self._owner == get_ident():
+            self._inbox.append((function, args))
+        elif self._lock.acquire(blocking=False):
+            self._owner = get_ident()
+            try:
+                function(*args)
+            finally:
+                self._release_loop()
+        else:
+            self._post(function, args)
+
+    def _run_inbox(self) -> None:
+        self._wake_pending = False  # before draining: a later post must wake again
+        inbox = self._inbox
+        while inbox:
+            function, args = inbox.popleft()
+            function(*args)
+
+    # ---- introspection ----------------------------------------------------------
+
+    @property
+    def connections(self) -> Tuple[Connection, ...]:
+        """The open connections, as a snapshot."""
+        return tuple(self._conns.values())
+
+    @property
+    def handler(self) -> Optional[EventHandler]:
+        """The default handler."""
+        return self._handler
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self._conns)} connections"
+        return f"<Manager {state}>"
+
+
+def _wants_http(url: str, http: Optional[bool]) -> bool:
+    if http is None:
+        return isinstance(url, str) and url.lower().startswith(_HTTP_SCHEMES)
+    return bool(http)
+
+
+_ERRNO_LINE = re.compile(r"^(\w[\w()]*): (\d+)\b")
+
+
+def _explain(errors: List[str]) -> str:
+    """Turn Mongoose's error lines ("bind: 98") into a reason a person can read."""
+    if not errors:
+        return "Mongoose gave no reason (see the pymongoose.mongoose log)"
+    reasons = []
+    for line in errors:
+        match = _ERRNO_LINE.match(line)
+        if match:
+            call, number = match[1], int(match[2])
+            reasons.append(f"{call} failed: {os.strerror(number)} (errno {number})")
+        else:
+            reasons.append(line)
+    return "; ".join(reasons)

@@ -1,0 +1,234 @@
+"""Views of the messages Mongoose parsed: HTTP, WebSocket and MQTT.
+
+A view reads Mongoose's receive buffer directly, copying a field only when it is
+asked for. The buffer is reused as soon as the callback that received the view
+returns, so a view used after that raises :class:`MessageExpiredError` instead of
+reading memory that now holds something else. Keep copies, not views::
+
+    def handler(conn, event, data):
+        if event == MG_EV_HTTP_MSG:
+            body = data.body_bytes      # a copy: safe to keep
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional, Tuple
+
+from ._binding import ffi, lib
+from ._text import decode, from_mg_str, to_cstr
+from .errors import MessageExpiredError
+
+_NULL = ffi.NULL
+
+
+class _MessageView:
+    """Common behaviour of views: the pointer is only valid during one callback."""
+
+    __slots__ = ("_p",)
+
+    def __init__(self, pointer: Any) -> None:
+        self._p = pointer
+
+    def _ptr(self) -> Any:
+        p = self._p
+        if p is None:
+            raise MessageExpiredError(
+                f"{type(self).__name__} used after its callback returned; copy the "
+                "fields you need (e.g. msg.body_bytes) inside the handler"
+            )
+        return p
+
+    def _release(self) -> None:
+        """Called by the Manager when the callback returns."""
+        self._p = None
+
+    @property
+    def valid(self) -> bool:
+        """True while the callback that received this message is running."""
+        return self._p is not None
+
+    def __bool__(self) -> bool:
+        return self._p is not None
+
+
+class HttpMessage(_MessageView):
+    """An HTTP request (on a server) or response (on a client).
+
+    Passed as ``data`` with ``MG_EV_HTTP_MSG``, ``MG_EV_HTTP_HDRS`` and
+    ``MG_EV_WS_OPEN``::
+
+        if event == MG_EV_HTTP_MSG and data.method == "POST":
+            name = data.query_var("name")
+            conn.reply(200, f"hello {name}, you sent {len(data.body_bytes)} bytes")
+    """
+
+    __slots__ = ()
+
+    @property
+    def method(self) -> str:
+        """Request method (``"GET"``...); on a response, the protocol."""
+        return decode(from_mg_str(self._ptr().method))
+
+    @property
+    def uri(self) -> str:
+        """Request path, without the query string; on a response, the status code."""
+        return decode(from_mg_str(self._ptr().uri))
+
+    @property
+    def query(self) -> str:
+        """Query string, without the ``?``."""
+        return decode(from_mg_str(self._ptr().query))
+
+    @property
+    def proto(self) -> str:
+        """Protocol (``"HTTP/1.1"``); on a response, the reason phrase."""
+        return decode(from_mg_str(self._ptr().proto))
+
+    @property
+    def body_bytes(self) -> bytes:
+        """The body, byte for byte."""
+        return from_mg_str(self._ptr().body)
+
+    @property
+    def body_text(self) -> str:
+        """The body decoded as UTF-8 (invalid bytes become U+FFFD)."""
+        return decode(from_mg_str(self._ptr().body))
+
+    @property
+    def head_bytes(self) -> bytes:
+        """The raw request or status line and headers, without the body."""
+        return from_mg_str(self._ptr().head)
+
+    def header(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        """Return the value of header ``name`` (case-insensitive), or ``default``."""
+        value = lib.mg_http_get_header(self._ptr(), to_cstr(name, "header name"))
+        return default if value == _NULL else decode(from_mg_str(value))
+
+    def headers(self) -> List[Tuple[str, str]]:
+        """Return every header as ``(name, value)``, in the order received."""
+        result = []
+        for header in self._ptr().headers:
+            if header.name.len == 0:
+                break
+            result.append((decode(from_mg_str(header.name)), decode(from_mg_str(header.value))))
+        return result
+
+    def query_var(self, name: str) -> Optional[str]:
+        """Return the URL-decoded value of query parameter ``name``, or None."""
+        return _form_var(self._ptr().query, name)
+
+    def form_var(self, name: str) -> Optional[str]:
+        """Return the URL-decoded value of field ``name`` of a form-encoded body."""
+        return _form_var(self._ptr().body, name)
+
+    def status(self) -> Optional[int]:
+        """Return a response's status code, or None if this is not a response."""
+        hm = self._ptr()
+        if not from_mg_str(hm.method).startswith(b"HTTP/"):
+            return None
+        return int(lib.mg_http_status(hm))
+
+    def header_var(self, header: str, var: str) -> Optional[str]:
+        """Return variable ``var`` of header ``header``, e.g. ``charset`` of
+        ``Content-Type: text/html; charset=utf-8``; None if either is absent."""
+        value = lib.mg_http_get_header(self._ptr(), to_cstr(header, "header name"))
+        if value == _NULL:
+            return None
+        wanted = to_cstr(var, "variable name")
+        with ffi.from_buffer(wanted) as buf:
+            found = lib.mg_http_get_header_var(value[0], (buf, len(wanted)))
+        return None if found.buf == _NULL else decode(from_mg_str(found))
+
+    def __repr__(self) -> str:
+        if self._p is None:
+            return "<HttpMessage (expired)>"
+        return f"<HttpMessage {self.method} {self.uri}>"
+
+
+def _form_var(source: Any, name: str) -> Optional[str]:
+    wanted = to_cstr(name, "parameter name")
+    with ffi.from_buffer(wanted) as buf:
+        raw = lib.mg_http_var(source, (buf, len(wanted)))
+    if raw.buf == _NULL:
+        return None
+    # Decoding never lengthens, so len + 1 always fits.
+    out = ffi.new("char[]", raw.len + 1)
+    n = lib.mg_url_decode(raw.buf, raw.len, out, raw.len + 1, 1)
+    return decode(ffi.unpack(out, n)) if n >= 0 else None
+
+
+class WsMessage(_MessageView):
+    """A WebSocket message, passed with ``MG_EV_WS_MSG`` and ``MG_EV_WS_CTL``."""
+
+    __slots__ = ()
+
+    @property
+    def data(self) -> bytes:
+        """The payload, byte for byte."""
+        return from_mg_str(self._ptr().data)
+
+    @property
+    def text(self) -> str:
+        """The payload decoded as UTF-8."""
+        return decode(from_mg_str(self._ptr().data))
+
+    @property
+    def flags(self) -> int:
+        """First byte of the frame header: FIN (bit 7) and opcode (bits 0-3)."""
+        return int(self._ptr().flags)
+
+    @property
+    def op(self) -> int:
+        """The opcode, one of the ``WEBSOCKET_OP_*`` constants."""
+        return int(self._ptr().flags) & 0x0F
+
+    def __repr__(self) -> str:
+        if self._p is None:
+            return "<WsMessage (expired)>"
+        return f"<WsMessage op={self.op} {len(self.data)} bytes>"
+
+
+class MqttMessage(_MessageView):
+    """An MQTT packet, passed with ``MG_EV_MQTT_MSG`` and ``MG_EV_MQTT_CMD``."""
+
+    __slots__ = ()
+
+    @property
+    def topic(self) -> str:
+        """The topic of a PUBLISH."""
+        return decode(from_mg_str(self._ptr().topic))
+
+    @property
+    def data(self) -> bytes:
+        """The payload of a PUBLISH, byte for byte."""
+        return from_mg_str(self._ptr().data)
+
+    @property
+    def text(self) -> str:
+        """The payload decoded as UTF-8."""
+        return decode(from_mg_str(self._ptr().data))
+
+    @property
+    def id(self) -> int:
+        """Packet identifier (QoS > 0 PUBLISH, acknowledgements)."""
+        return int(self._ptr().id)
+
+    @property
+    def cmd(self) -> int:
+        """Packet type (``MQTT_CMD_*``: 3 is PUBLISH...)."""
+        return int(self._ptr().cmd)
+
+    @property
+    def qos(self) -> int:
+        """QoS level of a PUBLISH."""
+        return int(self._ptr().qos)
+
+    @property
+    def ack(self) -> int:
+        """CONNACK return code; 0 means accepted."""
+        return int(self._ptr().ack)
+
+    def __repr__(self) -> str:
+        if self._p is None:
+            return "<MqttMessage (expired)>"
+        return f"<MqttMessage cmd={self.cmd} topic={self.topic!r}>"

@@ -1,0 +1,68 @@
+"""URL helpers: encoding and taking URLs apart as Mongoose does.
+
+>>> url_encode("a b&c")
+'a%20b%26c'
+>>> url_host("mqtt://user:pw@broker.local:1883/x"), url_port("mqtt://broker.local:1883")
+('broker.local', 1883)
+"""
+
+from __future__ import annotations
+
+
+
+from ._binding import ffi, lib
+from ._text import BytesLike, decode, from_mg_str, to_bytes, to_cstr
+
+
+def url_encode(data: BytesLike) -> str:
+    """Percent-encode everything but unreserved characters (RFC 3986)."""
+    raw = to_bytes(data, "data")
+    size = 3 * len(raw) + 1
+    out = ffi.new("char[]", size)
+    n = lib.mg_url_encode(raw, len(raw), out, size)
+    return ffi.unpack(out, n).decode("ascii")
+
+
+def url_decode(data: BytesLike, form: bool = False) -> str:
+    """Decode %XX escapes (and ``+`` as space with ``form``). Invalid escapes raise
+    ValueError."""
+    raw = to_bytes(data, "data")
+    out = ffi.new("char[]", len(raw) + 1)
+    n = lib.mg_url_decode(raw, len(raw), out, len(raw) + 1, 1 if form else 0)
+    if n < 0:
+        raise ValueError(f"invalid percent-encoding in {data!r}")
+    return decode(ffi.unpack(out, n))
+
+
+def url_host(url: str) -> str:
+    """The host part of ``url`` (without brackets for IPv6)."""
+    return decode(from_mg_str(lib.mg_url_host(to_cstr(url, "url")))).strip("[]")
+
+
+def url_port(url: str) -> int:
+    """The port of ``url``, or the scheme's default."""
+    return int(lib.mg_url_port(to_cstr(url, "url")))
+
+
+def url_user(url: str) -> str:
+    """The user name in ``url``, or ""."""
+    return decode(from_mg_str(lib.mg_url_user(to_cstr(url, "url"))))
+
+
+def url_pass(url: str) -> str:
+    """The password in ``url``, or ""."""
+    return decode(from_mg_str(lib.mg_url_pass(to_cstr(url, "url"))))
+
+
+def url_uri(url: str) -> str:
+    """The path and query of ``url`` ("/" when it has none)."""
+    raw = to_cstr(url, "url")
+    keep = ffi.new("char[]", raw)
+    return decode(ffi.string(lib.mg_url_uri(keep)))
+
+
+def url_is_ssl(url: str) -> bool:
+    """True for schemes that use TLS (https, wss, mqtts...)."""
+    return bool(lib.mg_url_is_ssl(to_cstr(url, "url")))
+
+
