@@ -62,7 +62,7 @@ def events_mask(events: Optional[Iterable[int]]) -> int:
 
 # RFC 9110 token characters, for header names.
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_DEFAULT_REPLY_HEADERS = b"Content-Type: text/plain\r\n"
+_DEFAULT_REPLY_HEADERS = b"Content-Type: text/plain; charset=utf-8\r\n"
 
 
 def format_headers(headers: Optional[Mapping[str, str]], default_type: bytes = _DEFAULT_REPLY_HEADERS) -> bytes:
@@ -305,7 +305,8 @@ class Connection:
     def reply(self, status_code: int, body: BytesLike = b"", headers: Optional[Mapping[str, str]] = None) -> None:
         """Send a complete HTTP response with the right Content-Length.
 
-        ``Content-Type: text/plain`` is added unless ``headers`` names one. Header
+        ``Content-Type: text/plain; charset=utf-8`` is added unless ``headers``
+        names one (str bodies are sent UTF-8 encoded). Header
         names and values are checked: CR, LF or NUL raise ValueError. With
         ``Transfer-Encoding: chunked`` in ``headers`` only the head (and ``body`` as a
         first chunk, if any) is sent; continue with :meth:`http_chunk`.
@@ -355,7 +356,8 @@ class Connection:
                   mime_types: str = "", page404: str = "") -> None:
         """Answer ``message`` from the files under ``root_dir`` (paths that escape it
         are refused). ``extra_headers`` are complete ``Name: value\\r\\n`` lines;
-        ``mime_types`` is ``"ext=type,..."``."""
+        ``mime_types`` is ``"ext=type,..."``; ``page404`` is a file sent when the
+        path does not exist (Mongoose sends it with status 200)."""
         self._serve(message, root_dir, None, extra_headers, mime_types, page404)
 
     @on_loop

@@ -47,6 +47,8 @@ logger = logging.getLogger("pymongoose")
 _PM_EV_TIMER = lib.PM_EV_TIMER
 _ALL_EVENTS = 0xFFFFFFFF
 _HTTP_SCHEMES = ("http://", "https://", "ws://", "wss://")
+# Mongoose treats any other scheme as plain TCP: refuse it, a typo must not open a port.
+_KNOWN_SCHEMES = frozenset({"tcp", "udp", "http", "https", "ws", "wss", "mqtt", "mqtts", "tls", "ssl"})
 
 
 # ---- event data: what a handler receives as ``data`` for each event -------------
@@ -384,8 +386,10 @@ class Manager:
         if not isinstance(url, str):
             raise TypeError(f"url must be a str, not {type(url).__name__}")
         raw_url = to_cstr(url, "url")
-        if not raw_url:
-            raise ValueError("url must not be empty")
+        scheme, separator, _ = url.partition("://")
+        if not separator or scheme.lower() not in _KNOWN_SCHEMES:
+            raise ValueError(f"{url!r} is not a URL with a supported scheme "
+                             f"({', '.join(sorted(_KNOWN_SCHEMES))})")
         chosen = self._check_handler(handler)
         mask = self._mask if events is None else events_mask(events)
         outer, self._opening_handler = self._opening_handler, chosen

@@ -17,7 +17,7 @@ from ._text import BytesLike, decode, from_mg_str, to_bytes, to_cstr
 def url_encode(data: BytesLike) -> str:
     """Percent-encode everything but unreserved characters (RFC 3986)."""
     raw = to_bytes(data, "data")
-    size = 3 * len(raw) + 1
+    size = 3 * len(raw) + 4  # Mongoose wants room for one more escape and the NUL
     out = ffi.new("char[]", size)
     n = lib.mg_url_encode(raw, len(raw), out, size)
     return ffi.unpack(out, n).decode("ascii")

@@ -75,8 +75,8 @@ def test_reply_defaults_to_text_plain_and_accepts_str(serve: Any) -> None:
     server = serve(lambda c, e, d: e == MG_EV_HTTP_MSG and c.reply(201, "créé"))
     r = requests.get(server.url, timeout=DEFAULT_TIMEOUT)
     assert r.status_code == 201
-    assert r.headers["Content-Type"] == "text/plain"
-    assert r.content == "créé".encode()
+    assert r.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert r.text == "créé"
 
 
 @pytest.mark.parametrize("status, reason", [(200, b"OK"), (404, b"Not Found"), (503, b"Service Unavailable"),
