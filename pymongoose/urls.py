@@ -10,6 +10,8 @@ from __future__ import annotations
 
 
 
+from typing import Any, Callable
+
 from ._binding import ffi, lib
 from ._text import BytesLike, decode, from_mg_str, to_bytes, to_cstr
 
@@ -34,9 +36,16 @@ def url_decode(data: BytesLike, form: bool = False) -> str:
     return decode(ffi.unpack(out, n))
 
 
+def _part(function: Callable[[Any], Any], url: str) -> str:
+    # The mg_str Mongoose returns points into the URL: keep the buffer alive while
+    # the part is copied out.
+    buffer = ffi.new("char[]", to_cstr(url, "url"))
+    return decode(from_mg_str(function(buffer)))
+
+
 def url_host(url: str) -> str:
     """The host part of ``url`` (without brackets for IPv6)."""
-    return decode(from_mg_str(lib.mg_url_host(to_cstr(url, "url")))).strip("[]")
+    return _part(lib.mg_url_host, url).strip("[]")
 
 
 def url_port(url: str) -> int:
@@ -46,19 +55,18 @@ def url_port(url: str) -> int:
 
 def url_user(url: str) -> str:
     """The user name in ``url``, or ""."""
-    return decode(from_mg_str(lib.mg_url_user(to_cstr(url, "url"))))
+    return _part(lib.mg_url_user, url)
 
 
 def url_pass(url: str) -> str:
     """The password in ``url``, or ""."""
-    return decode(from_mg_str(lib.mg_url_pass(to_cstr(url, "url"))))
+    return _part(lib.mg_url_pass, url)
 
 
 def url_uri(url: str) -> str:
     """The path and query of ``url`` ("/" when it has none)."""
-    raw = to_cstr(url, "url")
-    keep = ffi.new("char[]", raw)
-    return decode(ffi.string(lib.mg_url_uri(keep)))
+    buffer = ffi.new("char[]", to_cstr(url, "url"))
+    return decode(ffi.string(lib.mg_url_uri(buffer)))
 
 
 def url_is_ssl(url: str) -> bool:

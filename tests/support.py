@@ -144,3 +144,52 @@ def run_python(*args: str, **kwargs: Any) -> "subprocess.Popen[str]":
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+class Program:
+    """A pymongoose program run as a subprocess, announcing its port on stdout."""
+
+    def __init__(self, *args: str, cwd: "Path | str | None" = None) -> None:
+        self.process = run_python(*args, cwd=cwd)
+        self.first_line = self._read_line()
+        import re
+
+        match = re.search(r"(https?)://[\w.\[\]:]+?:(\d+)", self.first_line)
+        if match is None:
+            self.stop()
+            raise AssertionError(f"program did not announce a port: {self.first_line!r}")
+        self.port = int(match[2])
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def _read_line(self) -> str:
+        assert self.process.stdout is not None
+        result: List[str] = []
+        reader = threading.Thread(target=lambda: result.append(self.process.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(DEFAULT_TIMEOUT * 3)
+        if not result:
+            self.process.kill()
+            raise AssertionError("program printed nothing")
+        return result[0]
+
+    def stop(self) -> Tuple[int, str]:
+        """Interrupt it as Ctrl-C would; return (exit status, remaining output)."""
+        import signal
+
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            out, _ = self.process.communicate(timeout=DEFAULT_TIMEOUT * 2)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, _ = self.process.communicate()
+            raise AssertionError(f"program ignored Ctrl-C; output: {out}")
+        return self.process.returncode, out
+
+    def __enter__(self) -> "Program":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()

@@ -1,0 +1,45 @@
+"""The main job: ``python -m pymongoose`` serves a folder."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import requests
+
+from support import DEFAULT_TIMEOUT, Program, run_python
+
+
+def test_serves_a_folder_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    (tmp_path / "hello.txt").write_text("hello from disk")
+    with Program("-m", "pymongoose", "--root", str(tmp_path), "--listen", "http://127.0.0.1:0",
+                 cwd=tmp_path) as server:
+        assert server.first_line.startswith(f"Serving {tmp_path} on http://127.0.0.1:{server.port}/")
+        assert requests.get(f"{server.url}/hello.txt", timeout=DEFAULT_TIMEOUT).text == "hello from disk"
+        assert requests.get(f"{server.url}/missing", timeout=DEFAULT_TIMEOUT).status_code == 404
+        status, output = server.stop()
+    assert status == 0, output
+    assert "GET /hello.txt" in output
+    assert output.rstrip().endswith("Stopped.")
+    assert "Traceback" not in output
+
+
+def test_defaults_to_the_current_folder(tmp_path: Path) -> None:
+    (tmp_path / "here.txt").write_text("cwd")
+    with Program("-m", "pymongoose", "--listen", "http://127.0.0.1:0", cwd=tmp_path) as server:
+        assert requests.get(f"{server.url}/here.txt", timeout=DEFAULT_TIMEOUT).text == "cwd"
+        assert server.stop()[0] == 0
+
+
+def test_reports_a_busy_port_and_a_missing_folder(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = run_python("-m", "pymongoose", "--listen", f"http://127.0.0.1:{port}", cwd=tmp_path)
+        out, _ = proc.communicate(timeout=DEFAULT_TIMEOUT)
+    assert proc.returncode == 1
+    assert "Address already in use" in out and str(port) in out
+    proc = run_python("-m", "pymongoose", "--root", str(tmp_path / "nope"), cwd=tmp_path)
+    out, _ = proc.communicate(timeout=DEFAULT_TIMEOUT)
+    assert proc.returncode == 2 and "not a folder" in out
