@@ -101,6 +101,19 @@ class _Final:
 
     __slots__ = ("flags", "local", "remote", "recv_len", "send_len", "recv_size", "send_size")
 
+    def __init__(self, c: Any = None) -> None:
+        self.flags = lib.PM_IS_CLOSING
+        self.local = self.remote = None
+        self.recv_len = self.recv_size = self.send_len = self.send_size = 0
+        if c is not None:
+            self.flags |= int(lib.pm_conn_flags(c))
+            self.local, self.remote = _read_address(c, False), _read_address(c, True)
+            self.recv_len, self.recv_size = int(c.recv.len), int(c.recv.size)
+            self.send_len, self.send_size = int(c.send.len), int(c.send.size)
+
+
+_CLOSED = _Final()  # for a connection whose MG_EV_CLOSE bookkeeping did not run
+
 
 class Connection:
     """One connection of a :class:`~pymongoose.Manager`.
@@ -110,21 +123,30 @@ class Connection:
         def handler(conn, event, data):
             if event == MG_EV_HTTP_MSG:
                 conn.reply(200, "Hello, World!")
+
+    A connection is named by its id: every call looks the C connection up by id, so
+    a closed connection can never reach freed memory.
     """
 
-    __slots__ = ("_manager", "_ptr", "_id", "_handler", "_mask", "_final", "_addresses", "userdata",
+    __slots__ = ("_manager", "_id", "_handler", "_mask", "_closed", "_final", "_addresses", "userdata",
                  "__weakref__")
 
-    def __init__(self, manager: "Manager", pointer: Any, conn_id: int, handler: Optional[EventHandler], mask: int) -> None:
+    def __init__(self, manager: "Manager", conn_id: int, handler: Optional[EventHandler], mask: int) -> None:
         self._manager = manager
-        self._ptr = pointer  # None once MG_EV_CLOSE has been delivered
         self._id = conn_id
         self._handler = handler
         self._mask = mask
+        self._closed = False  # set when MG_EV_CLOSE is delivered
         self._final: Optional[_Final] = None
         self._addresses: List[Optional[Address]] = [None, None]  # local, remote
         #: Anything you want to keep with this connection.
         self.userdata: Any = None
+
+    def _c(self) -> Any:
+        """The C connection, or None once closed. Valid until control returns to
+        Mongoose; only call it on the loop (inside an on_loop method)."""
+        mgr = self._manager._ptr
+        return None if mgr is None else (lib.pm_conn(mgr, self._id) or None)
 
     # ---- identity and handler --------------------------------------------------
 
@@ -160,27 +182,26 @@ class Connection:
 
     @events.setter
     def events(self, events: Optional[Iterable[int]]) -> None:
-        mask = events_mask(events)
-        self._set_mask(mask)
+        self._set_mask(events_mask(events))
 
     @on_loop
     def _set_mask(self, mask: int) -> None:
         self._mask = mask
-        if self._ptr is not None:
-            lib.pm_conn_set_events(self._ptr, mask)
+        c = self._c()
+        if c is not None:
+            lib.pm_conn_set_events(c, mask)
 
     @property
     def is_closed(self) -> bool:
         """True once the connection's MG_EV_CLOSE has been delivered."""
-        return self._ptr is None
+        return self._closed
 
     # ---- state flags ---------------------------------------------------------------
 
     @on_loop
     def _flags(self) -> int:
-        if self._ptr is None:
-            return self._final.flags if self._final is not None else 0
-        return int(lib.pm_conn_flags(self._ptr))
+        c = self._c()
+        return int(lib.pm_conn_flags(c)) if c is not None else (self._final or _CLOSED).flags
 
     is_listening = property(lambda self: bool(self._flags() & lib.PM_IS_LISTENING), doc="Listening socket?")
     is_client = property(lambda self: bool(self._flags() & lib.PM_IS_CLIENT), doc="Outbound connection?")
@@ -193,11 +214,7 @@ class Connection:
     is_draining = property(lambda self: bool(self._flags() & lib.PM_IS_DRAINING), doc="Closing once sent?")
     is_resolving = property(lambda self: bool(self._flags() & lib.PM_IS_RESOLVING), doc="DNS lookup running?")
     is_connecting = property(lambda self: bool(self._flags() & lib.PM_IS_CONNECTING), doc="Connect running?")
-
-    @property
-    def is_closing(self) -> bool:
-        """True once the connection is closing (or closed)."""
-        return self._ptr is None or bool(self._flags() & lib.PM_IS_CLOSING)
+    is_closing = property(lambda self: bool(self._flags() & lib.PM_IS_CLOSING), doc="Closing (or closed)?")
 
     @property
     def is_full(self) -> bool:
@@ -210,8 +227,9 @@ class Connection:
 
     @on_loop
     def _set_full(self, full: bool) -> None:
-        if self._ptr is not None:
-            lib.pm_conn_set_full(self._ptr, full)
+        c = self._c()
+        if c is not None:
+            lib.pm_conn_set_full(c, full)
 
     # ---- addresses and buffers --------------------------------------------------
 
@@ -223,11 +241,12 @@ class Connection:
 
     @on_loop
     def _read_address(self, remote: bool) -> Optional[Address]:
-        if self._ptr is None:
-            final = self._final
-            return None if final is None else (final.remote if remote else final.local)
-        address = _read_address(self._ptr, remote)
-        if not lib.pm_conn_flags(self._ptr) & (lib.PM_IS_RESOLVING | lib.PM_IS_CONNECTING):
+        c = self._c()
+        if c is None:
+            final = self._final or _CLOSED
+            return final.remote if remote else final.local
+        address = _read_address(c, remote)
+        if not lib.pm_conn_flags(c) & (lib.PM_IS_RESOLVING | lib.PM_IS_CONNECTING):
             self._addresses[remote] = address
         return address
 
@@ -242,16 +261,16 @@ class Connection:
         return self._address(True)
 
     @on_loop
-    def _buffer_number(self, name: str) -> int:
-        if self._ptr is None:
-            return getattr(self._final, name, 0)
-        buffer, field = name.split("_")
-        return int(getattr(getattr(self._ptr, buffer), "len" if field == "len" else "size"))
+    def _buffer_number(self, buffer: str, field: str) -> int:
+        c = self._c()
+        if c is None:
+            return int(getattr(self._final or _CLOSED, f"{buffer}_{field}"))
+        return int(getattr(getattr(c, buffer), "len" if field == "len" else "size"))
 
-    recv_len = property(lambda self: self._buffer_number("recv_len"), doc="Bytes in the receive buffer.")
-    send_len = property(lambda self: self._buffer_number("send_len"), doc="Bytes waiting to be sent.")
-    recv_size = property(lambda self: self._buffer_number("recv_size"), doc="Receive buffer capacity.")
-    send_size = property(lambda self: self._buffer_number("send_size"), doc="Send buffer capacity.")
+    recv_len = property(lambda self: self._buffer_number("recv", "len"), doc="Bytes in the receive buffer.")
+    send_len = property(lambda self: self._buffer_number("send", "len"), doc="Bytes waiting to be sent.")
+    recv_size = property(lambda self: self._buffer_number("recv", "size"), doc="Receive buffer capacity.")
+    send_size = property(lambda self: self._buffer_number("send", "size"), doc="Send buffer capacity.")
 
     @on_loop
     def recv_data(self, length: int = -1) -> bytes:
@@ -268,9 +287,10 @@ class Connection:
             raise TypeError("length must be an int")
         if length < -1:
             raise ValueError("length must be -1 (all) or a byte count >= 0")
-        if self._ptr is None:
+        c = self._c()
+        if c is None:
             return b""
-        buffer = getattr(self._ptr, which)
+        buffer = getattr(c, which)
         n = buffer.len if length == -1 else min(length, buffer.len)
         return ffi.unpack(ffi.cast("char *", buffer.buf), n) if n else b""
 
@@ -280,8 +300,9 @@ class Connection:
         them with :meth:`recv_data` in an ``MG_EV_READ`` handler)."""
         if isinstance(length, bool) or not isinstance(length, int) or length < 0:
             raise ValueError("length must be a byte count >= 0")
-        if self._ptr is not None:
-            recv = self._ptr.recv
+        c = self._c()
+        if c is not None:
+            recv = c.recv
             n = min(length, recv.len)
             if n:
                 ffi.memmove(recv.buf, recv.buf + n, recv.len - n)
@@ -289,27 +310,27 @@ class Connection:
 
     # ---- sending -------------------------------------------------------------------
 
-    def _dropped(self, action: str) -> None:
-        logger.debug("%r: %s() dropped: the connection is closed", self, action)
+    def _sent(self, sent: bool, action: str) -> bool:
+        if not sent:
+            logger.debug("%r: %s() dropped: the connection is closed", self, action)
+        return sent
 
     @on_loop
     def send(self, data: BytesLike) -> bool:
         """Queue raw bytes (str is UTF-8 encoded) for sending. False if closed."""
         payload = to_bytes(data, "data")
-        if self._ptr is None:
-            self._dropped("send")
-            return False
-        return bool(lib.mg_send(self._ptr, payload, len(payload)))
+        return self._sent(self._manager._ptr is not None and
+                          lib.pm_send(self._manager._ptr, self._id, payload, len(payload)), "send")
 
     @on_loop
     def reply(self, status_code: int, body: BytesLike = b"", headers: Optional[Mapping[str, str]] = None) -> None:
         """Send a complete HTTP response with the right Content-Length.
 
         ``Content-Type: text/plain; charset=utf-8`` is added unless ``headers``
-        names one (str bodies are sent UTF-8 encoded). Header
-        names and values are checked: CR, LF or NUL raise ValueError. With
-        ``Transfer-Encoding: chunked`` in ``headers`` only the head (and ``body`` as a
-        first chunk, if any) is sent; continue with :meth:`http_chunk`.
+        names one (str bodies are sent UTF-8 encoded). Header names and values are
+        checked: CR, LF or NUL raise ValueError. With ``Transfer-Encoding: chunked``
+        in ``headers`` only the head (and ``body`` as a first chunk, if any) is sent;
+        continue with :meth:`http_chunk`.
 
         >>> conn.reply(200, '{"ok": true}', {"Content-Type": "application/json"})  # doctest: +SKIP
         """
@@ -319,22 +340,23 @@ class Connection:
             raise ValueError(f"status_code must be a 3-digit HTTP status, not {status_code}")
         payload = to_bytes(body, "body")
         head = format_headers(headers)
-        if self._ptr is None:
-            return self._dropped("reply")
-        if _is_chunked(headers):
-            lib.pm_http_head(self._ptr, status_code, head, len(head))
-            if payload:
-                lib.mg_http_write_chunk(self._ptr, payload, len(payload))
+        mgr = self._manager._ptr
+        if mgr is None:
+            sent = False
+        elif _is_chunked(headers):
+            sent = lib.pm_http_head(mgr, self._id, status_code, head, len(head))
+            if sent and payload:
+                lib.pm_http_chunk(mgr, self._id, payload, len(payload))
         else:
-            lib.pm_http_reply(self._ptr, status_code, head, len(head), payload, len(payload))
+            sent = lib.pm_http_reply(mgr, self._id, status_code, head, len(head), payload, len(payload))
+        self._sent(sent, "reply")
 
     @on_loop
     def http_chunk(self, data: BytesLike) -> None:
         """Send one chunk of a chunked response; empty ``data`` ends the response."""
         payload = to_bytes(data, "data")
-        if self._ptr is None:
-            return self._dropped("http_chunk")
-        lib.mg_http_write_chunk(self._ptr, payload, len(payload))
+        mgr = self._manager._ptr
+        self._sent(mgr is not None and lib.pm_http_chunk(mgr, self._id, payload, len(payload)), "http_chunk")
 
     @on_loop
     def http_sse(self, event_type: str, data: str) -> None:
@@ -347,9 +369,9 @@ class Connection:
         if b"\n" in payload or b"\r" in payload:
             # One event with several lines of data, as the SSE format spells it.
             payload = b"\ndata: ".join(payload.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"))
-        if self._ptr is None:
-            return self._dropped("http_sse")
-        lib.pm_http_sse(self._ptr, event, len(event), payload, len(payload))
+        mgr = self._manager._ptr
+        self._sent(mgr is not None and lib.pm_http_sse(mgr, self._id, event, len(event), payload, len(payload)),
+                   "http_sse")
 
     @on_loop
     def serve_dir(self, message: HttpMessage, root_dir: str, extra_headers: str = "",
@@ -385,12 +407,14 @@ class Connection:
         opts.extra_headers = cstr(extra_headers, "extra_headers")
         opts.mime_types = cstr(mime_types, "mime_types")
         opts.page404 = cstr(page404, "page404")
-        if self._ptr is None:
-            return self._dropped("serve")
-        if path is None:
-            lib.mg_http_serve_dir(self._ptr, hm, opts)
+        file_path = cstr(path, "path") if path is not None else None
+        c = self._c()
+        if c is None:
+            self._sent(False, "serve")
+        elif file_path is None:
+            lib.mg_http_serve_dir(c, hm, opts)
         else:
-            lib.mg_http_serve_file(self._ptr, hm, cstr(path, "path"), opts)
+            lib.mg_http_serve_file(c, hm, file_path, opts)
 
     @on_loop
     def http_basic_auth(self, username: str, password: str) -> None:
@@ -398,45 +422,44 @@ class Connection:
         (for a client, between its request line and the blank line)."""
         user = to_cstr(username, "username")
         secret = to_cstr(password, "password")
-        if self._ptr is None:
-            return self._dropped("http_basic_auth")
-        lib.mg_http_bauth(self._ptr, user, secret)
+        c = self._c()
+        if c is None:
+            self._sent(False, "http_basic_auth")
+        else:
+            lib.mg_http_bauth(c, user, secret)
 
     # ---- closing ---------------------------------------------------------------------
 
     @on_loop
     def close(self) -> None:
         """Close now, discarding unsent data; MG_EV_CLOSE follows on the next poll."""
-        if self._ptr is not None:
-            lib.pm_conn_close(self._ptr)
+        c = self._c()
+        if c is not None:
+            lib.pm_conn_close(c)
 
     @on_loop
     def drain(self) -> None:
         """Close once everything queued has been sent (graceful close)."""
-        if self._ptr is not None:
-            lib.pm_conn_drain(self._ptr)
+        c = self._c()
+        if c is not None:
+            lib.pm_conn_drain(c)
 
     @on_loop
     def error(self, message: str) -> None:
         """Raise MG_EV_ERROR with ``message`` on this connection, then close it."""
         text = to_cstr(message, "message")
-        if self._ptr is None:
-            return self._dropped("error")
-        lib.pm_error(self._ptr, text)
+        c = self._c()
+        if c is None:
+            self._sent(False, "error")
+        else:
+            lib.pm_error(c, text)
 
     # ---- bookkeeping for the Manager --------------------------------------------
 
-    def _retire(self) -> None:
-        """Record the final state and let go of the C connection (on MG_EV_CLOSE)."""
-        p = self._ptr
-        final = _Final()
-        final.flags = int(lib.pm_conn_flags(p)) | lib.PM_IS_CLOSING
-        final.local = _read_address(p, False)
-        final.remote = _read_address(p, True)
-        final.recv_len, final.recv_size = int(p.recv.len), int(p.recv.size)
-        final.send_len, final.send_size = int(p.send.len), int(p.send.size)
-        self._final = final
-        self._ptr = None
+    def _retire(self, c: Any) -> None:
+        """Mark closed and record the final state (on MG_EV_CLOSE, c still valid)."""
+        self._closed = True
+        self._final = _Final(c)
 
     def __repr__(self) -> str:
         try:
@@ -453,7 +476,7 @@ class Connection:
             where = f"listening on {_format(local)}"
         else:
             where = f"{_format(local)} <-> {_format(remote)}"
-        state = " closed" if self._ptr is None else (" closing" if flags & lib.PM_IS_CLOSING else "")
+        state = " closed" if self._closed else (" closing" if flags & lib.PM_IS_CLOSING else "")
         return f"<Connection id={self._id} {kind} {where}{state}>"
 
 

@@ -73,9 +73,9 @@ def _mg_str_bytes(ev_data: Any) -> bytes:
     return from_mg_str(ffi.cast("struct mg_str *", ev_data)[0])
 
 
-def _view(cls: type, c_type: str) -> Callable[[Any], Any]:
-    def wrap(ev_data: Any) -> Any:
-        return cls(ffi.cast(c_type, ev_data))
+def _view(cls: type, c_type: str) -> Callable[[Any, Any, int], Any]:
+    def wrap(ev_data: Any, frames: Any, token: int) -> Any:
+        return cls(ffi.cast(c_type, ev_data), frames, token)
     return wrap
 
 
@@ -83,6 +83,12 @@ _EVENT_DATA: Dict[int, Callable[[Any], Any]] = {
     MG_EV_ERROR: _error_text,
     MG_EV_READ: _long_value,
     MG_EV_WRITE: _long_value,
+    MG_EV_MQTT_OPEN: _int_value,
+    MG_EV_SNTP_TIME: _int64_value,
+    MG_EV_WAKEUP: _mg_str_bytes,
+}
+# Events whose data is a view into Mongoose's buffers, valid while the handler runs.
+_EVENT_VIEWS: Dict[int, Callable[[Any, Any, int], Any]] = {
     MG_EV_HTTP_HDRS: _view(HttpMessage, "struct mg_http_message *"),
     MG_EV_HTTP_MSG: _view(HttpMessage, "struct mg_http_message *"),
     MG_EV_WS_OPEN: _view(HttpMessage, "struct mg_http_message *"),
@@ -90,13 +96,7 @@ _EVENT_DATA: Dict[int, Callable[[Any], Any]] = {
     MG_EV_WS_CTL: _view(WsMessage, "struct mg_ws_message *"),
     MG_EV_MQTT_CMD: _view(MqttMessage, "struct mg_mqtt_message *"),
     MG_EV_MQTT_MSG: _view(MqttMessage, "struct mg_mqtt_message *"),
-    MG_EV_MQTT_OPEN: _int_value,
-    MG_EV_SNTP_TIME: _int64_value,
-    MG_EV_WAKEUP: _mg_str_bytes,
 }
-# Events whose data is a view into Mongoose's buffers, invalid once the handler returns.
-_VIEW_EVENTS = frozenset({MG_EV_HTTP_HDRS, MG_EV_HTTP_MSG, MG_EV_WS_OPEN, MG_EV_WS_MSG,
-                          MG_EV_WS_CTL, MG_EV_MQTT_CMD, MG_EV_MQTT_MSG})
 
 
 # ---- the one entry point from C ----------------------------------------------------
@@ -114,8 +114,8 @@ def _trampoline_failed(exc_type: type, exc: BaseException, tb: Any) -> None:
 
 
 @ffi.def_extern(onerror=_trampoline_failed)
-def pm_on_event(owner, c, conn_id, ev, ev_data):  # type: ignore[no-untyped-def]
-    ffi.from_handle(owner)._dispatch(c, conn_id, ev, ev_data)
+def pm_on_event(owner, c, conn_id, ev, ev_data, frame):  # type: ignore[no-untyped-def]
+    ffi.from_handle(owner)._dispatch(c, conn_id, ev, ev_data, frame)
 
 
 def _free_abandoned(pointer: Any, keepalive: Any) -> None:
@@ -123,7 +123,7 @@ def _free_abandoned(pointer: Any, keepalive: Any) -> None:
     running any Python handler (they must not run during garbage collection)."""
     lib.pm_mgr_disown(pointer)
     lib.pm_mgr_free(pointer)
-    del keepalive  # the DNS URL strings Mongoose read until now
+    del keepalive  # what C read until now: DNS URL strings, the frames struct
 
 
 # ---- the manager ---------------------------------------------------------------------
@@ -170,13 +170,14 @@ class Manager:
         self._closed = False
 
         self._handle = ffi.new_handle(self)
-        pointer = lib.pm_mgr_new(self._handle)
+        self._frames = ffi.new("struct pm_frames *")
+        pointer = lib.pm_mgr_new(self._handle, self._frames)
         if pointer == ffi.NULL:
             raise OSError("could not create a Mongoose manager (out of memory or sockets)")
         self._ptr: Optional[Any] = pointer
         self._dns_urls: List[Any] = []
+        self._finalizer = weakref.finalize(self, _free_abandoned, pointer, (self._dns_urls, self._frames))
         self._configure_dns(dns, dns_timeout_ms)
-        self._finalizer = weakref.finalize(self, _free_abandoned, pointer, self._dns_urls)
 
     def _configure_dns(self, dns: Optional[str], timeout_ms: Optional[int]) -> None:
         if dns is None:
@@ -311,7 +312,7 @@ class Manager:
 
     # ---- dispatch (the hot path) ---------------------------------------------------
 
-    def _dispatch(self, c: Any, conn_id: int, ev: int, ev_data: Any) -> None:
+    def _dispatch(self, c: Any, conn_id: int, ev: int, ev_data: Any, frame: int) -> None:
         if ev == _PM_EV_TIMER:
             return self._fire_timer(conn_id)
         conn = self._conns.get(conn_id)
@@ -320,23 +321,20 @@ class Manager:
                 return
             conn = self._adopt(c, conn_id)
         if ev == MG_EV_CLOSE:
-            try:
-                if conn._mask >> MG_EV_CLOSE & 1:
-                    self._deliver(conn, ev, None)
-            finally:
-                conn._retire()
-                self._conns.pop(conn_id, None)
-            return
-        if ev == MG_EV_OPEN and not conn._mask >> MG_EV_OPEN & 1:
-            return
-        convert = _EVENT_DATA.get(ev)
-        if convert is None:
-            self._deliver(conn, ev, None)
-            return
-        data = convert(ev_data)
-        self._deliver(conn, ev, data)
-        if ev in _VIEW_EVENTS:
-            data._release()
+            self._conns.pop(conn_id, None)
+            conn._retire(c)
+            if conn._mask >> MG_EV_CLOSE & 1:
+                self._deliver(conn, ev, None)
+        elif ev == MG_EV_OPEN:
+            if conn._mask >> MG_EV_OPEN & 1:
+                self._deliver(conn, ev, None)
+        else:
+            convert = _EVENT_DATA.get(ev)
+            if convert is not None:
+                self._deliver(conn, ev, convert(ev_data))
+            else:
+                view = _EVENT_VIEWS.get(ev)
+                self._deliver(conn, ev, None if view is None else view(ev_data, self._frames, frame))
 
     def _deliver(self, conn: Connection, ev: int, data: Any) -> None:
         handler = conn._handler
@@ -367,7 +365,7 @@ class Manager:
             handler = parent._handler if parent is not None else self._handler
         else:
             handler = self._opening_handler
-        conn = Connection(self, c, conn_id, handler, int(lib.pm_conn_events(c)))
+        conn = Connection(self, conn_id, handler, int(lib.pm_conn_events(c)))
         self._conns[conn_id] = conn
         return conn
 
@@ -395,12 +393,12 @@ class Manager:
         outer, self._opening_handler = self._opening_handler, chosen
         try:
             with capture_errors() as errors:
-                c = call(pointer, raw_url, mask)
+                conn_id = call(pointer, raw_url, mask)
         finally:
             self._opening_handler = outer
-        if c == ffi.NULL:
+        if conn_id == 0:
             raise error(f"cannot {what} {url}: {_explain(errors)}")
-        return self._conns[int(c.id)]
+        return self._conns[conn_id]
 
     @on_loop
     def listen(self, url: str, handler: Optional[EventHandler] = None, *,
@@ -454,11 +452,10 @@ class Manager:
         timer_id = self._next_timer_id
         self._next_timer_id += 1
         timer = Timer(self, timer_id, milliseconds, callback, bool(repeat))
-        c_timer = lib.pm_timer_add(pointer, milliseconds, bool(repeat), bool(run_now), timer_id)
-        if c_timer == ffi.NULL:
-            raise MemoryError("could not allocate a timer")
-        timer._ptr = c_timer
         self._timers[timer_id] = timer
+        if not lib.pm_timer_add(pointer, milliseconds, bool(repeat), bool(run_now), timer_id):
+            del self._timers[timer_id]
+            raise MemoryError("could not allocate a timer")
         return timer
 
     def _fire_timer(self, timer_id: int) -> None:
@@ -474,9 +471,9 @@ class Manager:
             if self._held is None:
                 self._held = exc
 
-    def _free_timer(self, c_timer: Any) -> None:
+    def _cancel_timer(self, timer_id: int) -> None:
         if self._ptr is not None:  # after close(), mg_mgr_free has freed every timer
-            lib.pm_timer_cancel(self._ptr, c_timer)
+            lib.pm_timer_cancel(self._ptr, timer_id)
 
     # ---- handing work over from other threads -----------------------------------
 
@@ -492,13 +489,13 @@ class Manager:
         if isinstance(connection_id, bool) or not isinstance(connection_id, int):
             raise TypeError("connection_id must be an int")
         conn = self._conns.get(connection_id)
-        if conn is None or conn._ptr is None:
+        if conn is None or conn._closed:
             raise KeyError(f"no open connection with id {connection_id}")
         self._post(self._deliver_wakeup, (conn, payload))
         return True
 
     def _deliver_wakeup(self, conn: Connection, payload: bytes) -> None:
-        if conn._ptr is None:
+        if conn._closed or conn._c() is None:
             logger.warning("wakeup for connection %d dropped: it closed before delivery", conn.id)
         elif conn._mask >> MG_EV_WAKEUP & 1:
             self._deliver(conn, MG_EV_WAKEUP, payload)

@@ -19,36 +19,40 @@ from ._text import decode, from_mg_str, to_cstr
 from .errors import MessageExpiredError
 
 _NULL = ffi.NULL
+_DEPTH_MASK = 63  # a frame token carries its depth in its low 6 bits (see shim.c)
 
 
 class _MessageView:
-    """Common behaviour of views: the pointer is only valid during one callback."""
+    """Common behaviour of views: valid only while the event that carried it runs.
 
-    __slots__ = ("_p",)
+    Validity is decided by C, not by Python bookkeeping: the shim numbers each
+    event it delivers (a frame token) and clears the number when the event returns.
+    """
 
-    def __init__(self, pointer: Any) -> None:
+    __slots__ = ("_p", "_frames", "_token")
+
+    def __init__(self, pointer: Any, frames: Any, token: int) -> None:
         self._p = pointer
+        self._frames = frames  # struct pm_frames, owned by the Manager; kept alive here
+        self._token = token
 
     def _ptr(self) -> Any:
-        p = self._p
-        if p is None:
+        token = self._token
+        if not token or self._frames.token[token & _DEPTH_MASK] != token:
             raise MessageExpiredError(
                 f"{type(self).__name__} used after its callback returned; copy the "
                 "fields you need (e.g. msg.body_bytes) inside the handler"
             )
-        return p
-
-    def _release(self) -> None:
-        """Called by the Manager when the callback returns."""
-        self._p = None
+        return self._p
 
     @property
     def valid(self) -> bool:
         """True while the callback that received this message is running."""
-        return self._p is not None
+        token = self._token
+        return bool(token) and self._frames.token[token & _DEPTH_MASK] == token
 
     def __bool__(self) -> bool:
-        return self._p is not None
+        return self.valid
 
 
 class HttpMessage(_MessageView):
@@ -140,7 +144,7 @@ class HttpMessage(_MessageView):
         return None if found.buf == _NULL else decode(from_mg_str(found))
 
     def __repr__(self) -> str:
-        if self._p is None:
+        if not self.valid:
             return "<HttpMessage (expired)>"
         return f"<HttpMessage {self.method} {self.uri}>"
 
@@ -183,7 +187,7 @@ class WsMessage(_MessageView):
         return int(self._ptr().flags) & 0x0F
 
     def __repr__(self) -> str:
-        if self._p is None:
+        if not self.valid:
             return "<WsMessage (expired)>"
         return f"<WsMessage op={self.op} {len(self.data)} bytes>"
 
@@ -229,6 +233,6 @@ class MqttMessage(_MessageView):
         return int(self._ptr().ack)
 
     def __repr__(self) -> str:
-        if self._p is None:
+        if not self.valid:
             return "<MqttMessage (expired)>"
         return f"<MqttMessage cmd={self.cmd} topic={self.topic!r}>"

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from .manager import Manager
@@ -20,13 +20,12 @@ class Timer:
     thread, and from inside the timer's own callback.
     """
 
-    __slots__ = ("_manager", "_id", "_ptr", "_callback", "_interval_ms", "_repeat", "_active", "__weakref__")
+    __slots__ = ("_manager", "_id", "_callback", "_interval_ms", "_repeat", "_active", "__weakref__")
 
     def __init__(self, manager: "Manager", timer_id: int, interval_ms: int,
                  callback: Callable[[], Any], repeat: bool) -> None:
         self._manager = manager
-        self._id = timer_id
-        self._ptr: Optional[Any] = None  # the C timer while Mongoose holds it
+        self._id = timer_id  # C finds the timer by this id; Python holds no pointer
         self._callback = callback
         self._interval_ms = interval_ms
         self._repeat = repeat
@@ -59,22 +58,18 @@ class Timer:
         self._active = False
         manager = self._manager
         manager._timers.pop(self._id, None)
-        pointer, self._ptr = self._ptr, None
-        if pointer is not None:
-            manager._run_on_loop(manager._free_timer, pointer)
+        manager._run_on_loop(manager._cancel_timer, self._id)
 
     def _fired(self) -> None:
         """Called by the manager when Mongoose runs the timer."""
         if not self._repeat:
             # Mongoose frees a one-shot timer as soon as this returns.
             self._active = False
-            self._ptr = None
             self._manager._timers.pop(self._id, None)
 
     def _forget(self) -> None:
         """The manager freed every timer (Manager.close)."""
         self._active = False
-        self._ptr = None
 
     def __repr__(self) -> str:
         kind = "repeating" if self._repeat else "one-shot"

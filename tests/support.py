@@ -172,12 +172,10 @@ class Program:
             raise AssertionError("program printed nothing")
         return result[0]
 
-    def stop(self) -> Tuple[int, str]:
-        """Interrupt it as Ctrl-C would; return (exit status, remaining output)."""
-        import signal
-
+    def stop(self, signum: int = 2) -> Tuple[int, str]:
+        """Interrupt it (SIGINT: as Ctrl-C would); return (exit status, remaining output)."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(signum)
         try:
             out, _ = self.process.communicate(timeout=DEFAULT_TIMEOUT * 2)
         except subprocess.TimeoutExpired:

@@ -24,11 +24,14 @@ def test_serves_a_folder_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert "Traceback" not in output
 
 
-def test_defaults_to_the_current_folder(tmp_path: Path) -> None:
+def test_defaults_to_the_current_folder_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import signal
+
     (tmp_path / "here.txt").write_text("cwd")
     with Program("-m", "pymongoose", "--listen", "http://127.0.0.1:0", cwd=tmp_path) as server:
         assert requests.get(f"{server.url}/here.txt", timeout=DEFAULT_TIMEOUT).text == "cwd"
-        assert server.stop()[0] == 0
+        status, output = server.stop(signal.SIGTERM)
+    assert status == 0 and output.rstrip().endswith("Stopped."), output
 
 
 def test_reports_a_busy_port_and_a_missing_folder(tmp_path: Path) -> None:

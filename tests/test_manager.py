@@ -443,3 +443,37 @@ def test_no_file_descriptor_leak_across_managers() -> None:
             mgr.poll(0)
     gc.collect()
     assert fds() - before <= 2
+
+
+def test_bookkeeping_cut_short_by_an_interrupt_leaves_nothing_dangling(monkeypatch: Any) -> None:
+    """A signal's KeyboardInterrupt may land anywhere, even in the manager's own
+    MG_EV_CLOSE bookkeeping. C, not Python, decides what is still open, so the
+    half-retired connection must still be safe to use."""
+    kept: List[Any] = []
+
+    def handler(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_HTTP_MSG:
+            kept.append((conn, data))
+            conn.reply(200, "x")
+            conn.drain()
+
+    def interrupted(self: Any, c: Any) -> None:
+        raise KeyboardInterrupt
+
+    with Manager(handler) as mgr:
+        port = mgr.listen("http://127.0.0.1:0").local_addr.port
+        client = threading.Thread(target=raw_request, args=(port, b"GET / HTTP/1.1\r\n\r\n"))
+        client.start()
+        poll_until(mgr, lambda: kept)
+        monkeypatch.setattr(pymongoose.Connection, "_retire", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            poll_until(mgr, lambda: False)
+        monkeypatch.undo()
+        client.join(DEFAULT_TIMEOUT)
+        conn, message = kept[0]
+        assert not conn.is_closed  # Python's bookkeeping never ran...
+        assert conn.send(b"after") is False  # ...yet nothing reaches the freed connection
+        assert conn.recv_data() == b"" and conn.is_closing
+        conn.close()
+        with pytest.raises(MessageExpiredError):
+            message.body_bytes

@@ -8,6 +8,8 @@ the result in ``vendor/mongoose/`` so later builds need no network.
 
 ``MONGOOSE_SRC=/path/to/dir`` builds against another copy instead (a newer release,
 a licensee's tree); its ``MG_VERSION`` is reported but not pinned.
+``PYMONGOOSE_OFFLINE=1`` forbids the download: the build then uses the verified copy
+already in ``vendor/mongoose/`` (as in this project's sdist) or stops.
 
 Run it directly to fetch ahead of time::
 
@@ -156,6 +158,12 @@ def ensure_source(log=print) -> Path:
 
     if _pinned_copy_is_intact(VENDOR_DIR):
         return VENDOR_DIR
+    if os.environ.get("PYMONGOOSE_OFFLINE", "") not in ("", "0"):
+        raise MongooseSourceError(
+            f"PYMONGOOSE_OFFLINE is set and {VENDOR_DIR} holds no verified Mongoose "
+            f"{MONGOOSE_VERSION}; build from the project's sdist, which includes it, "
+            "run `python vendor/fetch_mongoose.py` while online, or set MONGOOSE_SRC."
+        )
     log(f"pymongoose: fetching Mongoose {MONGOOSE_VERSION} ({SDIST_REQUIREMENT} sdist) with pip")
     with tempfile.TemporaryDirectory(prefix="pymongoose-fetch-") as scratch:
         sdist = _download_sdist(Path(scratch))

@@ -70,8 +70,6 @@ static const int MG_EV_USER;
 // Runs one iteration of the event loop, waiting up to ms for I/O.
 void mg_mgr_poll(struct mg_mgr *, int ms);
 
-// Appends buf/len to c->send. Returns false on OOM.
-bool mg_send(struct mg_connection *, const void *, size_t);
 
 // Starts an asynchronous DNS lookup of url's host; MG_EV_RESOLVE follows.
 void mg_resolve(struct mg_connection *, const char *url);
@@ -125,7 +123,6 @@ void mg_http_serve_dir(struct mg_connection *, struct mg_http_message *hm,
                        const struct mg_http_serve_opts *);
 void mg_http_serve_file(struct mg_connection *, struct mg_http_message *hm,
                         const char *path, const struct mg_http_serve_opts *);
-void mg_http_write_chunk(struct mg_connection *c, const char *buf, size_t len);
 struct mg_str *mg_http_get_header(struct mg_http_message *, const char *name);
 struct mg_str mg_http_var(struct mg_str buf, struct mg_str name);
 int mg_url_decode(const char *s, size_t n, char *to, size_t to_len, int form);
@@ -150,7 +147,6 @@ struct mg_ws_message {
   ...;
 };
 
-size_t mg_ws_send(struct mg_connection *, const void *buf, size_t len, int op);
 
 /* ---- mongoose.h: MQTT --------------------------------------------------------- */
 
@@ -254,28 +250,50 @@ void mg_hmac_sha256(uint8_t dst[32], uint8_t *key, size_t keysz, uint8_t *data,
 #define PM_IS_READABLE ...
 #define PM_IS_WRITABLE ...
 
+// Frames of events being delivered to Python (owned by the Python Manager): a
+// message view is valid while token[its frame's depth] still holds its frame token.
+#define PM_MAX_FRAMES ...
+struct pm_frames {
+  unsigned depth;
+  uint64_t token[...];
+  ...;
+};
+
 // Every event the shim forwards to Python: the Manager (by handle), the connection
-// (NULL for timers), its id (or the timer's id), the event and its raw data.
+// (NULL for timers; valid during this call only), its id (or the timer's id), the
+// event, its raw data, and the frame token for views of that data.
 extern "Python" void pm_on_event(void *owner, struct mg_connection *c,
-                                 unsigned long id, int ev, void *ev_data);
+                                 unsigned long id, int ev, void *ev_data,
+                                 uint64_t frame);
 // One complete line of Mongoose's log output, without its line ending.
 extern "Python" void pm_on_log(const char *line, size_t len);
 
+// What this build of Mongoose is: its MG_VERSION and PM_HAS_* feature bits.
+#define PM_HAS_TLS_BUILTIN ...
+#define PM_HAS_IPV6 ...
+#define PM_HAS_EPOLL ...
+const char *pm_mongoose_version(void);
+unsigned pm_build_features(void);
+
 void pm_init(void);
-struct mg_mgr *pm_mgr_new(void *owner);
+struct mg_mgr *pm_mgr_new(void *owner, struct pm_frames *frames);
 void pm_mgr_free(struct mg_mgr *mgr);
 void pm_mgr_disown(struct mg_mgr *mgr);
 bool pm_mgr_wake(struct mg_mgr *mgr);
 
-struct mg_connection *pm_listen(struct mg_mgr *mgr, const char *url, int proto,
-                                uint32_t events);
-struct mg_connection *pm_connect(struct mg_mgr *mgr, const char *url, int proto,
-                                 uint32_t events);
-struct mg_connection *pm_ws_connect(struct mg_mgr *mgr, const char *url,
-                                    const char *extra_headers, uint32_t events);
-struct mg_connection *pm_mqtt_connect(struct mg_mgr *mgr, const char *url,
-                                      const struct mg_mqtt_opts *opts,
-                                      uint32_t events);
+// Open a connection; return its id, or 0 on failure (the reason is logged).
+unsigned long pm_listen(struct mg_mgr *mgr, const char *url, int proto,
+                        uint32_t events);
+unsigned long pm_connect(struct mg_mgr *mgr, const char *url, int proto,
+                         uint32_t events);
+unsigned long pm_ws_connect(struct mg_mgr *mgr, const char *url,
+                            const char *extra_headers, uint32_t events);
+unsigned long pm_mqtt_connect(struct mg_mgr *mgr, const char *url,
+                              const struct mg_mqtt_opts *opts, uint32_t events);
+
+// The open connection with this id, or NULL once it has closed. The pointer may be
+// used until control returns to Mongoose (the end of the current call or handler).
+struct mg_connection *pm_conn(struct mg_mgr *mgr, unsigned long id);
 
 uint32_t pm_conn_events(const struct mg_connection *c);
 void pm_conn_set_events(struct mg_connection *c, uint32_t events);
@@ -287,16 +305,23 @@ void pm_conn_close(struct mg_connection *c);
 int pm_conn_addr(const struct mg_connection *c, bool remote, uint8_t ip[16],
                  bool *is_ip6);
 
-void pm_http_reply(struct mg_connection *c, int status, const char *headers,
-                   size_t headers_len, const char *body, size_t body_len);
-void pm_http_head(struct mg_connection *c, int status, const char *headers,
-                  size_t headers_len);
-void pm_http_sse(struct mg_connection *c, const char *event, size_t event_len,
-                 const char *data, size_t data_len);
+// Sending, by connection id; each returns false, sending nothing, once it closed.
+bool pm_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len);
+bool pm_http_reply(struct mg_mgr *mgr, unsigned long id, int status,
+                   const char *headers, size_t headers_len, const char *body,
+                   size_t body_len);
+bool pm_http_head(struct mg_mgr *mgr, unsigned long id, int status,
+                  const char *headers, size_t headers_len);
+bool pm_http_chunk(struct mg_mgr *mgr, unsigned long id, const char *buf,
+                   size_t len);
+bool pm_http_sse(struct mg_mgr *mgr, unsigned long id, const char *event,
+                 size_t event_len, const char *data, size_t data_len);
+bool pm_ws_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len,
+                int op);
 void pm_ws_upgrade(struct mg_connection *c, struct mg_http_message *hm,
                    const char *extra_headers);
 void pm_error(struct mg_connection *c, const char *message);
 
-struct mg_timer *pm_timer_add(struct mg_mgr *mgr, uint64_t period_ms,
-                              bool repeat, bool run_now, unsigned long id);
-void pm_timer_cancel(struct mg_mgr *mgr, struct mg_timer *timer);
+bool pm_timer_add(struct mg_mgr *mgr, uint64_t period_ms, bool repeat,
+                  bool run_now, unsigned long id);
+void pm_timer_cancel(struct mg_mgr *mgr, unsigned long id);

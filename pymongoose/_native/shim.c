@@ -6,18 +6,24 @@
  * - One event handler, pm_event_handler, serves every connection Python creates.
  *   It filters events by the connection's mask before anything crosses into Python,
  *   then forwards them to the single extern "Python" entry point, pm_on_event.
+ * - Python holds connection *ids*, never pointers kept across events: each manager
+ *   has a table from id to connection, maintained here, so a closed connection's id
+ *   finds nothing whatever Python was doing when it closed (even if an exception
+ *   from a signal cut its bookkeeping short).
+ * - Each event forwarded to Python runs in a numbered frame; message views check
+ *   their frame is still running before reading Mongoose's buffers.
  * - Fixed-argument wrappers for Mongoose's variadic calls: user data is only ever
  *   passed as a "%s"/"%.*s" argument, never as a format string.
  * - Accessors for struct mg_connection's bitfields, which the cdef cannot declare.
  * - The bridge from Mongoose's character-at-a-time log to whole lines for Python.
- * - Timers whose firing is forwarded through the same entry point.
+ * - Timers, fired through the same entry point and cancelled by id.
  */
 
 #include <time.h>
 
 /* Forward declarations of the extern "Python" functions cffi generates below. */
 static void pm_on_event(void *owner, struct mg_connection *c, unsigned long id,
-                        int ev, void *ev_data);
+                        int ev, void *ev_data, uint64_t frame);
 static void pm_on_log(const char *line, size_t len);
 
 #define PM_EV_TIMER (-1)
@@ -39,7 +45,195 @@ enum { PM_PROTO_TCP, PM_PROTO_HTTP, PM_PROTO_MQTT, PM_PROTO_SNTP };
 #define PM_IS_READABLE (1u << 12)
 #define PM_IS_WRITABLE (1u << 13)
 
-/* ---- per-connection state ----------------------------------------------------- */
+/* ---- build facts, for tests and diagnostics ---------------------------------- */
+
+#define PM_HAS_TLS_BUILTIN (1u << 0)
+#define PM_HAS_IPV6 (1u << 1)
+#define PM_HAS_EPOLL (1u << 2)
+
+const char *pm_mongoose_version(void) { return MG_VERSION; }
+
+unsigned pm_build_features(void) {
+  return (MG_TLS == MG_TLS_BUILTIN ? PM_HAS_TLS_BUILTIN : 0) |
+         (MG_ENABLE_IPV6 ? PM_HAS_IPV6 : 0) | (MG_ENABLE_EPOLL ? PM_HAS_EPOLL : 0);
+}
+
+/* ---- the id -> connection table ------------------------------------------------ */
+
+/* Open addressing with linear probing; ids are never 0, so 0 marks a free slot. */
+struct pm_slot {
+  unsigned long id;
+  struct mg_connection *c;
+};
+
+struct pm_table {
+  struct pm_slot *slots;
+  size_t mask;  // capacity - 1 (capacity is a power of two), or 0 before first use
+  size_t len;
+};
+
+static size_t pm_hash(unsigned long id, size_t mask) {
+  return (size_t) ((uint64_t) id * 0x9E3779B97F4A7C15ULL >> 17) & mask;
+}
+
+static struct mg_connection *pm_table_get(const struct pm_table *t,
+                                          unsigned long id) {
+  size_t i;
+  if (t->mask == 0) return NULL;
+  for (i = pm_hash(id, t->mask); t->slots[i].id != 0; i = (i + 1) & t->mask) {
+    if (t->slots[i].id == id) return t->slots[i].c;
+  }
+  return NULL;
+}
+
+static bool pm_table_grow(struct pm_table *t) {
+  size_t i, cap = t->mask == 0 ? 64 : (t->mask + 1) * 2;
+  struct pm_slot *old = t->slots, *slots = (struct pm_slot *) calloc(cap, sizeof(*slots));
+  size_t old_cap = t->mask == 0 ? 0 : t->mask + 1;
+  if (slots == NULL) return false;
+  t->slots = slots;
+  t->mask = cap - 1;
+  for (i = 0; i < old_cap; i++) {
+    if (old[i].id != 0) {
+      size_t j = pm_hash(old[i].id, t->mask);
+      while (slots[j].id != 0) j = (j + 1) & t->mask;
+      slots[j] = old[i];
+    }
+  }
+  free(old);
+  return true;
+}
+
+static bool pm_table_put(struct pm_table *t, unsigned long id,
+                         struct mg_connection *c) {
+  size_t i;
+  if ((t->len + 1) * 2 > t->mask + 1 && !pm_table_grow(t)) return false;
+  for (i = pm_hash(id, t->mask); t->slots[i].id != 0; i = (i + 1) & t->mask) {
+  }
+  t->slots[i].id = id;
+  t->slots[i].c = c;
+  t->len++;
+  return true;
+}
+
+static void pm_table_del(struct pm_table *t, unsigned long id) {
+  size_t i, j;
+  if (t->mask == 0) return;
+  for (i = pm_hash(id, t->mask); t->slots[i].id != id; i = (i + 1) & t->mask) {
+    if (t->slots[i].id == 0) return;  // not there
+  }
+  // Backward-shift deletion keeps every probe chain unbroken.
+  for (j = (i + 1) & t->mask; t->slots[j].id != 0; j = (j + 1) & t->mask) {
+    size_t home = pm_hash(t->slots[j].id, t->mask);
+    bool movable = i <= j ? (home <= i || home > j) : (home <= i && home > j);
+    if (movable) {
+      t->slots[i] = t->slots[j];
+      i = j;
+    }
+  }
+  t->slots[i].id = 0;
+  t->slots[i].c = NULL;
+  t->len--;
+}
+
+/* ---- the manager ---------------------------------------------------------------- */
+
+#define PM_MAX_FRAMES 64  // nesting depth of events whose views can be validated
+
+/* Frames of events being delivered to Python. The struct is allocated and owned by
+ * the Python Manager, so message views may keep it alive and read it safely. */
+struct pm_frames {
+  unsigned depth;
+  uint64_t counter;
+  uint64_t token[PM_MAX_FRAMES];  // token of the running frame at each depth, or 0
+};
+
+/* A Mongoose manager with pymongoose's bookkeeping. mgr comes first, so the
+ * struct mg_mgr * Mongoose hands around is also a struct pm_mgr *. */
+struct pm_mgr {
+  struct mg_mgr mgr;
+  struct pm_table conns;
+  struct pm_frames *frames;
+};
+
+/* Mongoose's wall clock is its monotonic clock plus a boot timestamp that only an
+ * SNTP reply sets. Built-in TLS checks certificate dates against it, and with no
+ * timestamp it would contact a public time server on its own. Seed it from the host
+ * clock instead, so dates verify and no host the user did not name is contacted. */
+static void pm_seed_clock(void) {
+  struct timespec ts;
+  if (mg_boot_timestamp_ms == 0 && clock_gettime(CLOCK_REALTIME, &ts) == 0) {
+    uint64_t wall_ms = (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+    mg_boot_timestamp_ms = wall_ms - mg_millis();
+  }
+}
+
+/* Collects Mongoose's log, which arrives a character at a time, into lines. Each
+ * polling thread has its own line, so managers polled in parallel do not interleave. */
+#define PM_LOG_LINE_MAX 1024
+static _Thread_local char pm_log_line[PM_LOG_LINE_MAX];
+static _Thread_local size_t pm_log_len;
+
+static void pm_log_char(char ch, void *param) {
+  (void) param;
+  if (ch == '\n') {
+    size_t len = pm_log_len;
+    if (len > 0 && pm_log_line[len - 1] == '\r') len--;
+    pm_log_len = 0;
+    pm_on_log(pm_log_line, len);
+  } else if (pm_log_len < PM_LOG_LINE_MAX) {
+    pm_log_line[pm_log_len++] = ch;
+  }  // Longer lines are cut at PM_LOG_LINE_MAX characters.
+}
+
+void pm_init(void) {
+  mg_log_set(MG_LL_NONE);  // Mongoose's log is off until Python turns it on.
+  mg_log_set_fn(pm_log_char, NULL);
+  pm_seed_clock();
+}
+
+struct mg_mgr *pm_mgr_new(void *owner, struct pm_frames *frames) {
+  struct pm_mgr *pm = (struct pm_mgr *) calloc(1, sizeof(*pm));
+  if (pm == NULL) return NULL;
+  mg_mgr_init(&pm->mgr);
+  // The wakeup pipe lets another thread interrupt a blocking poll (pm_mgr_wake).
+  if (!mg_wakeup_init(&pm->mgr)) {
+    mg_mgr_free(&pm->mgr);
+    free(pm);
+    return NULL;
+  }
+  pm->frames = frames;
+  pm->mgr.userdata = owner;
+  return &pm->mgr;
+}
+
+/* Closes every connection (their MG_EV_CLOSE still reaches Python unless the manager
+ * was disowned), frees every timer, then the manager itself. */
+void pm_mgr_free(struct mg_mgr *mgr) {
+  struct pm_mgr *pm = (struct pm_mgr *) mgr;
+  mg_mgr_free(mgr);
+  free(pm->conns.slots);
+  free(pm);
+}
+
+/* Stops all calls into Python for this manager: used when it is freed from a
+ * finalizer, where running Python handlers would be unsafe. */
+void pm_mgr_disown(struct mg_mgr *mgr) { mgr->userdata = NULL; }
+
+/* Connection ids count up from 1, so this one never names a connection: Mongoose
+ * reads the message, finds no connection, and drops it, but the poll has woken. */
+#define PM_WAKE_ONLY_ID ((unsigned long) -1)
+
+bool pm_mgr_wake(struct mg_mgr *mgr) {
+  return mg_wakeup(mgr, PM_WAKE_ONLY_ID, "", 0);
+}
+
+/* The open connection with this id, or NULL once it has closed. */
+struct mg_connection *pm_conn(struct mg_mgr *mgr, unsigned long id) {
+  return pm_table_get(&((struct pm_mgr *) mgr)->conns, id);
+}
+
+/* ---- per-connection state and the event handler ------------------------------ */
 
 /* What the shim keeps for each connection Python created, in c->fn_data.
  * Mongoose copies fn_data from a listener to each connection it accepts; on that
@@ -62,10 +256,26 @@ static bool pm_wants(const struct pm_conn *st, int ev) {
   return (st->events & (1u << ev)) != 0;
 }
 
+/* Calls Python inside a numbered frame (see struct pm_frames). */
+static void pm_forward(struct mg_mgr *mgr, struct mg_connection *c,
+                       unsigned long id, int ev, void *ev_data) {
+  struct pm_frames *f = ((struct pm_mgr *) mgr)->frames;
+  unsigned depth = f->depth;
+  uint64_t token = 0;
+  if (depth < PM_MAX_FRAMES) {
+    token = (++f->counter << 6) | depth;  // depth in the low 6 bits
+    f->token[depth] = token;
+  }
+  f->depth = depth + 1;
+  pm_on_event(mgr->userdata, c, id, ev, ev_data, token);
+  f->depth = depth;
+  if (depth < PM_MAX_FRAMES) f->token[depth] = 0;
+}
+
 static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
   struct pm_conn *st = (struct pm_conn *) c->fn_data;
-  void *owner = c->mgr->userdata;
-  if (st == NULL) return;  // Out of memory when it was accepted: already closing
+  struct pm_mgr *pm = (struct pm_mgr *) c->mgr;
+  if (st == NULL) return;  // Out of memory when it opened: already closing
   if (ev == MG_EV_OPEN) {
     if (c->is_accepted) {
       struct pm_conn *own = (struct pm_conn *) calloc(1, sizeof(*own));
@@ -79,9 +289,18 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
       c->fn_data = st = own;
     }
     st->id = c->id;
+    if (!pm_table_put(&pm->conns, c->id, c)) {
+      c->fn_data = NULL;
+      c->is_closing = 1;
+      free(st);
+      return;
+    }
   }
-  if (owner != NULL && pm_wants(st, ev)) pm_on_event(owner, c, c->id, ev, ev_data);
+  if (pm->mgr.userdata != NULL && pm_wants(st, ev)) {
+    pm_forward(&pm->mgr, c, c->id, ev, ev_data);
+  }
   if (ev == MG_EV_CLOSE) {
+    pm_table_del(&pm->conns, c->id);
     c->fn_data = NULL;
     free(st);
   }
@@ -98,50 +317,51 @@ typedef struct mg_connection *(*pm_opener)(struct mg_mgr *, const char *url,
 
 /* Mongoose fires MG_EV_OPEN inside the opener, so the state must exist before the
  * call; when the call fails no event has run and the state is still ours to free. */
-static struct mg_connection *pm_open(pm_opener open, struct mg_mgr *mgr,
-                                     const char *url, uint32_t events) {
+static unsigned long pm_open(pm_opener open, struct mg_mgr *mgr, const char *url,
+                             uint32_t events) {
   struct pm_conn *st = pm_new_state(events);
   struct mg_connection *c = st == NULL ? NULL : open(mgr, url, pm_event_handler, st);
   if (c == NULL) free(st);
-  return c;
+  return c == NULL ? 0 : c->id;
 }
 
-struct mg_connection *pm_listen(struct mg_mgr *mgr, const char *url, int proto,
-                                uint32_t events) {
+unsigned long pm_listen(struct mg_mgr *mgr, const char *url, int proto,
+                        uint32_t events) {
   pm_opener open = proto == PM_PROTO_HTTP   ? mg_http_listen
                    : proto == PM_PROTO_MQTT ? mg_mqtt_listen
                                             : mg_listen;
   return pm_open(open, mgr, url, events);
 }
 
-struct mg_connection *pm_connect(struct mg_mgr *mgr, const char *url, int proto,
-                                 uint32_t events) {
+unsigned long pm_connect(struct mg_mgr *mgr, const char *url, int proto,
+                         uint32_t events) {
   pm_opener open = proto == PM_PROTO_HTTP   ? mg_http_connect
                    : proto == PM_PROTO_SNTP ? mg_sntp_connect
                                             : mg_connect;
   return pm_open(open, mgr, url, events);
 }
 
-struct mg_connection *pm_ws_connect(struct mg_mgr *mgr, const char *url,
-                                    const char *extra_headers, uint32_t events) {
+unsigned long pm_ws_connect(struct mg_mgr *mgr, const char *url,
+                            const char *extra_headers, uint32_t events) {
   struct pm_conn *st = pm_new_state(events);
   struct mg_connection *c =
       st == NULL ? NULL
                  : mg_ws_connect(mgr, url, pm_event_handler, st, "%s",
                                  extra_headers == NULL ? "" : extra_headers);
   if (c == NULL) free(st);
-  return c;
+  return c == NULL ? 0 : c->id;
 }
 
-struct mg_connection *pm_mqtt_connect(struct mg_mgr *mgr, const char *url,
-                                      const struct mg_mqtt_opts *opts,
-                                      uint32_t events) {
+unsigned long pm_mqtt_connect(struct mg_mgr *mgr, const char *url,
+                              const struct mg_mqtt_opts *opts, uint32_t events) {
   struct pm_conn *st = pm_new_state(events);
   struct mg_connection *c =
       st == NULL ? NULL : mg_mqtt_connect(mgr, url, opts, pm_event_handler, st);
   if (c == NULL) free(st);
-  return c;
+  return c == NULL ? 0 : c->id;
 }
+
+/* ---- connection accessors --------------------------------------------------------- */
 
 uint32_t pm_conn_events(const struct mg_connection *c) {
   const struct pm_conn *st = (const struct pm_conn *) c->fn_data;
@@ -183,104 +403,68 @@ int pm_conn_addr(const struct mg_connection *c, bool remote, uint8_t ip[16],
   return mg_ntohs(a->port);
 }
 
-/* ---- the manager ---------------------------------------------------------------- */
+/* ---- sending, by id: the hot calls look the connection up themselves ---------- */
 
-/* Mongoose's wall clock is its monotonic clock plus a boot timestamp that only an
- * SNTP reply sets. Built-in TLS checks certificate dates against it, and with no
- * timestamp it would contact a public time server on its own. Seed it from the host
- * clock instead, so dates verify and no host the user did not name is contacted. */
-static void pm_seed_clock(void) {
-  struct timespec ts;
-  if (mg_boot_timestamp_ms == 0 && clock_gettime(CLOCK_REALTIME, &ts) == 0) {
-    uint64_t wall_ms = (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
-    mg_boot_timestamp_ms = wall_ms - mg_millis();
-  }
+/* Each returns false, sending nothing, when the connection has closed. */
+
+bool pm_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len) {
+  struct mg_connection *c = pm_conn(mgr, id);
+  if (c == NULL) return false;
+  if (!mg_send(c, buf, len)) mg_error(c, "OOM");
+  return true;
 }
-
-/* Collects Mongoose's log, which arrives a character at a time, into lines. Each
- * polling thread has its own line, so managers polled in parallel do not interleave. */
-#define PM_LOG_LINE_MAX 1024
-static _Thread_local char pm_log_line[PM_LOG_LINE_MAX];
-static _Thread_local size_t pm_log_len;
-
-static void pm_log_char(char ch, void *param) {
-  (void) param;
-  if (ch == '\n') {
-    size_t len = pm_log_len;
-    if (len > 0 && pm_log_line[len - 1] == '\r') len--;
-    pm_log_len = 0;
-    pm_on_log(pm_log_line, len);
-  } else if (pm_log_len < PM_LOG_LINE_MAX) {
-    pm_log_line[pm_log_len++] = ch;
-  }  // Longer lines are cut at PM_LOG_LINE_MAX characters.
-}
-
-void pm_init(void) {
-  mg_log_set(MG_LL_NONE);  // Mongoose's log is off until Python turns it on.
-  mg_log_set_fn(pm_log_char, NULL);
-  pm_seed_clock();
-}
-
-struct mg_mgr *pm_mgr_new(void *owner) {
-  struct mg_mgr *mgr = (struct mg_mgr *) calloc(1, sizeof(*mgr));
-  if (mgr == NULL) return NULL;
-  mg_mgr_init(mgr);
-  // The wakeup pipe lets another thread interrupt a blocking poll (pm_mgr_wake).
-  if (!mg_wakeup_init(mgr)) {
-    mg_mgr_free(mgr);
-    free(mgr);
-    return NULL;
-  }
-  mgr->userdata = owner;
-  return mgr;
-}
-
-/* Closes every connection (their MG_EV_CLOSE still reaches Python unless the manager
- * was disowned), frees every timer, then the manager itself. */
-void pm_mgr_free(struct mg_mgr *mgr) {
-  mg_mgr_free(mgr);
-  free(mgr);
-}
-
-/* Stops all calls into Python for this manager: used when it is freed from a
- * finalizer, where running Python handlers would be unsafe. */
-void pm_mgr_disown(struct mg_mgr *mgr) { mgr->userdata = NULL; }
-
-/* Connection ids count up from 1, so this one never names a connection: Mongoose
- * reads the message, finds no connection, and drops it, but the poll has woken. */
-#define PM_WAKE_ONLY_ID ((unsigned long) -1)
-
-bool pm_mgr_wake(struct mg_mgr *mgr) {
-  return mg_wakeup(mgr, PM_WAKE_ONLY_ID, "", 0);
-}
-
-/* ---- fixed-argument wrappers for variadic Mongoose calls ---------------------- */
 
 /* Like mg_http_reply(), but the body is sent byte for byte (NUL bytes included)
  * instead of being a printf format. headers are complete "Name: value\r\n" lines,
  * already validated by Python. */
-void pm_http_reply(struct mg_connection *c, int status, const char *headers,
-                   size_t headers_len, const char *body, size_t body_len) {
+bool pm_http_reply(struct mg_mgr *mgr, unsigned long id, int status,
+                   const char *headers, size_t headers_len, const char *body,
+                   size_t body_len) {
+  struct mg_connection *c = pm_conn(mgr, id);
+  if (c == NULL) return false;
   mg_printf(c, "HTTP/1.1 %d %s\r\n%.*sContent-Length: %lu\r\n\r\n", status,
             mg_http_status_code_str(status), (int) headers_len, headers,
             (unsigned long) body_len);
   if (body_len > 0 && !mg_send(c, body, body_len)) mg_error(c, "OOM");
   c->is_resp = 0;
+  return true;
 }
 
 /* The status line and headers of a response whose body follows in chunks. */
-void pm_http_head(struct mg_connection *c, int status, const char *headers,
-                  size_t headers_len) {
+bool pm_http_head(struct mg_mgr *mgr, unsigned long id, int status,
+                  const char *headers, size_t headers_len) {
+  struct mg_connection *c = pm_conn(mgr, id);
+  if (c == NULL) return false;
   mg_printf(c, "HTTP/1.1 %d %s\r\n%.*s\r\n", status,
             mg_http_status_code_str(status), (int) headers_len, headers);
+  return true;
+}
+
+bool pm_http_chunk(struct mg_mgr *mgr, unsigned long id, const char *buf,
+                   size_t len) {
+  struct mg_connection *c = pm_conn(mgr, id);
+  if (c == NULL) return false;
+  mg_http_write_chunk(c, buf, len);
+  return true;
 }
 
 /* One Server-Sent Event, as a chunk of a chunked response. */
-void pm_http_sse(struct mg_connection *c, const char *event, size_t event_len,
-                 const char *data, size_t data_len) {
+bool pm_http_sse(struct mg_mgr *mgr, unsigned long id, const char *event,
+                 size_t event_len, const char *data, size_t data_len) {
+  struct mg_connection *c = pm_conn(mgr, id);
   size_t len = 7 + event_len + 7 + data_len + 2;  // "event: " E "\ndata: " D "\n\n"
+  if (c == NULL) return false;
   mg_printf(c, "%lx\r\nevent: %.*s\ndata: %.*s\n\n\r\n", (unsigned long) len,
             (int) event_len, event, (int) data_len, data);
+  return true;
+}
+
+bool pm_ws_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len,
+                int op) {
+  struct mg_connection *c = pm_conn(mgr, id);
+  if (c == NULL) return false;
+  mg_ws_send(c, buf, len, op);
+  return true;
 }
 
 void pm_ws_upgrade(struct mg_connection *c, struct mg_http_message *hm,
@@ -305,24 +489,30 @@ struct pm_timer {
 
 static void pm_timer_fn(void *arg) {
   struct pm_timer *t = (struct pm_timer *) arg;
-  void *owner = t->mgr->userdata;
-  if (owner != NULL) pm_on_event(owner, NULL, t->id, PM_EV_TIMER, NULL);
+  if (t->mgr->userdata != NULL) pm_forward(t->mgr, NULL, t->id, PM_EV_TIMER, NULL);
 }
 
-struct mg_timer *pm_timer_add(struct mg_mgr *mgr, uint64_t period_ms,
-                              bool repeat, bool run_now, unsigned long id) {
+bool pm_timer_add(struct mg_mgr *mgr, uint64_t period_ms, bool repeat,
+                  bool run_now, unsigned long id) {
   struct pm_timer *t = (struct pm_timer *) mg_calloc(1, sizeof(*t));
   unsigned flags = MG_TIMER_AUTODELETE | (repeat ? MG_TIMER_REPEAT : 0) |
                    (run_now ? MG_TIMER_RUN_NOW : 0);
-  if (t == NULL) return NULL;
+  if (t == NULL) return false;
   t->mgr = mgr;
   t->id = id;
   mg_timer_init(&mgr->timers, &t->timer, period_ms, flags, pm_timer_fn, t);
-  return &t->timer;
+  return true;
 }
 
-/* Must not run inside mg_timer_poll(): Python defers cancels made during a poll. */
-void pm_timer_cancel(struct mg_mgr *mgr, struct mg_timer *timer) {
-  mg_timer_free(&mgr->timers, timer);
-  mg_free(timer);
+/* Unlinks and frees the timer with this id, if it is still there. Must not run
+ * inside mg_timer_poll(): Python defers cancels made during a poll. */
+void pm_timer_cancel(struct mg_mgr *mgr, unsigned long id) {
+  struct mg_timer *t;
+  for (t = mgr->timers; t != NULL; t = t->next) {
+    if (t->fn == pm_timer_fn && ((struct pm_timer *) t)->id == id) {
+      mg_timer_free(&mgr->timers, t);
+      mg_free(t);
+      return;
+    }
+  }
 }
