@@ -34,9 +34,22 @@ from ._text import BytesLike, decode, from_mg_str, to_bytes, to_cstr
 from .connection import Connection, EventHandler, events_mask
 from .errors import ConnectError, ListenError, ManagerClosedError
 from .events import (
-    MG_EV_CLOSE, MG_EV_ERROR, MG_EV_HTTP_HDRS, MG_EV_HTTP_MSG, MG_EV_MQTT_CMD, MG_EV_MQTT_MSG,
-    MG_EV_MQTT_OPEN, MG_EV_OPEN, MG_EV_READ, MG_EV_SNTP_TIME, MG_EV_WAKEUP, MG_EV_WRITE,
-    MG_EV_WS_CTL, MG_EV_WS_MSG, MG_EV_WS_OPEN, event_name,
+    MG_EV_CLOSE,
+    MG_EV_ERROR,
+    MG_EV_HTTP_HDRS,
+    MG_EV_HTTP_MSG,
+    MG_EV_MQTT_CMD,
+    MG_EV_MQTT_MSG,
+    MG_EV_MQTT_OPEN,
+    MG_EV_OPEN,
+    MG_EV_READ,
+    MG_EV_SNTP_TIME,
+    MG_EV_WAKEUP,
+    MG_EV_WRITE,
+    MG_EV_WS_CTL,
+    MG_EV_WS_MSG,
+    MG_EV_WS_OPEN,
+    event_name,
 )
 from .log import capture_errors
 from .messages import HttpMessage, MqttMessage, WsMessage

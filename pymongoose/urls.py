@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-
-
 from typing import Any, Callable
 
 from ._binding import ffi, lib

@@ -9,6 +9,7 @@ import pytest
 
 import pymongoose
 from pymongoose import Manager
+
 from support import LoopThread, Server
 
 

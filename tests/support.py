@@ -181,7 +181,7 @@ class Program:
         except subprocess.TimeoutExpired:
             self.process.kill()
             out, _ = self.process.communicate()
-            raise AssertionError(f"program ignored Ctrl-C; output: {out}")
+            raise AssertionError(f"program ignored the signal; output: {out}") from None
         return self.process.returncode, out
 
     def __enter__(self) -> "Program":

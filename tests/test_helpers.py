@@ -8,9 +8,24 @@ import pytest
 import requests
 
 from pymongoose import (
-    MG_EV_HTTP_MSG, http_parse_multipart, iter_multipart, json_get, json_get_bool, json_get_long, json_get_num,
-    json_get_str, url_decode, url_encode, url_host, url_is_ssl, url_pass, url_port, url_uri, url_user,
+    MG_EV_HTTP_MSG,
+    http_parse_multipart,
+    iter_multipart,
+    json_get,
+    json_get_bool,
+    json_get_long,
+    json_get_num,
+    json_get_str,
+    url_decode,
+    url_encode,
+    url_host,
+    url_is_ssl,
+    url_pass,
+    url_port,
+    url_uri,
+    url_user,
 )
+
 from support import DEFAULT_TIMEOUT
 
 DOC = '{"name": "caf\\u00e9 \\"q\\" \\\\ \\n", "n": 42, "f": -1.5e3, "t": true, "f2": false, "z": null,' \

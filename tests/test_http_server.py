@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from pymongoose import MG_EV_HTTP_HDRS, MG_EV_HTTP_MSG, HttpMessage
+
 from support import DEFAULT_TIMEOUT, raw_request, wait_for
 
 

@@ -16,9 +16,21 @@ import requests
 
 import pymongoose
 from pymongoose import (
-    MG_EV_ACCEPT, MG_EV_CLOSE, MG_EV_ERROR, MG_EV_HTTP_HDRS, MG_EV_HTTP_MSG, MG_EV_OPEN, MG_EV_POLL,
-    MG_EV_READ, MG_EV_WRITE, ListenError, Manager, ManagerClosedError, MessageExpiredError, WrongThreadError,
+    MG_EV_ACCEPT,
+    MG_EV_CLOSE,
+    MG_EV_ERROR,
+    MG_EV_HTTP_HDRS,
+    MG_EV_HTTP_MSG,
+    MG_EV_OPEN,
+    MG_EV_READ,
+    MG_EV_WRITE,
+    ListenError,
+    Manager,
+    ManagerClosedError,
+    MessageExpiredError,
+    WrongThreadError,
 )
+
 from support import DEFAULT_TIMEOUT, LoopThread, poll_until, raw_request, run_python, wait_for
 
 
@@ -476,4 +488,4 @@ def test_bookkeeping_cut_short_by_an_interrupt_leaves_nothing_dangling(monkeypat
         assert conn.recv_data() == b"" and conn.is_closing
         conn.close()
         with pytest.raises(MessageExpiredError):
-            message.body_bytes
+            message.body_bytes  # noqa: B018 (the access itself must raise)

@@ -10,6 +10,7 @@ import pytest
 
 import pymongoose
 from pymongoose._binding import ffi, lib
+
 from support import REPO
 
 

@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from pymongoose import MG_EV_HTTP_MSG
+
 from support import DEFAULT_TIMEOUT, raw_request
 
 
