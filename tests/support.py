@@ -139,9 +139,15 @@ def raw_request(port: int, data: bytes, host: str = "127.0.0.1", timeout: float 
         return b"".join(chunks)
 
 
-def run_python(*args: str, **kwargs: Any) -> "subprocess.Popen[str]":
-    """Start ``python args...`` with this interpreter; output is merged into stdout."""
+def run_python(*args: str, cwd: "Path | str | None" = None, **kwargs: Any) -> "subprocess.Popen[str]":
+    """Start ``python args...`` with this interpreter; output is merged into stdout.
+
+    It runs outside the source tree by default, so that ``-c`` and ``-m`` import the
+    installed package, not the repository's ``pymongoose/`` folder."""
+    import tempfile
+
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    kwargs["cwd"] = str(cwd) if cwd is not None else tempfile.gettempdir()
     return subprocess.Popen([sys.executable, *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, **kwargs)
 
