@@ -61,8 +61,25 @@ from .jsonpath import json_get, json_get_bool, json_get_long, json_get_num, json
 from .log import log_get, log_set
 from .manager import Manager
 from .messages import HttpMessage, MqttMessage, WsMessage
+from .mqtt import (
+    MQTT_CMD_CONNACK,
+    MQTT_CMD_CONNECT,
+    MQTT_CMD_DISCONNECT,
+    MQTT_CMD_PINGREQ,
+    MQTT_CMD_PINGRESP,
+    MQTT_CMD_PUBACK,
+    MQTT_CMD_PUBCOMP,
+    MQTT_CMD_PUBLISH,
+    MQTT_CMD_PUBREC,
+    MQTT_CMD_PUBREL,
+    MQTT_CMD_SUBACK,
+    MQTT_CMD_SUBSCRIBE,
+    MQTT_CMD_UNSUBACK,
+    MQTT_CMD_UNSUBSCRIBE,
+)
 from .multipart import http_parse_multipart, iter_multipart
 from .timers import Timer
+from .tls import TlsError, TlsOpts
 from .urls import url_decode, url_encode, url_host, url_is_ssl, url_pass, url_port, url_uri, url_user
 
 __version__ = "0.1.0"
@@ -70,7 +87,10 @@ __version__ = "0.1.0"
 __all__ = [
     "Address", "Connection", "ConnectError", "EventHandler", "HttpMessage", "ListenError",
     "Manager", "ManagerClosedError", "MessageExpiredError", "MongooseError", "MqttMessage",
-    "Timer", "WrongThreadError", "WsMessage",
+    "Timer", "TlsError", "TlsOpts", "WrongThreadError", "WsMessage",
+    "MQTT_CMD_CONNACK", "MQTT_CMD_CONNECT", "MQTT_CMD_DISCONNECT", "MQTT_CMD_PINGREQ", "MQTT_CMD_PINGRESP",
+    "MQTT_CMD_PUBACK", "MQTT_CMD_PUBCOMP", "MQTT_CMD_PUBLISH", "MQTT_CMD_PUBREC", "MQTT_CMD_PUBREL",
+    "MQTT_CMD_SUBACK", "MQTT_CMD_SUBSCRIBE", "MQTT_CMD_UNSUBACK", "MQTT_CMD_UNSUBSCRIBE",
     "MG_EV_ACCEPT", "MG_EV_CLOSE", "MG_EV_CONNECT", "MG_EV_ERROR", "MG_EV_HTTP_HDRS",
     "MG_EV_HTTP_MSG", "MG_EV_MQTT_CMD", "MG_EV_MQTT_MSG", "MG_EV_MQTT_OPEN", "MG_EV_OPEN",
     "MG_EV_POLL", "MG_EV_READ", "MG_EV_RESOLVE", "MG_EV_SNTP_TIME", "MG_EV_TLS_HS",

@@ -25,7 +25,7 @@ import re
 import threading
 import weakref
 from threading import get_ident
-from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from ._binding import ffi, lib
 from ._loop import on_loop
@@ -53,7 +53,11 @@ from .events import (
 )
 from .log import capture_errors
 from .messages import HttpMessage, MqttMessage, WsMessage
+from .mqtt import _qos, _string, _topic, mqtt_opts
 from .timers import Timer
+from .tls import TlsOpts, default_client_tls
+from .urls import url_host, url_is_ssl
+from .websocket import extra_header_lines
 
 logger = logging.getLogger("pymongoose")
 
@@ -392,7 +396,10 @@ class Manager:
         return handler
 
     def _open(self, what: str, error: type, url: str, handler: Optional[EventHandler],
-              events: Optional[Iterable[int]], call: Callable[[Any, bytes, int], Any]) -> Connection:
+              events: Optional[Iterable[int]], call: Callable[[Any, bytes, int, Any], int],
+              tls: Optional[TlsOpts] = None, client: bool = False) -> Connection:
+        """Open a connection with ``call(mgr, url, events_mask, tls_opts_or_NULL)``,
+        which returns its id (0 on failure), creating the Connection on MG_EV_OPEN."""
         pointer = self._live_pointer()
         if not isinstance(url, str):
             raise TypeError(f"url must be a str, not {type(url).__name__}")
@@ -403,10 +410,18 @@ class Manager:
                              f"({', '.join(sorted(_KNOWN_SCHEMES))})")
         chosen = self._check_handler(handler)
         mask = self._mask if events is None else events_mask(events)
+        if tls is None and client and url_is_ssl(url):
+            tls = default_client_tls(url_host(url))
+        c_tls, _keep = (ffi.NULL, None)
+        if tls is not None:
+            if not isinstance(tls, TlsOpts):
+                raise TypeError(f"tls must be a TlsOpts, not {type(tls).__name__}")
+            tls._check(pointer, client)
+            c_tls, _keep = tls._to_c()
         outer, self._opening_handler = self._opening_handler, chosen
         try:
             with capture_errors() as errors:
-                conn_id = call(pointer, raw_url, mask)
+                conn_id = call(pointer, raw_url, mask, c_tls)
         finally:
             self._opening_handler = outer
         if conn_id == 0:
@@ -414,39 +429,98 @@ class Manager:
         return self._conns[conn_id]
 
     @on_loop
-    def listen(self, url: str, handler: Optional[EventHandler] = None, *,
-               http: Optional[bool] = None, events: Optional[Iterable[int]] = None) -> Connection:
+    def listen(self, url: str, handler: Optional[EventHandler] = None, *, http: Optional[bool] = None,
+               events: Optional[Iterable[int]] = None, tls: Optional[TlsOpts] = None) -> Connection:
         """Listen on ``url`` (``"tcp://0.0.0.0:1234"``, ``"udp://..."``,
         ``"http://127.0.0.1:0"``...) and return the listening connection.
 
         ``http`` turns on the HTTP parser; None infers it from the scheme (http, https,
         ws, wss). Port 0 lets the OS choose: read it from ``local_addr``. Accepted
-        connections inherit ``handler`` and ``events``.
+        connections inherit ``handler`` and ``events``; with ``tls`` each one starts
+        TLS as it is accepted.
 
         :raises ListenError: with the URL and the cause (address in use...).
+        :raises TlsError: if ``tls`` cannot be used.
         """
         proto = lib.PM_PROTO_HTTP if _wants_http(url, http) else lib.PM_PROTO_TCP
         return self._open("listen on", ListenError, url, handler, events,
-                          lambda p, u, m: lib.pm_listen(p, u, proto, m))
+                          lambda p, u, m, t: lib.pm_listen(p, u, proto, m, t), tls)
 
     @on_loop
-    def connect(self, url: str, handler: Optional[EventHandler] = None, *,
-                http: Optional[bool] = None, events: Optional[Iterable[int]] = None) -> Connection:
+    def connect(self, url: str, handler: Optional[EventHandler] = None, *, http: Optional[bool] = None,
+                events: Optional[Iterable[int]] = None, tls: Optional[TlsOpts] = None) -> Connection:
         """Start an outbound connection to ``url`` and return it at once;
-        ``MG_EV_CONNECT`` (or ``MG_EV_ERROR``) follows. ``http`` as for :meth:`listen`."""
+        ``MG_EV_CONNECT`` (or ``MG_EV_ERROR``) follows. ``http`` as for :meth:`listen`.
+        A TLS URL (``https://``, ``mqtts://``...) verifies the server with ``tls``, or
+        by default with the system CAs and the URL's host name."""
         proto = lib.PM_PROTO_HTTP if _wants_http(url, http) else lib.PM_PROTO_TCP
         return self._open("connect to", ConnectError, url, handler, events,
-                          lambda p, u, m: lib.pm_connect(p, u, proto, m))
+                          lambda p, u, m, t: lib.pm_connect(p, u, proto, m, t), tls, client=True)
 
     def http_listen(self, url: str, handler: Optional[EventHandler] = None, *,
-                    events: Optional[Iterable[int]] = None) -> Connection:
+                    events: Optional[Iterable[int]] = None, tls: Optional[TlsOpts] = None) -> Connection:
         """:meth:`listen` with the HTTP parser on."""
-        return self.listen(url, handler, http=True, events=events)
+        return self.listen(url, handler, http=True, events=events, tls=tls)
 
     def http_connect(self, url: str, handler: Optional[EventHandler] = None, *,
-                     events: Optional[Iterable[int]] = None) -> Connection:
+                     events: Optional[Iterable[int]] = None, tls: Optional[TlsOpts] = None) -> Connection:
         """:meth:`connect` with the HTTP parser on; send the request on MG_EV_CONNECT."""
-        return self.connect(url, handler, http=True, events=events)
+        return self.connect(url, handler, http=True, events=events, tls=tls)
+
+    @on_loop
+    def ws_connect(self, url: str, handler: Optional[EventHandler] = None, *,
+                   headers: Optional[Mapping[str, str]] = None, events: Optional[Iterable[int]] = None,
+                   tls: Optional[TlsOpts] = None) -> Connection:
+        """Open a WebSocket client connection (``ws://`` or ``wss://``), sending the
+        handshake with ``headers`` added; ``MG_EV_WS_OPEN`` says it is ready."""
+        lines = extra_header_lines(headers)
+        return self._open("connect to", ConnectError, url, handler, events,
+                          lambda p, u, m, t: lib.pm_ws_connect(p, u, lines, m, t), tls, client=True)
+
+    @on_loop
+    def mqtt_connect(self, url: str, handler: Optional[EventHandler] = None, client_id: str = "",
+                     username: str = "", password: str = "", clean_session: bool = True, keepalive: int = 60,
+                     *, will_topic: str = "", will_message: BytesLike = b"", will_qos: int = 0,
+                     will_retain: bool = False, events: Optional[Iterable[int]] = None,
+                     tls: Optional[TlsOpts] = None) -> Connection:
+        """Connect to an MQTT broker (``mqtt://host:1883``, ``mqtts://...``) as an MQTT
+        3.1.1 client. ``MG_EV_MQTT_OPEN`` brings the CONNACK code (0: accepted).
+
+        An empty ``client_id`` lets Mongoose make one up. With ``keepalive`` seconds
+        (0: none) pymongoose pings the broker when idle. ``will_*`` set the last will.
+        """
+        if isinstance(keepalive, bool) or not isinstance(keepalive, int) or not 0 <= keepalive <= 65535:
+            raise ValueError("keepalive must be a number of seconds from 0 to 65535")
+        if will_message and not will_topic:
+            raise ValueError("will_message needs a will_topic")
+        keep: List[Any] = []
+        opts = mqtt_opts(keep, client_id=_string(client_id, "client_id", allow_empty=True),
+                         user=_string(username, "username", allow_empty=True),
+                         **{"pass": _string(password, "password", allow_empty=True)},
+                         topic=_topic(will_topic, wildcards=False) if will_topic else b"",
+                         message=to_bytes(will_message, "will_message"), qos=_qos(will_qos),
+                         retain=bool(will_retain), clean=bool(clean_session), keepalive=keepalive, version=4)
+        return self._open("connect to", ConnectError, url, handler, events,
+                          lambda p, u, m, t: lib.pm_mqtt_connect(p, u, opts, m, t), tls, client=True)
+
+    @on_loop
+    def mqtt_listen(self, url: str, handler: Optional[EventHandler] = None, *,
+                    events: Optional[Iterable[int]] = None, tls: Optional[TlsOpts] = None) -> Connection:
+        """Listen for MQTT clients (broker side): each packet arrives as
+        ``MG_EV_MQTT_CMD``; answering CONNECT, SUBSCRIBE and PINGREQ is the
+        handler's job (see examples/mqtt_broker.py). QoS acknowledgements are automatic."""
+        return self._open("listen on", ListenError, url, handler, events,
+                          lambda p, u, m, t: lib.pm_listen(p, u, lib.PM_PROTO_MQTT, m, t), tls)
+
+    @on_loop
+    def sntp_connect(self, url: str, handler: Optional[EventHandler] = None, *,
+                     events: Optional[Iterable[int]] = None) -> Connection:
+        """Open an SNTP client connection to ``url`` (``udp://time.example:123``; there
+        is no default server). Call :meth:`Connection.sntp_request`;
+        ``MG_EV_SNTP_TIME`` brings epoch milliseconds. A reply also sets Mongoose's
+        own clock."""
+        return self._open("connect to", ConnectError, url, handler, events,
+                          lambda p, u, m, t: lib.pm_connect(p, u, lib.PM_PROTO_SNTP, m, t), client=True)
 
     # ---- timers ---------------------------------------------------------------------
 

@@ -232,6 +232,18 @@ class MqttMessage(_MessageView):
         """CONNACK return code; 0 means accepted."""
         return int(self._ptr().ack)
 
+    @property
+    def dgram(self) -> bytes:
+        """The whole raw packet, fixed header included."""
+        return from_mg_str(self._ptr().dgram)
+
+    def subscriptions(self) -> List[Tuple[str, int]]:
+        """For a SUBSCRIBE packet (broker side), its ``(topic, qos)`` pairs; for an
+        UNSUBSCRIBE, ``(topic, -1)``. ValueError if the packet is malformed."""
+        from .mqtt import parse_subscribe
+
+        return parse_subscribe(self.dgram)
+
     def __repr__(self) -> str:
         if not self.valid:
             return "<MqttMessage (expired)>"

@@ -281,15 +281,23 @@ void pm_mgr_free(struct mg_mgr *mgr);
 void pm_mgr_disown(struct mg_mgr *mgr);
 bool pm_mgr_wake(struct mg_mgr *mgr);
 
-// Open a connection; return its id, or 0 on failure (the reason is logged).
+// Open a connection; return its id, or 0 on failure (the reason is logged). With
+// tls (may be NULL), a listener starts TLS on each connection it accepts, a client
+// once connected.
 unsigned long pm_listen(struct mg_mgr *mgr, const char *url, int proto,
-                        uint32_t events);
+                        uint32_t events, const struct mg_tls_opts *tls);
 unsigned long pm_connect(struct mg_mgr *mgr, const char *url, int proto,
-                         uint32_t events);
+                         uint32_t events, const struct mg_tls_opts *tls);
 unsigned long pm_ws_connect(struct mg_mgr *mgr, const char *url,
-                            const char *extra_headers, uint32_t events);
+                            const char *extra_headers, uint32_t events,
+                            const struct mg_tls_opts *tls);
 unsigned long pm_mqtt_connect(struct mg_mgr *mgr, const char *url,
-                              const struct mg_mqtt_opts *opts, uint32_t events);
+                              const struct mg_mqtt_opts *opts, uint32_t events,
+                              const struct mg_tls_opts *tls);
+bool pm_conn_set_tls(struct mg_connection *c, const struct mg_tls_opts *opts);
+// Parse TLS options as mg_tls_init() would; false, with the reason in err, if bad.
+bool pm_tls_check(struct mg_mgr *mgr, const struct mg_tls_opts *opts, bool client,
+                  char *err, size_t err_len);
 
 // The open connection with this id, or NULL once it has closed. The pointer may be
 // used until control returns to Mongoose (the end of the current call or handler).

@@ -233,6 +233,75 @@ struct mg_connection *pm_conn(struct mg_mgr *mgr, unsigned long id) {
   return pm_table_get(&((struct pm_mgr *) mgr)->conns, id);
 }
 
+/* ---- TLS options a listener shares with the connections it accepts ------------ */
+
+/* A deep copy of struct mg_tls_opts, reference-counted: a listener and each
+ * connection it accepted hold one reference, since accepted connections may outlive
+ * their listener. Mongoose copies what it needs in mg_tls_init(). */
+struct pm_tls {
+  unsigned refs;
+  struct mg_tls_opts opts;
+};
+
+static struct mg_str pm_copy_into(char **cursor, struct mg_str s) {
+  struct mg_str copy = {NULL, 0};  // Mongoose tests .buf == NULL for "not given"
+  if (s.len > 0) {
+    memcpy(*cursor, s.buf, s.len);
+    copy.buf = *cursor;
+    copy.len = s.len;
+    *cursor += s.len;
+  }
+  return copy;
+}
+
+static struct pm_tls *pm_tls_new(const struct mg_tls_opts *o) {
+  size_t size = o->ca.len + o->cert.len + o->key.len + o->name.len;
+  struct pm_tls *t = (struct pm_tls *) calloc(1, sizeof(*t) + size + 1);
+  char *cursor = (char *) (t + 1);
+  if (t == NULL) return NULL;
+  t->refs = 1;
+  t->opts.ca = pm_copy_into(&cursor, o->ca);
+  t->opts.cert = pm_copy_into(&cursor, o->cert);
+  t->opts.key = pm_copy_into(&cursor, o->key);
+  t->opts.name = pm_copy_into(&cursor, o->name);
+  t->opts.skip_verification = o->skip_verification;
+  return t;
+}
+
+static void pm_tls_release(struct pm_tls *t) {
+  if (t != NULL && --t->refs == 0) free(t);
+}
+
+struct pm_tls_error {
+  char *buf;
+  size_t len;
+};
+
+static void pm_record_error(struct mg_connection *c, int ev, void *ev_data) {
+  struct pm_tls_error *error = (struct pm_tls_error *) c->fn_data;
+  if (ev == MG_EV_ERROR && error->buf[0] == '\0') {
+    snprintf(error->buf, error->len, "%s", (const char *) ev_data);
+  }
+}
+
+/* Parses opts as mg_tls_init() would, on a throwaway connection, so bad PEM or a
+ * missing key is reported when the options are given, not at the first accept.
+ * Returns false and fills err on failure. */
+bool pm_tls_check(struct mg_mgr *mgr, const struct mg_tls_opts *opts, bool client,
+                  char *err, size_t err_len) {
+  struct mg_connection probe;
+  struct pm_tls_error error = {err, err_len};
+  memset(&probe, 0, sizeof(probe));
+  err[0] = '\0';
+  probe.mgr = mgr;
+  probe.is_client = client;
+  probe.fn = pm_record_error;
+  probe.fn_data = &error;
+  mg_tls_init(&probe, opts);
+  mg_tls_free(&probe);
+  return err[0] == '\0' && !probe.is_closing;
+}
+
 /* ---- per-connection state and the event handler ------------------------------ */
 
 /* What the shim keeps for each connection Python created, in c->fn_data.
@@ -240,9 +309,13 @@ struct mg_connection *pm_conn(struct mg_mgr *mgr, unsigned long id) {
  * connection's MG_EV_OPEN the shim replaces the shared pointer by a copy of its own,
  * so every connection owns exactly one state, freed on its MG_EV_CLOSE. */
 struct pm_conn {
-  uint32_t events;       // Bit n set: event n crosses into Python
-  unsigned long id;      // This connection's id
-  unsigned long parent;  // For accepted connections: the listener's id
+  uint32_t events;           // Bit n set: event n crosses into Python
+  unsigned long id;          // This connection's id
+  unsigned long parent;      // For accepted connections: the listener's id
+  struct pm_tls *tls;        // TLS to start on accept (listeners) or connect (clients)
+  uint64_t mqtt_keepalive;   // MQTT client: ping after this many idle ms (0: never)
+  uint64_t mqtt_last_write;  // MQTT client: when it last sent something
+  bool mqtt_open;            // MQTT client: CONNACK received
 };
 
 /* Events numbered beyond the mask's width (user events) always cross. */
@@ -272,6 +345,22 @@ static void pm_forward(struct mg_mgr *mgr, struct mg_connection *c,
   if (depth < PM_MAX_FRAMES) f->token[depth] = 0;
 }
 
+/* Mongoose's MQTT client sends PINGREQ only when asked; brokers drop a client
+ * that stays silent for 1.5 keepalive periods. Ping once idle for half of one. */
+static void pm_mqtt_keepalive(struct mg_connection *c, struct pm_conn *st, int ev) {
+  uint64_t now = mg_millis();
+  if (ev == MG_EV_MQTT_OPEN) {
+    st->mqtt_open = true;
+    st->mqtt_last_write = now;
+  } else if (ev == MG_EV_WRITE) {
+    st->mqtt_last_write = now;
+  } else if (ev == MG_EV_POLL && st->mqtt_open && !c->is_closing &&
+             now - st->mqtt_last_write >= st->mqtt_keepalive / 2) {
+    mg_mqtt_ping(c);
+    st->mqtt_last_write = now;
+  }
+}
+
 static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
   struct pm_conn *st = (struct pm_conn *) c->fn_data;
   struct pm_mgr *pm = (struct pm_mgr *) c->mgr;
@@ -286,15 +375,22 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
       }
       own->events = st->events;
       own->parent = st->id;
+      own->tls = st->tls;
+      if (own->tls != NULL) own->tls->refs++;
       c->fn_data = st = own;
     }
     st->id = c->id;
     if (!pm_table_put(&pm->conns, c->id, c)) {
       c->fn_data = NULL;
       c->is_closing = 1;
+      pm_tls_release(st->tls);
       free(st);
       return;
     }
+  } else if ((ev == MG_EV_ACCEPT || ev == MG_EV_CONNECT) && st->tls != NULL) {
+    mg_tls_init(c, &st->tls->opts);  // before the handler, which may send already
+  } else if (st->mqtt_keepalive > 0) {
+    pm_mqtt_keepalive(c, st, ev);
   }
   if (pm->mgr.userdata != NULL && pm_wants(st, ev)) {
     pm_forward(&pm->mgr, c, c->id, ev, ev_data);
@@ -302,14 +398,25 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
   if (ev == MG_EV_CLOSE) {
     pm_table_del(&pm->conns, c->id);
     c->fn_data = NULL;
+    pm_tls_release(st->tls);
     free(st);
   }
 }
 
-static struct pm_conn *pm_new_state(uint32_t events) {
+static struct pm_conn *pm_new_state(uint32_t events, const struct mg_tls_opts *tls) {
   struct pm_conn *st = (struct pm_conn *) calloc(1, sizeof(*st));
-  if (st != NULL) st->events = events;
+  if (st == NULL) return NULL;
+  st->events = events;
+  if (tls != NULL && (st->tls = pm_tls_new(tls)) == NULL) {
+    free(st);
+    return NULL;
+  }
   return st;
+}
+
+static void pm_free_state(struct pm_conn *st) {
+  if (st != NULL) pm_tls_release(st->tls);
+  free(st);
 }
 
 typedef struct mg_connection *(*pm_opener)(struct mg_mgr *, const char *url,
@@ -318,47 +425,66 @@ typedef struct mg_connection *(*pm_opener)(struct mg_mgr *, const char *url,
 /* Mongoose fires MG_EV_OPEN inside the opener, so the state must exist before the
  * call; when the call fails no event has run and the state is still ours to free. */
 static unsigned long pm_open(pm_opener open, struct mg_mgr *mgr, const char *url,
-                             uint32_t events) {
-  struct pm_conn *st = pm_new_state(events);
+                             uint32_t events, const struct mg_tls_opts *tls) {
+  struct pm_conn *st = pm_new_state(events, tls);
   struct mg_connection *c = st == NULL ? NULL : open(mgr, url, pm_event_handler, st);
-  if (c == NULL) free(st);
+  if (c == NULL) pm_free_state(st);
   return c == NULL ? 0 : c->id;
 }
 
 unsigned long pm_listen(struct mg_mgr *mgr, const char *url, int proto,
-                        uint32_t events) {
+                        uint32_t events, const struct mg_tls_opts *tls) {
   pm_opener open = proto == PM_PROTO_HTTP   ? mg_http_listen
                    : proto == PM_PROTO_MQTT ? mg_mqtt_listen
                                             : mg_listen;
-  return pm_open(open, mgr, url, events);
+  return pm_open(open, mgr, url, events, tls);
 }
 
 unsigned long pm_connect(struct mg_mgr *mgr, const char *url, int proto,
-                         uint32_t events) {
+                         uint32_t events, const struct mg_tls_opts *tls) {
   pm_opener open = proto == PM_PROTO_HTTP   ? mg_http_connect
                    : proto == PM_PROTO_SNTP ? mg_sntp_connect
                                             : mg_connect;
-  return pm_open(open, mgr, url, events);
+  return pm_open(open, mgr, url, events, tls);
 }
 
 unsigned long pm_ws_connect(struct mg_mgr *mgr, const char *url,
-                            const char *extra_headers, uint32_t events) {
-  struct pm_conn *st = pm_new_state(events);
+                            const char *extra_headers, uint32_t events,
+                            const struct mg_tls_opts *tls) {
+  struct pm_conn *st = pm_new_state(events, tls);
   struct mg_connection *c =
       st == NULL ? NULL
                  : mg_ws_connect(mgr, url, pm_event_handler, st, "%s",
                                  extra_headers == NULL ? "" : extra_headers);
-  if (c == NULL) free(st);
+  if (c == NULL) pm_free_state(st);
   return c == NULL ? 0 : c->id;
 }
 
 unsigned long pm_mqtt_connect(struct mg_mgr *mgr, const char *url,
-                              const struct mg_mqtt_opts *opts, uint32_t events) {
-  struct pm_conn *st = pm_new_state(events);
-  struct mg_connection *c =
-      st == NULL ? NULL : mg_mqtt_connect(mgr, url, opts, pm_event_handler, st);
-  if (c == NULL) free(st);
+                              const struct mg_mqtt_opts *opts, uint32_t events,
+                              const struct mg_tls_opts *tls) {
+  struct pm_conn *st = pm_new_state(events, tls);
+  struct mg_connection *c = NULL;
+  if (st != NULL) {
+    st->mqtt_keepalive = (uint64_t) opts->keepalive * 1000;
+    c = mg_mqtt_connect(mgr, url, opts, pm_event_handler, st);
+  }
+  if (c == NULL) pm_free_state(st);
   return c == NULL ? 0 : c->id;
+}
+
+/* Use these TLS options from now on: a listener starts TLS on each connection it
+ * accepts, a client when its TCP connection is established. */
+bool pm_conn_set_tls(struct mg_connection *c, const struct mg_tls_opts *opts) {
+  struct pm_conn *st = (struct pm_conn *) c->fn_data;
+  struct pm_tls *tls = pm_tls_new(opts);
+  if (st == NULL || tls == NULL) {
+    pm_tls_release(tls);
+    return false;
+  }
+  pm_tls_release(st->tls);
+  st->tls = tls;
+  return true;
 }
 
 /* ---- connection accessors --------------------------------------------------------- */

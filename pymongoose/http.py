@@ -1,0 +1,190 @@
+"""HTTP methods of :class:`~pymongoose.Connection`: replies, chunked and SSE
+streaming, static files, Basic authentication.
+
+Header names and values are checked before anything is sent: CR, LF or NUL raise
+``ValueError``, so a response can never be split or smuggled.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any, Mapping, Optional
+
+from ._binding import ffi, lib
+from ._loop import on_loop
+from ._text import BytesLike, to_bytes, to_cstr
+from .messages import HttpMessage
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+# RFC 9110 token characters, for header names.
+_TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_DEFAULT_REPLY_HEADERS = b"Content-Type: text/plain; charset=utf-8\r\n"
+
+
+def format_headers(headers: Optional[Mapping[str, str]], default_type: bytes = _DEFAULT_REPLY_HEADERS) -> bytes:
+    """Return ``headers`` as ``Name: value\\r\\n`` lines, refusing anything that could
+    split or smuggle a response; adds ``default_type`` unless Content-Type is given."""
+    if headers is None:
+        return default_type
+    if not isinstance(headers, Mapping):
+        raise TypeError(f"headers must be a mapping, not {type(headers).__name__}")
+    lines = []
+    has_type = False
+    for name, value in headers.items():
+        raw_name = to_bytes(name, "header name")
+        raw_value = to_bytes(value if isinstance(value, (str, bytes)) else str(value), "header value")
+        if not _TOKEN.match(raw_name):
+            raise ValueError(f"invalid header name {name!r}")
+        if b"\r" in raw_value or b"\n" in raw_value or b"\0" in raw_value:
+            raise ValueError(f"header {name!r} has CR, LF or NUL in its value")
+        has_type = has_type or raw_name.lower() == b"content-type"
+        lines.append(b"%s: %s\r\n" % (raw_name, raw_value))
+    if not has_type:
+        lines.insert(0, default_type)
+    return b"".join(lines)
+
+
+def _is_chunked(headers: Optional[Mapping[str, str]]) -> bool:
+    return headers is not None and any(
+        str(name).lower() == "transfer-encoding" and "chunked" in str(value).lower()
+        for name, value in headers.items()
+    )
+
+
+def _check_header_lines(lines: str) -> None:
+    """Extra header lines given as one string must be complete, well-formed lines."""
+    if not lines:
+        return
+    raw = to_cstr(lines, "extra_headers")
+    if not raw.endswith(b"\r\n"):
+        raise ValueError("extra_headers must be complete lines, each ending in \\r\\n")
+    for line in raw[:-2].split(b"\r\n"):
+        name, sep, _ = line.partition(b":")
+        if not sep or not _TOKEN.match(name) or b"\r" in line or b"\n" in line:
+            raise ValueError(f"malformed header line in extra_headers: {line!r}")
+
+
+class HttpMethods:
+    """HTTP methods of :class:`~pymongoose.Connection`."""
+
+    __slots__ = ()
+
+    @on_loop
+    def reply(self: "Connection", status_code: int, body: BytesLike = b"",
+              headers: Optional[Mapping[str, str]] = None) -> None:
+        """Send a complete HTTP response with the right Content-Length.
+
+        ``Content-Type: text/plain; charset=utf-8`` is added unless ``headers``
+        names one (str bodies are sent UTF-8 encoded). Header names and values are
+        checked: CR, LF or NUL raise ValueError. With ``Transfer-Encoding: chunked``
+        in ``headers`` only the head (and ``body`` as a first chunk, if any) is sent;
+        continue with :meth:`http_chunk`.
+
+        >>> conn.reply(200, '{"ok": true}', {"Content-Type": "application/json"})  # doctest: +SKIP
+        """
+        if isinstance(status_code, bool) or not isinstance(status_code, int):
+            raise TypeError("status_code must be an int")
+        if not 100 <= status_code <= 999:
+            raise ValueError(f"status_code must be a 3-digit HTTP status, not {status_code}")
+        payload = to_bytes(body, "body")
+        head = format_headers(headers)
+        mgr = self._manager._ptr
+        if mgr is None:
+            sent = False
+        elif _is_chunked(headers):
+            sent = lib.pm_http_head(mgr, self._id, status_code, head, len(head))
+            if sent and payload:
+                lib.pm_http_chunk(mgr, self._id, payload, len(payload))
+        else:
+            sent = lib.pm_http_reply(mgr, self._id, status_code, head, len(head), payload, len(payload))
+        self._sent(sent, "reply")
+
+    @on_loop
+    def http_chunk(self: "Connection", data: BytesLike) -> None:
+        """Send one chunk of a chunked response; empty ``data`` ends the response."""
+        payload = to_bytes(data, "data")
+        mgr = self._manager._ptr
+        self._sent(mgr is not None and lib.pm_http_chunk(mgr, self._id, payload, len(payload)), "http_chunk")
+
+    @on_loop
+    def http_sse(self: "Connection", event_type: str, data: str) -> None:
+        """Send one Server-Sent Event (``event:``/``data:`` lines) as a chunk of a
+        chunked ``text/event-stream`` response."""
+        event = to_bytes(event_type, "event_type")
+        payload = to_bytes(data, "data")
+        if b"\n" in event or b"\r" in event:
+            raise ValueError("event_type must be a single line")
+        if b"\n" in payload or b"\r" in payload:
+            # One event with several lines of data, as the SSE format spells it.
+            payload = b"\ndata: ".join(payload.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"))
+        mgr = self._manager._ptr
+        self._sent(mgr is not None and lib.pm_http_sse(mgr, self._id, event, len(event), payload, len(payload)),
+                   "http_sse")
+
+    @on_loop
+    def serve_dir(self: "Connection", message: HttpMessage, root_dir: str, extra_headers: str = "",
+                  mime_types: str = "", page404: str = "") -> None:
+        """Answer ``message`` from the files under ``root_dir`` (paths that escape it
+        are refused). ``extra_headers`` are complete ``Name: value\\r\\n`` lines;
+        ``mime_types`` is ``"ext=type,..."``; ``page404`` is a file sent when the
+        path does not exist (Mongoose sends it with status 200)."""
+        self._serve(message, root_dir, None, extra_headers, mime_types, page404)
+
+    @on_loop
+    def serve_file(self: "Connection", message: HttpMessage, path: str, extra_headers: str = "",
+                   mime_types: str = "") -> None:
+        """Answer ``message`` with the file at ``path`` (404 if it does not exist)."""
+        self._serve(message, None, path, extra_headers, mime_types, "")
+
+    def _serve(self: "Connection", message: HttpMessage, root_dir: Optional[str], path: Optional[str],
+               extra_headers: str, mime_types: str, page404: str) -> None:
+        if not isinstance(message, HttpMessage):
+            raise TypeError("message must be the HttpMessage passed to this handler")
+        hm = message._ptr()
+        _check_header_lines(extra_headers)
+        keep = []  # the C strings must outlive the call
+
+        def cstr(value: Optional[str], what: str) -> Any:
+            if not value:
+                return ffi.NULL
+            buf = ffi.new("char[]", to_cstr(value, what))
+            keep.append(buf)
+            return buf
+
+        opts = ffi.new("struct mg_http_serve_opts *")
+        opts.root_dir = cstr(root_dir, "root_dir") if root_dir is not None else ffi.NULL
+        opts.extra_headers = cstr(extra_headers, "extra_headers")
+        opts.mime_types = cstr(mime_types, "mime_types")
+        opts.page404 = cstr(page404, "page404")
+        file_path = cstr(path, "path") if path is not None else None
+        c = self._c()
+        if c is None:
+            self._sent(False, "serve")
+        elif file_path is None:
+            lib.mg_http_serve_dir(c, hm, opts)
+        else:
+            lib.mg_http_serve_file(c, hm, file_path, opts)
+
+    @on_loop
+    def http_basic_auth(self: "Connection", username: str, password: str) -> None:
+        """Write an ``Authorization: Basic ...`` header line into the send buffer
+        (for a client, between its request line and the blank line)."""
+        user = to_cstr(username, "username")
+        secret = to_cstr(password, "password")
+        c = self._c()
+        if c is None:
+            self._sent(False, "http_basic_auth")
+        else:
+            lib.mg_http_bauth(c, user, secret)
+
+    def reply_json(self: "Connection", data: Any, status_code: int = 200,
+                   headers: Optional[Mapping[str, str]] = None) -> None:
+        """Reply with ``data`` serialised as JSON (``Content-Type: application/json``)."""
+        merged = {"Content-Type": "application/json"}
+        for name, value in (headers or {}).items():
+            if str(name).lower() != "content-type":
+                merged[name] = value
+        self.reply(status_code, json.dumps(data), merged)

@@ -1,0 +1,176 @@
+"""TLS with Mongoose's built-in TLS stack: :class:`TlsOpts` and ``Connection.tls_init``.
+
+A server gives its certificate and key; a client gives the CA to verify the server
+with, and the name to check::
+
+    server_tls = TlsOpts(cert=open("server.pem").read(), key=open("server.key").read())
+    mgr.listen("https://0.0.0.0:8443", handler, tls=server_tls)
+
+    client_tls = TlsOpts(ca=open("ca.pem").read(), name="example.test")
+    mgr.connect("https://example.test:8443", handler, tls=client_tls)
+
+A client connecting to an ``https``/``wss``/``mqtts`` URL without ``tls=`` verifies
+the server against the system's CA bundle and the URL's host name.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple, Union
+
+from ._binding import ffi, lib
+from ._loop import on_loop
+from ._text import to_bytes
+from .log import capture_errors
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+PemInput = Union[str, bytes, "os.PathLike[str]", None]
+
+# Where Debian, Ubuntu, Alpine, Fedora/RHEL and SUSE keep the system CA bundle.
+_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
+               "/etc/ssl/ca-bundle.pem", "/etc/ssl/cert.pem")
+
+
+class TlsError(ValueError):
+    """TLS options Mongoose cannot use (bad PEM, missing or unsupported key...)."""
+
+
+def _material(value: PemInput, what: str) -> bytes:
+    """PEM or DER given as str, bytes, or the path of a file holding it."""
+    if value is None:
+        return b""
+    if isinstance(value, os.PathLike):
+        with open(value, "rb") as f:
+            return f.read()
+    data = to_bytes(value, what)
+    if b"-----BEGIN" in data and b"-----END" not in data:
+        raise TlsError(f"{what} is truncated PEM: it has a BEGIN line but no END line")
+    return data
+
+
+class TlsOpts:
+    """TLS options: certificates and keys (PEM or DER, as str, bytes or a path).
+
+    :param ca: CA certificate(s) to verify the peer with. A client without one does
+        not verify the server (unless it uses the default, see the module docs); a
+        server with one requires and verifies client certificates.
+    :param cert: our certificate (servers; clients for mutual TLS).
+    :param key: our private key (EC P-256, RSA or PKCS#8); may be in ``cert``'s PEM.
+    :param name: the server name to send (SNI) and to check the certificate against.
+    :param skip_verification: accept any certificate (development only).
+
+    >>> TlsOpts(key="-----BEGIN EC PRIVATE KEY-----\\n...")
+    Traceback (most recent call last):
+    ...
+    pymongoose.tls.TlsError: key is truncated PEM: it has a BEGIN line but no END line
+    """
+
+    __slots__ = ("ca", "cert", "key", "name", "skip_verification")
+
+    def __init__(self, ca: PemInput = None, cert: PemInput = None, key: PemInput = None,
+                 name: Union[str, bytes, None] = None, skip_verification: bool = False) -> None:
+        self.ca = _material(ca, "ca")
+        self.cert = _material(cert, "cert")
+        self.key = _material(key, "key")
+        self.name = b"" if name is None else to_bytes(name, "name")
+        if b"\0" in self.name or len(self.name) > 250:
+            raise TlsError("name must be a host name without NUL characters")
+        self.skip_verification = bool(skip_verification)
+        if self.cert and not self.key:
+            if b"PRIVATE KEY-----" not in self.cert:
+                raise TlsError("cert was given without its private key (key=...)")
+            self.key = self.cert  # one PEM file holding both
+        if self.key and not self.cert:
+            raise TlsError("key was given without its certificate (cert=...)")
+
+    def _to_c(self) -> Tuple[Any, List[Any]]:
+        """A ``struct mg_tls_opts *`` and the buffers it points into (keep them)."""
+        opts = ffi.new("struct mg_tls_opts *")
+        keep = [opts]
+        for field in ("ca", "cert", "key", "name"):
+            data = getattr(self, field)
+            if data:
+                buffer = ffi.new("char[]", data)
+                keep.append(buffer)
+                setattr(opts, field, (buffer, len(data)))
+        opts.skip_verification = self.skip_verification
+        return opts, keep
+
+    def _check(self, mgr: Any, client: bool) -> None:
+        """Raise TlsError now if Mongoose would refuse these options."""
+        opts, _keep = self._to_c()
+        error = ffi.new("char[]", 256)
+        if not lib.pm_tls_check(mgr, opts, client, error, 256):
+            raise TlsError(f"invalid TLS options: {ffi.string(error).decode('utf-8', 'replace')}")
+
+    def __repr__(self) -> str:
+        parts = [f"{field}=<{len(getattr(self, field))} bytes>" for field in ("ca", "cert", "key")
+                 if getattr(self, field)]
+        if self.name:
+            parts.append(f"name={self.name.decode('utf-8', 'replace')!r}")
+        if self.skip_verification:
+            parts.append("skip_verification=True")
+        return f"TlsOpts({', '.join(parts)})"
+
+
+def system_ca_bundle() -> Optional[bytes]:
+    """The system's CA certificates (PEM), or None if none is found."""
+    for path in _CA_BUNDLES:
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError:
+            continue
+    return None
+
+
+def default_client_tls(host: str) -> TlsOpts:
+    """What a client uses for a TLS URL given no options: the system CAs and the host."""
+    bundle = system_ca_bundle()
+    if bundle is None:
+        raise TlsError("no system CA bundle found to verify the server; pass tls=TlsOpts(ca=...)")
+    return TlsOpts(ca=bundle, name=host)
+
+
+class TlsMethods:
+    """TLS methods of :class:`~pymongoose.Connection`."""
+
+    __slots__ = ()
+
+    @on_loop
+    def tls_init(self: "Connection", opts: TlsOpts) -> None:
+        """Start TLS on this connection with ``opts``.
+
+        On a listener, every connection it accepts from now on starts TLS. On a
+        client that is still connecting, TLS starts once it is connected. Otherwise
+        (in an ``MG_EV_ACCEPT`` or ``MG_EV_CONNECT`` handler), the handshake starts now.
+
+        :raises TlsError: if Mongoose cannot use ``opts``.
+        """
+        if not isinstance(opts, TlsOpts):
+            raise TypeError("opts must be a TlsOpts")
+        c = self._c()
+        if c is None:
+            self._sent(False, "tls_init")
+            return
+        flags = lib.pm_conn_flags(c)
+        is_client = bool(flags & lib.PM_IS_CLIENT)
+        opts._check(self._manager._ptr, is_client)
+        c_opts, _keep = opts._to_c()
+        if flags & lib.PM_IS_LISTENING or flags & (lib.PM_IS_RESOLVING | lib.PM_IS_CONNECTING):
+            if not lib.pm_conn_set_tls(c, c_opts):
+                raise MemoryError("out of memory for TLS options")
+            return
+        with capture_errors() as errors:
+            lib.mg_tls_init(c, c_opts)
+        if errors and lib.pm_conn_flags(c) & lib.PM_IS_CLOSING:
+            raise TlsError(f"TLS could not start: {errors[-1]}")
+
+    @on_loop
+    def tls_free(self: "Connection") -> None:
+        """Release this connection's TLS state (Mongoose does it on close)."""
+        c = self._c()
+        if c is not None:
+            lib.mg_tls_free(c)

@@ -1,0 +1,74 @@
+"""WebSocket methods of :class:`~pymongoose.Connection`.
+
+A server upgrades an HTTP request, then exchanges messages::
+
+    def handler(conn, event, data):
+        if event == MG_EV_HTTP_MSG:
+            conn.ws_upgrade(data)
+        elif event == MG_EV_WS_MSG:
+            conn.ws_send(data.data, WEBSOCKET_OP_BINARY if data.op == WEBSOCKET_OP_BINARY
+                         else WEBSOCKET_OP_TEXT)
+
+A client is made by :meth:`Manager.ws_connect`; ``MG_EV_WS_OPEN`` says it is ready.
+Mongoose answers pings and reassembles fragmented messages itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping, Optional
+
+from ._binding import lib
+from ._loop import on_loop
+from ._text import BytesLike, to_bytes
+from .events import (
+    WEBSOCKET_OP_BINARY,
+    WEBSOCKET_OP_CLOSE,
+    WEBSOCKET_OP_CONTINUE,
+    WEBSOCKET_OP_PING,
+    WEBSOCKET_OP_PONG,
+    WEBSOCKET_OP_TEXT,
+)
+from .http import format_headers
+from .messages import HttpMessage
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+_OPCODES = frozenset({WEBSOCKET_OP_CONTINUE, WEBSOCKET_OP_TEXT, WEBSOCKET_OP_BINARY, WEBSOCKET_OP_CLOSE,
+                      WEBSOCKET_OP_PING, WEBSOCKET_OP_PONG})
+
+
+def extra_header_lines(headers: Optional[Mapping[str, str]]) -> bytes:
+    """Checked ``Name: value\\r\\n`` lines for a handshake (no default Content-Type)."""
+    return format_headers(headers, default_type=b"") if headers else b""
+
+
+class WebSocketMethods:
+    """WebSocket methods of :class:`~pymongoose.Connection`."""
+
+    __slots__ = ()
+
+    @on_loop
+    def ws_upgrade(self: "Connection", message: HttpMessage,
+                   extra_headers: Optional[Mapping[str, str]] = None) -> None:
+        """Answer the HTTP request ``message`` with a WebSocket handshake; the
+        handler then gets ``MG_EV_WS_OPEN`` (at once) and ``MG_EV_WS_MSG``. A request
+        that is not a WebSocket upgrade is answered 426 and closed."""
+        if not isinstance(message, HttpMessage):
+            raise TypeError("message must be the HttpMessage passed to this handler")
+        hm = message._ptr()
+        lines = extra_header_lines(extra_headers)
+        c = self._c()
+        if c is None:
+            self._sent(False, "ws_upgrade")
+        else:
+            lib.pm_ws_upgrade(c, hm, lines)
+
+    @on_loop
+    def ws_send(self: "Connection", data: BytesLike, op: int = WEBSOCKET_OP_TEXT) -> bool:
+        """Send one WebSocket message (str is UTF-8 encoded). False if closed."""
+        if op not in _OPCODES:
+            raise ValueError(f"op must be one of the WEBSOCKET_OP_* constants, not {op!r}")
+        payload = to_bytes(data, "data")
+        mgr = self._manager._ptr
+        return self._sent(mgr is not None and lib.pm_ws_send(mgr, self._id, payload, len(payload), op), "ws_send")
