@@ -16,7 +16,7 @@ the server against the system's CA bundle and the URL's host name.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 
 from ._binding import ffi, lib
 from ._loop import on_loop
@@ -35,6 +35,26 @@ _CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bund
 
 class TlsError(ValueError):
     """TLS options Mongoose cannot use (bad PEM, missing or unsupported key...)."""
+
+
+def _check_certificates(data: bytes, what: str) -> None:
+    """Parse the certificate(s) in ``data`` (PEM or DER), as Mongoose only decodes
+    them when a handshake needs them: garbage must fail now, with a clear error."""
+    try:
+        import ssl
+    except ImportError:  # an interpreter built without ssl: Mongoose will judge
+        return
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        if b"-----BEGIN" in data:
+            blocks = data.decode("ascii", "replace")
+            if "CERTIFICATE-----" not in blocks:
+                raise TlsError(f"{what} holds no PEM certificate")
+            context.load_verify_locations(cadata=blocks)
+        else:
+            context.load_verify_locations(cadata=data)
+    except (ssl.SSLError, ValueError) as error:
+        raise TlsError(f"{what} is not a valid certificate: {error}") from None
 
 
 def _material(value: PemInput, what: str) -> bytes:
@@ -84,6 +104,10 @@ class TlsOpts:
             self.key = self.cert  # one PEM file holding both
         if self.key and not self.cert:
             raise TlsError("key was given without its certificate (cert=...)")
+        if self.cert:
+            _check_certificates(self.cert, "cert")
+        if self.ca and self.ca is not _system_bundle_cache.get("pem"):
+            _check_certificates(self.ca, "ca")
 
     def _to_c(self) -> Tuple[Any, List[Any]]:
         """A ``struct mg_tls_opts *`` and the buffers it points into (keep them)."""
@@ -115,15 +139,20 @@ class TlsOpts:
         return f"TlsOpts({', '.join(parts)})"
 
 
+_system_bundle_cache: Dict[str, bytes] = {}
+
+
 def system_ca_bundle() -> Optional[bytes]:
-    """The system's CA certificates (PEM), or None if none is found."""
-    for path in _CA_BUNDLES:
-        try:
-            with open(path, "rb") as f:
-                return f.read()
-        except OSError:
-            continue
-    return None
+    """The system's CA certificates (PEM), or None if none is found. Read once."""
+    if "pem" not in _system_bundle_cache:
+        for path in _CA_BUNDLES:
+            try:
+                with open(path, "rb") as f:
+                    _system_bundle_cache["pem"] = f.read()
+                break
+            except OSError:
+                continue
+    return _system_bundle_cache.get("pem")
 
 
 def default_client_tls(host: str) -> TlsOpts:

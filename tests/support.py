@@ -197,3 +197,195 @@ class Program:
         if self.process.poll() is None:
             self.process.kill()
             self.process.communicate()
+
+
+class Mosquitto:
+    """A real mosquitto broker on a free loopback port, with a temporary config.
+
+    ``users`` turns on authentication with those user names and passwords; ``tls``
+    (cafile, certfile, keyfile) makes the listener TLS-only."""
+
+    def __init__(self, workdir: Path, users: "dict[str, str] | None" = None,
+                 tls: "tuple[Path, Path, Path] | None" = None) -> None:
+        import shutil
+
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            import pytest
+
+            pytest.skip("mosquitto is not installed (Debian package 'mosquitto'; .ci/run installs it)")
+        self.port = free_port()
+        lines = [f"listener {self.port} 127.0.0.1", "persistence false", "log_dest stderr",
+                 f"allow_anonymous {'false' if users else 'true'}"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            # Started as root it would switch to user "mosquitto", who cannot read
+            # the test's private temporary files.
+            lines.append("user root")
+        if users:
+            password_file = workdir / "passwords"
+            password_file.touch()
+            for user, password in users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(password_file), user, password], check=True)
+            lines.append(f"password_file {password_file}")
+        if tls:
+            cafile, certfile, keyfile = tls
+            lines += [f"cafile {cafile}", f"certfile {certfile}", f"keyfile {keyfile}"]
+        config = workdir / f"mosquitto-{self.port}.conf"
+        config.write_text("\n".join(lines) + "\n")
+        self.process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+        wait_for(self._accepting, what="mosquitto to accept connections")
+        self.url = f"mqtt{'s' if tls else ''}://127.0.0.1:{self.port}"
+
+    def _accepting(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"mosquitto exited: {self.process.communicate()[0]}")
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self) -> str:
+        self.process.terminate()
+        try:
+            return self.process.communicate(timeout=DEFAULT_TIMEOUT)[0]
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.communicate()[0]
+
+
+class TestPKI:
+    """A certificate authority (EC P-256) made with the openssl tool, issuing
+    server certificates for the tests: valid, expired, for another name, or from
+    an authority nobody trusts."""
+
+    __test__ = False  # not a test class, despite the name
+
+    def __init__(self, workdir: Path, name: str = "pymongoose test CA") -> None:
+        import shutil
+
+        if shutil.which("openssl") is None:
+            import pytest
+
+            pytest.skip("the openssl tool is not installed (.ci/run installs it)")
+        self.dir = workdir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.ca_key = self.dir / "ca.key"
+        self.ca_cert = self.dir / "ca.pem"
+        self._run("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", self.ca_key)
+        self._run("req", "-x509", "-new", "-key", self.ca_key, "-sha256", "-days", "30",
+                  "-subj", f"/CN={name}", "-out", self.ca_cert)
+        (self.dir / "index.txt").touch()
+        (self.dir / "serial").write_text("1000\n")
+        (self.dir / "ca.cnf").write_text(
+            "[ca]\ndefault_ca = test\n[test]\n"
+            f"database = {self.dir / 'index.txt'}\nnew_certs_dir = {self.dir}\nserial = {self.dir / 'serial'}\n"
+            "default_md = sha256\npolicy = any\nunique_subject = no\ncopy_extensions = copy\n"
+            "[any]\ncommonName = supplied\n")
+
+    def _run(self, *args: "str | Path") -> None:
+        result = subprocess.run(["openssl", *map(str, args)], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"openssl {' '.join(map(str, args))} failed: {result.stderr}")
+
+    def issue(self, name: str = "localhost", *, expired: bool = False) -> Tuple[Path, Path]:
+        """Return (certificate, key) paths for a server called ``name`` (also valid
+        for 127.0.0.1 when the name is localhost)."""
+        stem = self.dir / f"{name}{'-expired' if expired else ''}"
+        key, csr, cert = stem.with_suffix(".key"), stem.with_suffix(".csr"), stem.with_suffix(".pem")
+        sans = f"DNS:{name}" + (",IP:127.0.0.1" if name == "localhost" else "")
+        self._run("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key)
+        self._run("req", "-new", "-key", key, "-subj", f"/CN={name}", "-addext", f"subjectAltName={sans}",
+                  "-out", csr)
+        dates = ["-startdate", "20200101000000Z", "-enddate", "20200201000000Z"] if expired else ["-days", "30"]
+        self._run("ca", "-batch", "-config", self.dir / "ca.cnf", "-cert", self.ca_cert, "-keyfile", self.ca_key,
+                  "-in", csr, "-out", cert, *dates)
+        return cert, key
+
+
+def _dns_name(packet: bytes, offset: int) -> Tuple[str, int]:
+    labels = []
+    while packet[offset]:
+        size = packet[offset]
+        labels.append(packet[offset + 1:offset + 1 + size].decode("ascii", "replace"))
+        offset += 1 + size
+    return ".".join(labels), offset + 1
+
+
+class DnsResponder:
+    """A DNS server on loopback UDP answering A queries from ``records``
+    (name -> IPv4), NXDOMAIN otherwise; it records every name asked."""
+
+    def __init__(self, records: "dict[str, str]") -> None:
+        self.records = records
+        self.queries: List[Tuple[str, int]] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"udp://127.0.0.1:{self.port}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        import struct
+
+        while not self._stop.is_set():
+            try:
+                packet, peer = self.sock.recvfrom(512)
+            except socket.timeout:
+                continue
+            name, offset = _dns_name(packet, 12)
+            qtype = struct.unpack("!H", packet[offset:offset + 2])[0]
+            self.queries.append((name, qtype))
+            question = packet[12:offset + 4]
+            ip = self.records.get(name)
+            if ip is not None and qtype == 1:
+                answer = struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton(ip)
+                header = packet[:2] + struct.pack("!HHHHH", 0x8180, 1, 1, 0, 0)
+            else:
+                answer = b""
+                header = packet[:2] + struct.pack("!HHHHH", 0x8180 | (3 if ip is None else 0), 1, 0, 0, 0)
+            self.sock.sendto(header + question + answer, peer)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(DEFAULT_TIMEOUT)
+        self.sock.close()
+
+
+class SntpResponder:
+    """An SNTP server on loopback UDP telling the host's time plus ``offset_ms``."""
+
+    def __init__(self, offset_ms: int = 0) -> None:
+        self.offset_ms = offset_ms
+        self.requests = 0
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"udp://127.0.0.1:{self.port}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        import struct
+
+        while not self._stop.is_set():
+            try:
+                request, peer = self.sock.recvfrom(512)
+            except socket.timeout:
+                continue
+            self.requests += 1
+            now = time.time() + self.offset_ms / 1000 + 2208988800  # NTP counts from 1900
+            stamp = struct.pack("!II", int(now), int((now % 1) * 2**32))
+            reply = bytes([0x24, 1, 0, 0]) + bytes(20) + request[40:48] + stamp + stamp
+            self.sock.sendto(reply, peer)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(DEFAULT_TIMEOUT)
+        self.sock.close()

@@ -1,0 +1,281 @@
+"""TLS with Mongoose's built-in stack: requests and Python's ssl as peers,
+certificates made for the tests by their own CA."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import ssl
+import threading
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+import requests
+
+from pymongoose import (
+    MG_EV_CONNECT,
+    MG_EV_ERROR,
+    MG_EV_HTTP_MSG,
+    MG_EV_MQTT_OPEN,
+    MG_EV_TLS_HS,
+    MG_EV_WS_MSG,
+    MG_EV_WS_OPEN,
+    Manager,
+    TlsError,
+    TlsOpts,
+)
+
+from support import DEFAULT_TIMEOUT, DnsResponder, Mosquitto, TestPKI, poll_until
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: Any) -> TestPKI:
+    return TestPKI(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def server_tls(pki: TestPKI) -> TlsOpts:
+    cert, key = pki.issue("localhost")
+    return TlsOpts(cert=cert.read_text(), key=key.read_bytes())
+
+
+def hello(conn: Any, event: int, data: Any) -> None:
+    if event == MG_EV_HTTP_MSG:
+        conn.reply(200, f"secure {data.uri}")
+
+
+# ---- our server, real clients ------------------------------------------------------
+
+def test_https_server_verified_by_requests(serve: Any, pki: TestPKI, server_tls: TlsOpts) -> None:
+    server = serve(hello, url="https://127.0.0.1:0", tls=server_tls)
+    r = requests.get(f"https://localhost:{server.port}/x", verify=str(pki.ca_cert), timeout=DEFAULT_TIMEOUT)
+    assert r.status_code == 200 and r.text == "secure /x"
+    with requests.Session() as session:  # keep-alive over TLS
+        for i in range(5):
+            assert session.get(f"https://localhost:{server.port}/{i}", verify=str(pki.ca_cert),
+                               timeout=DEFAULT_TIMEOUT).text == f"secure /{i}"
+
+
+def test_https_server_configured_with_listener_tls_init(serve: Any, pki: TestPKI, server_tls: TlsOpts) -> None:
+    """The Cython binding's idiom: listen, then tls_init on the listener."""
+    server = serve(hello, url="https://127.0.0.1:0")
+    server.loop.call(server.listener.tls_init, server_tls)
+    r = requests.get(f"https://localhost:{server.port}/", verify=str(pki.ca_cert), timeout=DEFAULT_TIMEOUT)
+    assert r.text == "secure /"
+
+
+def test_tls_init_in_the_accept_handler(serve: Any, pki: TestPKI, server_tls: TlsOpts) -> None:
+    from pymongoose import MG_EV_ACCEPT
+
+    tls_flags: List[bool] = []
+
+    def handler(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_ACCEPT:
+            conn.tls_init(server_tls)
+        elif event == MG_EV_HTTP_MSG:
+            tls_flags.append(conn.is_tls)  # (built-in TLS raises MG_EV_TLS_HS on clients only)
+        hello(conn, event, data)
+
+    server = serve(handler)
+    assert requests.get(f"https://localhost:{server.port}/", verify=str(pki.ca_cert),
+                        timeout=DEFAULT_TIMEOUT).text == "secure /"
+    assert tls_flags == [True]
+
+
+def test_python_ssl_client_sees_our_certificate(serve: Any, pki: TestPKI, server_tls: TlsOpts) -> None:
+    server = serve(hello, url="https://127.0.0.1:0", tls=server_tls)
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=DEFAULT_TIMEOUT) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            assert tls.getpeercert()["subject"] == ((("commonName", "localhost"),),)
+            tls.sendall(b"GET /ssl HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            response = b""
+            while b"secure /ssl" not in response:
+                chunk = tls.recv(4096)
+                assert chunk
+                response += chunk
+
+
+def test_plaintext_to_a_tls_listener_is_dropped_and_it_keeps_serving(serve: Any, pki: TestPKI,
+                                                                      server_tls: TlsOpts) -> None:
+    from support import raw_request
+
+    server = serve(hello, url="https://127.0.0.1:0", tls=server_tls)
+    assert b"secure" not in raw_request(server.port, b"GET / HTTP/1.1\r\n\r\n", timeout=3)
+    assert requests.get(f"https://localhost:{server.port}/", verify=str(pki.ca_cert),
+                        timeout=DEFAULT_TIMEOUT).status_code == 200
+
+
+# ---- our client, a Python ssl server -------------------------------------------
+
+class _Quiet(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"python says hi"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def python_https(pki: TestPKI, request: Any) -> Iterator[Any]:
+    """``python_https(cert, key)`` starts Python's HTTPS server with that certificate."""
+    servers: List[Any] = []
+
+    def start(cert: Path, key: Path) -> int:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(cert), str(key))
+        httpd = http.server.HTTPServer(("127.0.0.1", 0), _Quiet)
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+        threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(httpd)
+        return int(httpd.server_address[1])
+
+    yield start
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def fetch(url: str, tls: Any, dns: Any = None) -> Dict[str, Any]:
+    outcome: Dict[str, Any] = {}
+
+    def client(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_CONNECT:
+            conn.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        elif event == MG_EV_TLS_HS:
+            outcome["handshake"] = True
+        elif event == MG_EV_HTTP_MSG:
+            outcome["body"] = data.body_text
+            conn.drain()
+        elif event == MG_EV_ERROR:
+            outcome["error"] = data
+
+    with Manager(dns=dns) as mgr:
+        conn = mgr.http_connect(url, client, tls=tls)
+        poll_until(mgr, lambda: conn.is_closed)
+    return outcome
+
+
+def test_client_verifies_server_by_ca_and_name(pki: TestPKI, python_https: Any) -> None:
+    port = python_https(*pki.issue("localhost"))
+    outcome = fetch(f"https://127.0.0.1:{port}/", TlsOpts(ca=pki.ca_cert, name="localhost"))
+    assert outcome.get("body") == "python says hi", outcome
+    assert outcome.get("handshake")
+
+
+@pytest.mark.parametrize("problem", ["expired", "wrong name", "untrusted"])
+def test_client_rejects_bad_certificates(pki: TestPKI, python_https: Any, tmp_path: Path, problem: str) -> None:
+    if problem == "expired":
+        port = python_https(*pki.issue("localhost", expired=True))
+    elif problem == "wrong name":
+        port = python_https(*pki.issue("elsewhere.test"))
+    else:
+        port = python_https(*TestPKI(tmp_path / "rogue", "rogue CA").issue("localhost"))
+    outcome = fetch(f"https://127.0.0.1:{port}/", TlsOpts(ca=pki.ca_cert, name="localhost"))
+    assert "body" not in outcome, f"{problem} certificate was accepted"
+    assert outcome.get("error"), outcome
+
+
+def test_skip_verification_accepts_an_untrusted_certificate(python_https: Any, tmp_path: Path) -> None:
+    port = python_https(*TestPKI(tmp_path / "rogue", "rogue CA").issue("localhost"))
+    outcome = fetch(f"https://127.0.0.1:{port}/", TlsOpts(skip_verification=True))
+    assert outcome.get("body") == "python says hi", outcome
+
+
+def test_tls_url_without_options_verifies_against_the_system_cas(pki: TestPKI, python_https: Any) -> None:
+    port = python_https(*pki.issue("localhost"))  # our test CA is not a system CA
+    outcome = fetch(f"https://localhost:{port}/", None, dns=None)
+    assert "body" not in outcome and outcome.get("error"), outcome
+
+
+def test_certificate_dates_verify_with_no_time_server_or_dns(pki: TestPKI, python_https: Any) -> None:
+    """Mongoose would ask a public SNTP server for the time before checking dates;
+    its clock is seeded from the host, so no name is looked up at all."""
+    port = python_https(*pki.issue("localhost"))
+    dns = DnsResponder({})
+    try:
+        outcome = fetch(f"https://127.0.0.1:{port}/", TlsOpts(ca=pki.ca_cert, name="localhost"), dns=dns.url)
+    finally:
+        dns.stop()
+    assert outcome.get("body") == "python says hi", outcome
+    assert dns.queries == []
+
+
+# ---- WSS and MQTTS ---------------------------------------------------------------
+
+def test_wss_client_and_server(pki: TestPKI, server_tls: TlsOpts) -> None:
+    received: List[str] = []
+
+    def server(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_HTTP_MSG:
+            conn.ws_upgrade(data)
+        elif event == MG_EV_WS_MSG:
+            conn.ws_send("secure " + data.text)
+
+    def client(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_WS_OPEN:
+            conn.ws_send("hello")
+        elif event == MG_EV_WS_MSG:
+            received.append(data.text)
+            conn.close()
+
+    with Manager() as mgr:
+        port = mgr.listen("wss://127.0.0.1:0", server, tls=server_tls).local_addr.port
+        conn = mgr.ws_connect(f"wss://127.0.0.1:{port}/", client, tls=TlsOpts(ca=pki.ca_cert, name="localhost"))
+        poll_until(mgr, lambda: conn.is_closed)
+    assert received == ["secure hello"]
+
+
+def test_mqtts_client_against_mosquitto(pki: TestPKI, tmp_path: Path) -> None:
+    cert, key = pki.issue("localhost")
+    broker = Mosquitto(tmp_path, tls=(pki.ca_cert, cert, key))
+    try:
+        connack: List[int] = []
+        with Manager() as mgr:
+            conn = mgr.mqtt_connect(broker.url, lambda c, e, d: e == MG_EV_MQTT_OPEN and connack.append(d),
+                                    tls=TlsOpts(ca=pki.ca_cert, name="localhost"))
+            poll_until(mgr, lambda: connack or conn.is_closed)
+        assert connack == [0]
+    finally:
+        broker.stop()
+
+
+# ---- bad options ------------------------------------------------------------------
+
+def test_bad_options_raise_clear_errors(pki: TestPKI, manager: Manager) -> None:
+    cert, key = pki.issue("localhost")
+    with pytest.raises(TlsError, match="without its private key"):
+        TlsOpts(cert=cert.read_text())
+    with pytest.raises(TlsError, match="without its certificate"):
+        TlsOpts(key=key.read_text())
+    with pytest.raises(TlsError, match="truncated"):
+        TlsOpts(ca="-----BEGIN CERTIFICATE-----\nMIIB")
+    with pytest.raises(TlsError, match="not a valid certificate"):
+        TlsOpts(cert=b"-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n",
+                key=key.read_bytes())
+    with pytest.raises(TlsError, match="not a valid certificate"):
+        TlsOpts(ca=b"\x30\x03garbage DER")
+    wrong_key = TlsOpts(cert=cert, key=b"-----BEGIN SOMETHING-----\nAAAA\n-----END SOMETHING-----\n")
+    with pytest.raises(TlsError):
+        manager.listen("https://127.0.0.1:0", tls=wrong_key)
+    with pytest.raises(TypeError):
+        manager.listen("https://127.0.0.1:0", tls="not options")  # type: ignore[arg-type]
+    assert isinstance(TlsError("x"), ValueError)
+    assert manager.connections == ()
+
+
+def test_options_accept_str_bytes_and_paths(pki: TestPKI) -> None:
+    cert, key = pki.issue("localhost")
+    for opts in (TlsOpts(cert=cert, key=key), TlsOpts(cert=cert.read_text(), key=key.read_text()),
+                 TlsOpts(cert=cert.read_bytes(), key=key.read_bytes())):
+        assert opts.cert == cert.read_bytes() and opts.key == key.read_bytes()
+    combined = TlsOpts(cert=cert.read_bytes() + key.read_bytes())
+    assert combined.key == combined.cert
+    assert "cert=<" in repr(combined) and "BEGIN" not in repr(combined)
+
+
