@@ -329,14 +329,14 @@ class Connection(HttpMethods, WebSocketMethods, MqttMethods, TlsMethods):
         if c is None:
             self._sent(False, "resolve")
         else:
-            lib.mg_resolve(c, buffer)
+            lib.pm_resolve(c, buffer)
 
     @on_loop
     def resolve_cancel(self) -> None:
         """Cancel a DNS lookup in progress for this connection."""
         c = self._c()
         if c is not None:
-            lib.mg_resolve_cancel(c)
+            lib.pm_resolve_cancel(c)
 
     @on_loop
     def sntp_request(self) -> None:

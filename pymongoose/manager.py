@@ -572,6 +572,8 @@ class Manager:
         :class:`ManagerClosedError` for a closed manager, :class:`KeyError` for an
         id with no open connection.
         """
+        if self._closed:
+            raise ManagerClosedError("the Manager is closed")
         payload = to_bytes(data, "data")
         if isinstance(connection_id, bool) or not isinstance(connection_id, int):
             raise TypeError("connection_id must be an int")

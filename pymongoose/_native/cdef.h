@@ -71,9 +71,6 @@ static const int MG_EV_USER;
 void mg_mgr_poll(struct mg_mgr *, int ms);
 
 
-// Starts an asynchronous DNS lookup of url's host; MG_EV_RESOLVE follows.
-void mg_resolve(struct mg_connection *, const char *url);
-void mg_resolve_cancel(struct mg_connection *);
 
 /* ---- mongoose.h: logging and time --------------------------------------------- */
 
@@ -329,6 +326,10 @@ bool pm_ws_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t le
 void pm_ws_upgrade(struct mg_connection *c, struct mg_http_message *hm,
                    const char *extra_headers);
 void pm_error(struct mg_connection *c, const char *message);
+
+// mg_resolve()/mg_resolve_cancel(), guarded against Mongoose's DNS client's flaws.
+void pm_resolve(struct mg_connection *c, const char *url);
+void pm_resolve_cancel(struct mg_connection *c);
 
 bool pm_timer_add(struct mg_mgr *mgr, uint64_t period_ms, bool repeat,
                   bool run_now, unsigned long id);

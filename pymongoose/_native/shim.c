@@ -154,6 +154,8 @@ struct pm_mgr {
   struct mg_mgr mgr;
   struct pm_table conns;
   struct pm_frames *frames;
+  unsigned in_dns_callback;   // depth of calls into Mongoose's DNS handler
+  unsigned deferred_cancels;  // resolve_cancel calls waiting for it to return
 };
 
 /* Mongoose's wall clock is its monotonic clock plus a boot timestamp that only an
@@ -316,6 +318,7 @@ struct pm_conn {
   uint64_t mqtt_keepalive;   // MQTT client: ping after this many idle ms (0: never)
   uint64_t mqtt_last_write;  // MQTT client: when it last sent something
   bool mqtt_open;            // MQTT client: CONNACK received
+  bool cancel_resolve;       // resolve_cancel() deferred (see pm_resolve_cancel)
 };
 
 /* Events numbered beyond the mask's width (user events) always cross. */
@@ -403,6 +406,8 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
   }
 }
 
+static void pm_guard_dns(struct mg_mgr *mgr);
+
 static struct pm_conn *pm_new_state(uint32_t events, const struct mg_tls_opts *tls) {
   struct pm_conn *st = (struct pm_conn *) calloc(1, sizeof(*st));
   if (st == NULL) return NULL;
@@ -429,6 +434,7 @@ static unsigned long pm_open(pm_opener open, struct mg_mgr *mgr, const char *url
   struct pm_conn *st = pm_new_state(events, tls);
   struct mg_connection *c = st == NULL ? NULL : open(mgr, url, pm_event_handler, st);
   if (c == NULL) pm_free_state(st);
+  pm_guard_dns(mgr);
   return c == NULL ? 0 : c->id;
 }
 
@@ -457,6 +463,7 @@ unsigned long pm_ws_connect(struct mg_mgr *mgr, const char *url,
                  : mg_ws_connect(mgr, url, pm_event_handler, st, "%s",
                                  extra_headers == NULL ? "" : extra_headers);
   if (c == NULL) pm_free_state(st);
+  pm_guard_dns(mgr);
   return c == NULL ? 0 : c->id;
 }
 
@@ -470,6 +477,7 @@ unsigned long pm_mqtt_connect(struct mg_mgr *mgr, const char *url,
     c = mg_mqtt_connect(mgr, url, opts, pm_event_handler, st);
   }
   if (c == NULL) pm_free_state(st);
+  pm_guard_dns(mgr);
   return c == NULL ? 0 : c->id;
 }
 
@@ -600,6 +608,89 @@ void pm_ws_upgrade(struct mg_connection *c, struct mg_http_message *hm,
 
 void pm_error(struct mg_connection *c, const char *message) {
   mg_error(c, "%s", message);
+}
+
+/* ---- a guard around Mongoose's DNS client -------------------------------------- */
+
+/* Two problems of Mongoose 7.23's DNS client, fixed around its handler dns_cb:
+ * - A name that does not exist is never reported: a failed A lookup is retried as
+ *   AAAA, and an AAAA reply without an address is retried as AAAA again, each time
+ *   pushing the timeout back. Here such a reply fails the lookup.
+ * - dns_cb keeps a pointer to the next pending lookup while it calls handlers
+ *   (MG_EV_ERROR); a handler calling resolve_cancel() could free it. Cancels made
+ *   while dns_cb runs are deferred until it returns. */
+
+static uint16_t pm_dns_question_type(const uint8_t *buf, size_t len) {
+  size_t i = sizeof(struct mg_dns_header);
+  if (len < i || mg_ntohs(((const struct mg_dns_header *) buf)->num_questions) < 1) {
+    return 0;
+  }
+  while (i < len && buf[i] != 0) {
+    if (buf[i] & 0xC0) return 0;  // a compressed name in a question: not ours
+    i += (size_t) buf[i] + 1;
+  }
+  return i + 3 > len ? 0 : (uint16_t) (buf[i + 1] << 8 | buf[i + 2]);
+}
+
+static void pm_run_deferred_cancels(struct pm_mgr *pm) {
+  size_t i;
+  if (pm->deferred_cancels == 0 || pm->conns.mask == 0) return;
+  pm->deferred_cancels = 0;
+  for (i = 0; i <= pm->conns.mask; i++) {
+    struct mg_connection *c = pm->conns.slots[i].c;
+    struct pm_conn *st = c == NULL ? NULL : (struct pm_conn *) c->fn_data;
+    if (st != NULL && st->cancel_resolve) {
+      st->cancel_resolve = false;
+      mg_resolve_cancel(c);
+    }
+  }
+}
+
+static void pm_dns_cb(struct mg_connection *c, int ev, void *ev_data) {
+  struct pm_mgr *pm = (struct pm_mgr *) c->mgr;
+  struct mg_dns_message dm;
+  pm->in_dns_callback++;
+  if (ev == MG_EV_READ &&
+      pm_dns_question_type(c->recv.buf, c->recv.len) == MG_DNS_RTYPE_AAAA &&
+      mg_dns_parse(c->recv.buf, c->recv.len, &dm) && !dm.resolved) {
+    struct dns_data **head = (struct dns_data **) &c->mgr->active_dns_requests;
+    struct dns_data *d, *next;
+    for (d = *head; d != NULL; d = next) {
+      next = d->next;
+      if (d->txnid == dm.txnid) {
+        mg_error(d->c, "%s DNS lookup failed", dm.name);
+        dns_free(head, d);
+      }
+    }
+    c->recv.len = 0;
+  } else {
+    dns_cb(c, ev, ev_data);
+    pm_guard_dns(c->mgr);  // dns_cb may have opened the other DNS connection
+  }
+  if (--pm->in_dns_callback == 0) pm_run_deferred_cancels(pm);
+}
+
+/* Mongoose makes its DNS connections when a first name is looked up: call this
+ * after anything that may look one up. */
+static void pm_guard_dns(struct mg_mgr *mgr) {
+  if (mgr->dns4.c != NULL && mgr->dns4.c->pfn == dns_cb) mgr->dns4.c->pfn = pm_dns_cb;
+  if (mgr->dns6.c != NULL && mgr->dns6.c->pfn == dns_cb) mgr->dns6.c->pfn = pm_dns_cb;
+}
+
+void pm_resolve(struct mg_connection *c, const char *url) {
+  mg_resolve(c, url);
+  pm_guard_dns(c->mgr);
+}
+
+void pm_resolve_cancel(struct mg_connection *c) {
+  struct pm_mgr *pm = (struct pm_mgr *) c->mgr;
+  struct pm_conn *st = (struct pm_conn *) c->fn_data;
+  if (pm->in_dns_callback > 0 && st != NULL) {
+    st->cancel_resolve = true;
+    pm->deferred_cancels++;
+  } else {
+    mg_resolve_cancel(c);
+  }
 }
 
 /* ---- timers ---------------------------------------------------------------------- */
