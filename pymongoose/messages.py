@@ -17,6 +17,7 @@ from typing import Any, List, Optional, Tuple
 from ._binding import ffi, lib
 from ._text import decode, from_mg_str, to_cstr
 from .errors import MessageExpiredError
+from .mqtt import MQTT_CMD_SUBSCRIBE, MQTT_CMD_UNSUBSCRIBE, parse_subscribe
 
 _NULL = ffi.NULL
 _DEPTH_MASK = 63  # a frame token carries its depth in its low 6 bits (see shim.c)
@@ -214,8 +215,15 @@ class MqttMessage(_MessageView):
 
     @property
     def id(self) -> int:
-        """Packet identifier (QoS > 0 PUBLISH, acknowledgements)."""
-        return int(self._ptr().id)
+        """Packet identifier (QoS > 0 PUBLISH, acknowledgements, SUBSCRIBE and
+        UNSUBSCRIBE), or 0."""
+        mm = self._ptr()
+        if mm.id == 0 and mm.cmd in (MQTT_CMD_SUBSCRIBE, MQTT_CMD_UNSUBSCRIBE):
+            try:
+                return parse_subscribe(from_mg_str(mm.dgram))[0]
+            except ValueError:
+                return 0
+        return int(mm.id)
 
     @property
     def cmd(self) -> int:
@@ -240,9 +248,7 @@ class MqttMessage(_MessageView):
     def subscriptions(self) -> List[Tuple[str, int]]:
         """For a SUBSCRIBE packet (broker side), its ``(topic, qos)`` pairs; for an
         UNSUBSCRIBE, ``(topic, -1)``. ValueError if the packet is malformed."""
-        from .mqtt import parse_subscribe
-
-        return parse_subscribe(self.dgram)
+        return parse_subscribe(self.dgram)[1]
 
     def __repr__(self) -> str:
         if not self.valid:

@@ -139,9 +139,9 @@ class MqttMethods:
             function(c, opts)
 
 
-def parse_subscribe(packet: bytes) -> List[Tuple[str, int]]:
-    """The ``(topic, qos)`` pairs of a raw MQTT 3.1.1 SUBSCRIBE packet (qos is -1 in
-    an UNSUBSCRIBE). Malformed packets raise ValueError."""
+def parse_subscribe(packet: bytes) -> Tuple[int, List[Tuple[str, int]]]:
+    """The packet id and ``(topic, qos)`` pairs of a raw MQTT 3.1.1 SUBSCRIBE packet
+    (qos is -1 in an UNSUBSCRIBE). Malformed packets raise ValueError."""
     if len(packet) < 2:
         raise ValueError("packet too short")
     cmd = packet[0] >> 4
@@ -158,9 +158,10 @@ def parse_subscribe(packet: bytes) -> List[Tuple[str, int]]:
         if not byte & 0x80:
             break
     end = offset + length
-    if end > len(packet):
+    if end > len(packet) or length < 2:
         raise ValueError("packet shorter than its remaining length")
-    offset += 2  # packet identifier
+    packet_id = packet[offset] << 8 | packet[offset + 1]
+    offset += 2
     entries = []
     while offset < end:
         if offset + 2 > end:
@@ -178,4 +179,4 @@ def parse_subscribe(packet: bytes) -> List[Tuple[str, int]]:
             qos = packet[offset] & 0x03
             offset += 1
         entries.append((topic, qos))
-    return entries
+    return packet_id, entries

@@ -160,7 +160,7 @@ class Program:
         self.first_line = self._read_line()
         import re
 
-        match = re.search(r"(https?)://[\w.\[\]:]+?:(\d+)", self.first_line)
+        match = re.search(r"(\w+)://[\w.\[\]:]+?:(\d+)", self.first_line)
         if match is None:
             self.stop()
             raise AssertionError(f"program did not announce a port: {self.first_line!r}")
