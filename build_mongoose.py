@@ -3,7 +3,8 @@
 Out-of-line, API mode. The declarations Python may use are in
 ``pymongoose/_native/cdef.h``; the C that must be C is in ``pymongoose/_native/shim.c``.
 Both are compiled in one translation unit with Mongoose, which is fetched and
-verified by ``vendor/fetch_mongoose.py`` (or taken from ``MONGOOSE_SRC``).
+verified by ``vendor/fetch_mongoose.py`` (or taken from ``MONGOOSE_SRC``), with the
+fixes in ``vendor/mongoose_patches.py`` applied to a copy.
 
 setuptools runs this through ``cffi_modules``; to build in place by hand::
 
@@ -23,20 +24,43 @@ HERE = Path(__file__).resolve().parent
 NATIVE_DIR = HERE / "pymongoose" / "_native"
 
 
-def _load_fetcher():
-    spec = importlib.util.spec_from_file_location("fetch_mongoose", HERE / "vendor" / "fetch_mongoose.py")
+PATCHED_DIR = HERE / "build" / "mongoose-patched"
+
+
+def _load_vendor_module(name: str):
+    spec = importlib.util.spec_from_file_location(name, HERE / "vendor" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
 def _mongoose_source_dir() -> Path:
-    fetcher = _load_fetcher()
+    fetcher = _load_vendor_module("fetch_mongoose")
     try:
-        return fetcher.ensure_source(log=lambda message: print(message, file=sys.stderr))
+        return fetcher.ensure_source(log=_log)
     except fetcher.MongooseSourceError as error:
         sys.exit(f"error: cannot build pymongoose: {error}")
+
+
+def _patched_mongoose(source_dir: Path) -> Path:
+    """Write Mongoose with vendor/mongoose_patches.py applied; return its folder."""
+    patches = _load_vendor_module("mongoose_patches")
+    pristine = (source_dir / "mongoose.c").read_text(encoding="utf-8")
+    pinned = "MONGOOSE_SRC" not in os.environ
+    try:
+        patched = patches.apply_patches(pristine, required=pinned, log=_log)
+    except RuntimeError as error:
+        sys.exit(f"error: cannot build pymongoose: {error}")
+    PATCHED_DIR.mkdir(parents=True, exist_ok=True)
+    target = PATCHED_DIR / "mongoose.c"
+    if not target.exists() or target.read_text(encoding="utf-8") != patched:
+        target.write_text(patched, encoding="utf-8")
+    return PATCHED_DIR
 
 
 # How Mongoose is configured for this package.
@@ -64,13 +88,14 @@ def _compile_args() -> list:
 
 def _build() -> FFI:
     mongoose_dir = _mongoose_source_dir()
+    patched_dir = _patched_mongoose(mongoose_dir)
     builder = FFI()
     builder.cdef((NATIVE_DIR / "cdef.h").read_text(encoding="utf-8"))
     builder.set_source(
         "pymongoose._mongoose_cffi",
-        # One translation unit: Mongoose, then the shim that builds on it.
+        # One translation unit: (patched) Mongoose, then the shim that builds on it.
         '#include "mongoose.c"\n#include "shim.c"\n',
-        include_dirs=[str(mongoose_dir), str(NATIVE_DIR)],
+        include_dirs=[str(patched_dir), str(mongoose_dir), str(NATIVE_DIR)],
         define_macros=MONGOOSE_DEFINES,
         extra_compile_args=_compile_args(),
         extra_link_args=[f"-fsanitize={SANITIZE}"] if SANITIZE else [],

@@ -279,3 +279,39 @@ def test_options_accept_str_bytes_and_paths(pki: TestPKI) -> None:
     assert "cert=<" in repr(combined) and "BEGIN" not in repr(combined)
 
 
+
+
+# ---- the fix to Mongoose's ECDSA signature encoding (vendor/mongoose_patches.py) --
+
+def _der_integer(value: bytes) -> bytes:
+    number = int.from_bytes(value, "big")
+    body = number.to_bytes(max(1, (number.bit_length() + 8) // 8), "big")  # room for a sign bit
+    return bytes([0x02, len(body)]) + body
+
+
+@pytest.mark.parametrize("r, s", [
+    (bytes([0x12] * 32), bytes([0x34] * 32)),                      # plain
+    (bytes([0x80] + [1] * 31), bytes([0xFF] * 32)),                # high bits: a zero byte is added
+    (bytes([0x00, 0x7F] + [5] * 30), bytes([0x00, 0x80] + [5] * 30)),  # leading zero dropped / kept
+    (bytes(31) + b"\x01", bytes(30) + b"\x00\x80"),                # long runs of zeros
+    (bytes(32), bytes(32)),                                        # zero itself
+])
+def test_ecdsa_signatures_are_minimal_der(r: bytes, s: bytes) -> None:
+    """Mongoose 7.23 wrote r and s as 32-byte INTEGERs even with leading zeros, so
+    OpenSSL refused about one handshake in 256 (BAD_SIGNATURE)."""
+    from pymongoose._binding import ffi, lib
+
+    out = ffi.new("uint8_t[72]")
+    size = lib.pm_ecdsa_der(out, r + s)
+    body = _der_integer(r) + _der_integer(s)
+    assert bytes(ffi.buffer(out, size)) == bytes([0x30, len(body)]) + body
+
+
+def test_many_handshakes_with_openssl_all_succeed(serve: Any, pki: TestPKI, server_tls: TlsOpts) -> None:
+    server = serve(hello, url="https://127.0.0.1:0", tls=server_tls)
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+    for _ in range(60):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=DEFAULT_TIMEOUT) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                assert tls.recv(4096).startswith(b"HTTP/1.1 200")

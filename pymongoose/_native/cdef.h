@@ -272,6 +272,10 @@ extern "Python" void pm_on_log(const char *line, size_t len);
 const char *pm_mongoose_version(void);
 unsigned pm_build_features(void);
 
+// The DER form of an ECDSA P-256 signature (r || s, 64 bytes) as TLS sends it;
+// out needs 72 bytes. Exposed for tests of the TLS fix in vendor/mongoose_patches.py.
+size_t pm_ecdsa_der(uint8_t *out, const uint8_t *sig);
+
 void pm_init(void);
 struct mg_mgr *pm_mgr_new(void *owner, struct pm_frames *frames);
 void pm_mgr_free(struct mg_mgr *mgr);

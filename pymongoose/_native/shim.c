@@ -58,6 +58,29 @@ unsigned pm_build_features(void) {
          (MG_ENABLE_IPV6 ? PM_HAS_IPV6 : 0) | (MG_ENABLE_EPOLL ? PM_HAS_EPOLL : 0);
 }
 
+/* ---- TLS signature encoding (used by vendor/mongoose_patches.py) -------------- */
+
+/* Writes an ECDSA P-256 signature (r and s, 32 bytes each, big-endian) as the DER
+ * SEQUENCE of two INTEGERs that TLS expects: minimal (leading zero bytes dropped)
+ * and positive (a zero byte added before a high bit). Returns its length (<= 72). */
+size_t pm_ecdsa_der(uint8_t *out, const uint8_t *sig) {
+  size_t i, n = 2;
+  for (i = 0; i < 2; i++) {
+    const uint8_t *v = sig + 32 * i;
+    size_t skip = 0, len;
+    while (skip < 31 && v[skip] == 0 && !(v[skip + 1] & 0x80)) skip++;
+    len = 32 - skip;
+    out[n++] = 0x02;  // INTEGER
+    out[n++] = (uint8_t) (len + (v[skip] >> 7));
+    if (v[skip] & 0x80) out[n++] = 0;
+    memmove(out + n, v + skip, len);
+    n += len;
+  }
+  out[0] = 0x30;  // SEQUENCE
+  out[1] = (uint8_t) (n - 2);
+  return n;
+}
+
 /* ---- the id -> connection table ------------------------------------------------ */
 
 /* Open addressing with linear probing; ids are never 0, so 0 marks a free slot. */

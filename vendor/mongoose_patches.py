@@ -1,0 +1,68 @@
+"""Fixes to Mongoose 7.23 that cannot be made from the shim, applied at build time.
+
+The verified ``mongoose.c`` in ``vendor/mongoose/`` is never modified: the build
+compiles a patched copy. Each patch replaces one exact piece of upstream code and
+says why. On the pinned release a patch that does not apply stops the build; on
+another tree (``MONGOOSE_SRC``) it is skipped with a note, as that release may have
+fixed the problem its own way.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, List, NamedTuple
+
+
+class Patch(NamedTuple):
+    name: str
+    why: str
+    old: str
+    new: str
+
+
+PATCHES: List[Patch] = [
+    Patch(
+        name="tls-ecdsa-minimal-der",
+        why=(
+            "The built-in TLS server encodes the r and s of its ECDSA CertificateVerify "
+            "signature as 32-byte DER INTEGERs even when they start with a zero byte; "
+            "DER requires the minimal encoding, so OpenSSL peers fail about one "
+            "handshake in 256 with BAD_SIGNATURE. Encode them minimally."
+        ),
+        old="""\
+    neg1 = !!(sig[0] & 0x80);
+    neg2 = !!(sig[32] & 0x80);
+    verify[8] = 0x30;  // ASN.1 SEQUENCE
+    verify[9] = (uint8_t) (68 + neg1 + neg2);
+    verify[10] = 0x02;  // ASN.1 INTEGER
+    verify[11] = (uint8_t) (32 + neg1);
+    memmove(verify + 12 + neg1, sig, 32);
+    verify[12 + 32 + neg1] = 0x02;  // ASN.1 INTEGER
+    verify[13 + 32 + neg1] = (uint8_t) (32 + neg2);
+    memmove(verify + 14 + 32 + neg1 + neg2, sig + 32, 32);
+
+    sigsz = (size_t) (70 + neg1 + neg2);
+""",
+        new="""\
+    {  // pymongoose: minimal DER, see vendor/mongoose_patches.py and shim.c
+      extern size_t pm_ecdsa_der(uint8_t *out, const uint8_t *sig);
+      sigsz = pm_ecdsa_der(verify + 8, sig);
+      neg1 = neg2 = 0;
+      (void) neg1, (void) neg2;
+    }
+""",
+    ),
+]
+
+
+def apply_patches(source: str, required: bool, log: Callable[[str], None]) -> str:
+    """Return ``source`` with every patch applied. A patch that does not apply
+    raises (``required``) or is skipped with a note."""
+    for patch in PATCHES:
+        count = source.count(patch.old)
+        if count == 1:
+            source = source.replace(patch.old, patch.new)
+        elif required:
+            raise RuntimeError(f"patch {patch.name} matches {count} places in mongoose.c, expected 1")
+        else:
+            log(f"pymongoose: patch {patch.name} does not apply to this Mongoose; skipped ({patch.why})")
+    return source
