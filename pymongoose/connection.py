@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import socket
+from threading import get_ident
 from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Iterable, List, NamedTuple, Optional
 
 from ._binding import ffi, lib
-from ._loop import on_loop
+from ._loop import call_owning_loop, on_loop
 from ._text import BytesLike, to_bytes, to_cstr
 from .errors import WrongThreadError
 from .http import HttpMethods
@@ -279,15 +280,23 @@ class Connection(HttpMethods, WebSocketMethods, MqttMethods, TlsMethods):
 
     def _sent(self, sent: bool, action: str) -> bool:
         if not sent:
-            logger.debug("%r: %s() dropped: the connection is closed", self, action)
+            self._dropped(action)
         return sent
 
-    @on_loop
+    def _dropped(self, action: str) -> None:
+        logger.debug("%r: %s() dropped: the connection is closed", self, action)
+
     def send(self, data: BytesLike) -> bool:
         """Queue raw bytes (str is UTF-8 encoded) for sending. False if closed."""
-        payload = to_bytes(data, "data")
-        return self._sent(self._manager._ptr is not None and
-                          lib.pm_send(self._manager._ptr, self._id, payload, len(payload)), "send")
+        manager = self._manager
+        if manager._owner != get_ident():  # @on_loop's check, inline: a hot path
+            return call_owning_loop(manager, Connection.send, self, data)
+        payload = data if type(data) is bytes else to_bytes(data, "data")
+        mgr = manager._ptr
+        if mgr is not None and lib.pm_send(mgr, self._id, payload, len(payload)):
+            return True
+        self._dropped("send")
+        return False
 
     # ---- closing ---------------------------------------------------------------------
 

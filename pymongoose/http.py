@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import re
+from threading import get_ident
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from ._binding import ffi, lib
-from ._loop import on_loop
+from ._loop import call_owning_loop, on_loop
 from ._text import BytesLike, to_bytes, to_cstr
 from .messages import HttpMessage
 
@@ -54,6 +55,13 @@ def _is_chunked(headers: Optional[Mapping[str, str]]) -> bool:
     )
 
 
+def _status(status_code: Any) -> int:
+    """An HTTP status given as an int subclass (HTTPStatus.OK...), as a plain int."""
+    if isinstance(status_code, bool) or not isinstance(status_code, int):
+        raise TypeError(f"status_code must be an int, not {type(status_code).__name__}")
+    return int(status_code)
+
+
 def _check_header_lines(lines: str) -> None:
     """Extra header lines given as one string must be complete, well-formed lines."""
     if not lines:
@@ -72,7 +80,6 @@ class HttpMethods:
 
     __slots__ = ()
 
-    @on_loop
     def reply(self: "Connection", status_code: int, body: BytesLike = b"",
               headers: Optional[Mapping[str, str]] = None) -> None:
         """Send a complete HTTP response with the right Content-Length.
@@ -85,22 +92,32 @@ class HttpMethods:
 
         >>> conn.reply(200, '{"ok": true}', {"Content-Type": "application/json"})  # doctest: +SKIP
         """
-        if isinstance(status_code, bool) or not isinstance(status_code, int):
-            raise TypeError("status_code must be an int")
+        # The hot path of every server: checks are ordered for the common case, and
+        # the loop-ownership check of @on_loop is made inline.
+        manager = self._manager
+        if manager._owner != get_ident():
+            return call_owning_loop(manager, HttpMethods.reply, self, status_code, body, headers)
+        if type(status_code) is not int:
+            status_code = _status(status_code)
         if not 100 <= status_code <= 999:
             raise ValueError(f"status_code must be a 3-digit HTTP status, not {status_code}")
-        payload = to_bytes(body, "body")
-        head = format_headers(headers)
-        mgr = self._manager._ptr
-        if mgr is None:
-            sent = False
-        elif _is_chunked(headers):
-            sent = lib.pm_http_head(mgr, self._id, status_code, head, len(head))
-            if sent and payload:
-                lib.pm_http_chunk(mgr, self._id, payload, len(payload))
+        payload = body if type(body) is bytes else to_bytes(body, "body")
+        mgr = manager._ptr
+        if headers is None:
+            sent = mgr is not None and lib.pm_http_reply(mgr, self._id, status_code, _DEFAULT_REPLY_HEADERS,
+                                                         len(_DEFAULT_REPLY_HEADERS), payload, len(payload))
         else:
-            sent = lib.pm_http_reply(mgr, self._id, status_code, head, len(head), payload, len(payload))
-        self._sent(sent, "reply")
+            head = format_headers(headers)
+            if mgr is None:
+                sent = False
+            elif _is_chunked(headers):
+                sent = lib.pm_http_head(mgr, self._id, status_code, head, len(head))
+                if sent and payload:
+                    lib.pm_http_chunk(mgr, self._id, payload, len(payload))
+            else:
+                sent = lib.pm_http_reply(mgr, self._id, status_code, head, len(head), payload, len(payload))
+        if not sent:
+            self._dropped("reply")
 
     @on_loop
     def http_chunk(self: "Connection", data: BytesLike) -> None:

@@ -70,42 +70,39 @@ _KNOWN_SCHEMES = frozenset({"tcp", "udp", "http", "https", "ws", "wss", "mqtt", 
 
 # ---- event data: what a handler receives as ``data`` for each event -------------
 
-def _error_text(ev_data: Any) -> str:
+# How dispatch finds ``data`` for each event number, looked up per event:
+_NONE = "none"      # no data (MG_EV_POLL, MG_EV_CONNECT...)
+_NUMBER = "number"  # the int the shim passes (byte counts, CONNACK code, SNTP time)
+_OPEN = "open"      # the connection's first event: bookkeeping first
+_CLOSE = "close"    # its last: bookkeeping after
+
+
+def _error_text(ev_data: Any, frames: Any, token: int) -> str:
     return decode(ffi.string(ffi.cast("char *", ev_data)))
 
 
-def _long_value(ev_data: Any) -> int:
-    return int(ffi.cast("long *", ev_data)[0])
-
-
-def _int_value(ev_data: Any) -> int:
-    return int(ffi.cast("int *", ev_data)[0])
-
-
-def _int64_value(ev_data: Any) -> int:
-    return int(ffi.cast("int64_t *", ev_data)[0])
-
-
-def _mg_str_bytes(ev_data: Any) -> bytes:
+def _wakeup_bytes(ev_data: Any, frames: Any, token: int) -> bytes:
     return from_mg_str(ffi.cast("struct mg_str *", ev_data)[0])
 
 
 def _view(cls: type, c_type: str) -> Callable[[Any, Any, int], Any]:
+    pointer_type = ffi.typeof(c_type)
+
     def wrap(ev_data: Any, frames: Any, token: int) -> Any:
-        return cls(ffi.cast(c_type, ev_data), frames, token)
+        return cls(ffi.cast(pointer_type, ev_data), frames, token)
     return wrap
 
 
-_EVENT_DATA: Dict[int, Callable[[Any], Any]] = {
+_PLANS: Dict[int, Any] = {
+    MG_EV_OPEN: _OPEN,
+    MG_EV_CLOSE: _CLOSE,
     MG_EV_ERROR: _error_text,
-    MG_EV_READ: _long_value,
-    MG_EV_WRITE: _long_value,
-    MG_EV_MQTT_OPEN: _int_value,
-    MG_EV_SNTP_TIME: _int64_value,
-    MG_EV_WAKEUP: _mg_str_bytes,
-}
-# Events whose data is a view into Mongoose's buffers, valid while the handler runs.
-_EVENT_VIEWS: Dict[int, Callable[[Any, Any, int], Any]] = {
+    MG_EV_READ: _NUMBER,
+    MG_EV_WRITE: _NUMBER,
+    MG_EV_MQTT_OPEN: _NUMBER,
+    MG_EV_SNTP_TIME: _NUMBER,
+    MG_EV_WAKEUP: _wakeup_bytes,
+    # Views into Mongoose's buffers, valid while the handler runs:
     MG_EV_HTTP_HDRS: _view(HttpMessage, "struct mg_http_message *"),
     MG_EV_HTTP_MSG: _view(HttpMessage, "struct mg_http_message *"),
     MG_EV_WS_OPEN: _view(HttpMessage, "struct mg_http_message *"),
@@ -114,6 +111,8 @@ _EVENT_VIEWS: Dict[int, Callable[[Any, Any, int], Any]] = {
     MG_EV_MQTT_CMD: _view(MqttMessage, "struct mg_mqtt_message *"),
     MG_EV_MQTT_MSG: _view(MqttMessage, "struct mg_mqtt_message *"),
 }
+# Indexed by event number; user events beyond it carry no data.
+_PLAN: List[Any] = [_PLANS.get(ev, _NONE) for ev in range(64)]
 
 
 # ---- the one entry point from C ----------------------------------------------------
@@ -131,8 +130,8 @@ def _trampoline_failed(exc_type: type, exc: BaseException, tb: Any) -> None:
 
 
 @ffi.def_extern(onerror=_trampoline_failed)
-def pm_on_event(owner, c, conn_id, ev, ev_data, frame):  # type: ignore[no-untyped-def]
-    ffi.from_handle(owner)._dispatch(c, conn_id, ev, ev_data, frame)
+def pm_on_event(owner, c, conn_id, ev, ev_data, extra):  # type: ignore[no-untyped-def]
+    ffi.from_handle(owner)._dispatch(c, conn_id, ev, ev_data, extra)
 
 
 def _free_abandoned(pointer: Any, keepalive: Any) -> None:
@@ -231,7 +230,7 @@ class Manager:
                 raise ManagerClosedError("poll() on a closed Manager")
             self._owner = me
             try:
-                lib.mg_mgr_poll(pointer, max(timeout_ms, 0))
+                lib.pm_mgr_poll(pointer, max(timeout_ms, 0))
                 if self._inbox:
                     self._run_inbox()
             finally:
@@ -329,31 +328,37 @@ class Manager:
 
     # ---- dispatch (the hot path) ---------------------------------------------------
 
-    def _dispatch(self, c: Any, conn_id: int, ev: int, ev_data: Any, frame: int) -> None:
-        if ev == _PM_EV_TIMER:
+    def _dispatch(self, c: Any, conn_id: int, ev: int, ev_data: Any, extra: int) -> None:
+        # The hot path: one call per event that crosses into Python.
+        if ev < 0:
             return self._fire_timer(conn_id)
         conn = self._conns.get(conn_id)
-        if conn is None:
-            if ev != MG_EV_OPEN:
+        plan = _PLAN[ev] if ev < 64 else _NONE
+        if plan is _NONE:
+            data = None
+        elif plan is _NUMBER:
+            data = extra
+        elif plan is _OPEN:
+            if conn is None:
+                conn = self._adopt(c, conn_id)
+            if not conn._mask >> MG_EV_OPEN & 1:
                 return
-            conn = self._adopt(c, conn_id)
-        if ev == MG_EV_CLOSE:
+            data = None
+        elif plan is _CLOSE:
+            if conn is None:
+                return
             self._conns.pop(conn_id, None)
             conn._retire(c)
-            if conn._mask >> MG_EV_CLOSE & 1:
-                self._deliver(conn, ev, None)
-        elif ev == MG_EV_OPEN:
-            if conn._mask >> MG_EV_OPEN & 1:
-                self._deliver(conn, ev, None)
+            if not conn._mask >> MG_EV_CLOSE & 1:
+                return
+            data = None
         else:
-            convert = _EVENT_DATA.get(ev)
-            if convert is not None:
-                self._deliver(conn, ev, convert(ev_data))
-            else:
-                view = _EVENT_VIEWS.get(ev)
-                self._deliver(conn, ev, None if view is None else view(ev_data, self._frames, frame))
+            data = plan(ev_data, self._frames, extra)
+        if conn is not None:
+            self._deliver(conn, ev, data)
 
     def _deliver(self, conn: Connection, ev: int, data: Any) -> None:
+        """Call conn's handler under the manager's error policy."""
         handler = conn._handler
         if handler is None:
             return

@@ -67,8 +67,6 @@ static const int MG_EV_SNTP_TIME;
 static const int MG_EV_WAKEUP;
 static const int MG_EV_USER;
 
-// Runs one iteration of the event loop, waiting up to ms for I/O.
-void mg_mgr_poll(struct mg_mgr *, int ms);
 
 
 
@@ -258,10 +256,11 @@ struct pm_frames {
 
 // Every event the shim forwards to Python: the Manager (by handle), the connection
 // (NULL for timers; valid during this call only), its id (or the timer's id), the
-// event, its raw data, and the frame token for views of that data.
+// event, its raw data, and extra: the number that MG_EV_READ/WRITE/MQTT_OPEN/
+// SNTP_TIME carry, or else the frame token that views of the data check.
 extern "Python" void pm_on_event(void *owner, struct mg_connection *c,
                                  unsigned long id, int ev, void *ev_data,
-                                 uint64_t frame);
+                                 int64_t extra);
 // One complete line of Mongoose's log output, without its line ending.
 extern "Python" void pm_on_log(const char *line, size_t len);
 
@@ -281,6 +280,8 @@ struct mg_mgr *pm_mgr_new(void *owner, struct pm_frames *frames);
 void pm_mgr_free(struct mg_mgr *mgr);
 void pm_mgr_disown(struct mg_mgr *mgr);
 bool pm_mgr_wake(struct mg_mgr *mgr);
+// One iteration of the event loop, waiting up to ms for I/O (see shim.c).
+void pm_mgr_poll(struct mg_mgr *mgr, int ms);
 
 // Open a connection; return its id, or 0 on failure (the reason is logged). With
 // tls (may be NULL), a listener starts TLS on each connection it accepts, a client
@@ -334,6 +335,10 @@ void pm_error(struct mg_connection *c, const char *message);
 // mg_resolve()/mg_resolve_cancel(), guarded against Mongoose's DNS client's flaws.
 void pm_resolve(struct mg_connection *c, const char *url);
 void pm_resolve_cancel(struct mg_connection *c);
+
+// Delivers event ev to connection id n times (for benchmarks/); returns how many.
+unsigned pm_bench_events(struct mg_mgr *mgr, unsigned long id, int ev,
+                         void *ev_data, unsigned n);
 
 bool pm_timer_add(struct mg_mgr *mgr, uint64_t period_ms, bool repeat,
                   bool run_now, unsigned long id);

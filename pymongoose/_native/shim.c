@@ -23,7 +23,7 @@
 
 /* Forward declarations of the extern "Python" functions cffi generates below. */
 static void pm_on_event(void *owner, struct mg_connection *c, unsigned long id,
-                        int ev, void *ev_data, uint64_t frame);
+                        int ev, void *ev_data, int64_t extra);
 static void pm_on_log(const char *line, size_t len);
 
 #define PM_EV_TIMER (-1)
@@ -245,6 +245,65 @@ void pm_mgr_free(struct mg_mgr *mgr) {
  * finalizer, where running Python handlers would be unsafe. */
 void pm_mgr_disown(struct mg_mgr *mgr) { mgr->userdata = NULL; }
 
+/* Runs one iteration of the event loop (Python's Manager.poll).
+ *
+ * cffi releases the GIL around every C call, and each event crossing into Python
+ * then takes it back: on CPython that is about a third of a crossing's cost, paid
+ * for every event. So this waits for I/O without the GIL, as other threads should
+ * run meanwhile, then lets Mongoose dispatch with the GIL held.
+ *
+ * The wait mirrors mg_iotest(): the same readiness, the same reasons not to wait.
+ * epoll is level-triggered, so Mongoose's own zero-timeout wait that follows sees
+ * the same readiness. When Mongoose would wait anyway (a connection
+ * closing, TLS data pending: it then waits 1 ms), the GIL is not held. */
+#if MG_ENABLE_EPOLL && defined(Py_PYTHON_H) && !defined(PYPY_VERSION)
+#define PM_DISPATCH_WITH_GIL 1
+#else
+#define PM_DISPATCH_WITH_GIL 0
+#endif
+
+#if PM_DISPATCH_WITH_GIL
+#include <poll.h>
+
+#define PM_MAX_WRITERS 63
+
+/* Waits for what mg_iotest() would: the epoll set (its fd turns readable when a
+ * registered socket is ready) and writability of the sockets with output pending,
+ * which Mongoose adds to the epoll set only inside mg_iotest(); poll() avoids
+ * doing those epoll_ctl() calls twice. Returns false, without waiting, when
+ * Mongoose should wait on its own. */
+static bool pm_wait_for_io(struct mg_mgr *mgr, int ms) {
+  struct pollfd fds[PM_MAX_WRITERS + 1];
+  nfds_t n = 1;
+  struct mg_connection *c;
+  fds[0].fd = mgr->epoll_fd;
+  fds[0].events = POLLIN;
+  for (c = mgr->conns; c != NULL; c = c->next) {
+    if (c->rtls.len > 0 || mg_tls_pending(c) > 0 || c->is_closing) return false;
+    if (can_write(c)) {
+      if (n > PM_MAX_WRITERS) return false;
+      fds[n].fd = (int) (size_t) c->fd;
+      fds[n].events = POLLOUT;
+      n++;
+    }
+  }
+  if (ms > 0) poll(fds, n, ms);
+  return true;
+}
+#endif
+
+void pm_mgr_poll(struct mg_mgr *mgr, int ms) {
+#if PM_DISPATCH_WITH_GIL
+  if (pm_wait_for_io(mgr, ms)) {
+    PyGILState_STATE gil = PyGILState_Ensure();
+    mg_mgr_poll(mgr, 0);
+    PyGILState_Release(gil);
+    return;
+  }
+#endif
+  mg_mgr_poll(mgr, ms);
+}
+
 /* Connection ids count up from 1, so this one never names a connection: Mongoose
  * reads the message, finds no connection, and drops it, but the poll has woken. */
 #define PM_WAKE_ONLY_ID ((unsigned long) -1)
@@ -355,18 +414,31 @@ static bool pm_wants(const struct pm_conn *st, int ev) {
   return (st->events & (1u << ev)) != 0;
 }
 
-/* Calls Python inside a numbered frame (see struct pm_frames). */
+/* The data of events that carry a number, read here so that Python receives an
+ * int instead of a pointer to convert; -1 for other events. */
+static int64_t pm_event_number(int ev, const void *ev_data) {
+  if (ev_data == NULL) return -1;
+  if (ev == MG_EV_READ || ev == MG_EV_WRITE) return *(const long *) ev_data;
+  if (ev == MG_EV_MQTT_OPEN) return *(const int *) ev_data;
+  if (ev == MG_EV_SNTP_TIME) return *(const int64_t *) ev_data;
+  return -1;
+}
+
+/* Calls Python inside a numbered frame (see struct pm_frames). Python's last
+ * argument is the event's number (pm_event_number) or, for the others, the frame
+ * token that message views check. */
 static void pm_forward(struct mg_mgr *mgr, struct mg_connection *c,
                        unsigned long id, int ev, void *ev_data) {
   struct pm_frames *f = ((struct pm_mgr *) mgr)->frames;
   unsigned depth = f->depth;
+  int64_t extra = pm_event_number(ev, ev_data);
   uint64_t token = 0;
   if (depth < PM_MAX_FRAMES) {
     token = (++f->counter << 6) | depth;  // depth in the low 6 bits
     f->token[depth] = token;
   }
   f->depth = depth + 1;
-  pm_on_event(mgr->userdata, c, id, ev, ev_data, token);
+  pm_on_event(mgr->userdata, c, id, ev, ev_data, extra < 0 ? (int64_t) token : extra);
   f->depth = depth;
   if (depth < PM_MAX_FRAMES) f->token[depth] = 0;
 }
@@ -571,18 +643,52 @@ bool pm_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len) 
   return true;
 }
 
+/* Writes the decimal digits of v at out; returns how many. */
+static size_t pm_decimal(char *out, unsigned long v) {
+  char digits[24];
+  size_t n = 0, i;
+  do {
+    digits[n++] = (char) ('0' + v % 10);
+    v /= 10;
+  } while (v > 0);
+  for (i = 0; i < n; i++) out[i] = digits[n - 1 - i];
+  return n;
+}
+
 /* Like mg_http_reply(), but the body is sent byte for byte (NUL bytes included)
- * instead of being a printf format. headers are complete "Name: value\r\n" lines,
- * already validated by Python. */
+ * instead of being a printf format, and the response is laid out in one
+ * allocation with memcpy (the hot path of every HTTP server). headers are complete
+ * "Name: value\r\n" lines, already validated by Python. */
 bool pm_http_reply(struct mg_mgr *mgr, unsigned long id, int status,
                    const char *headers, size_t headers_len, const char *body,
                    size_t body_len) {
   struct mg_connection *c = pm_conn(mgr, id);
+  const char *reason;
+  size_t reason_len, head_len, start;
+  char *p;
   if (c == NULL) return false;
-  mg_printf(c, "HTTP/1.1 %d %s\r\n%.*sContent-Length: %lu\r\n\r\n", status,
-            mg_http_status_code_str(status), (int) headers_len, headers,
-            (unsigned long) body_len);
-  if (body_len > 0 && !mg_send(c, body, body_len)) mg_error(c, "OOM");
+  reason = mg_http_status_code_str(status);
+  reason_len = strlen(reason);
+  // "HTTP/1.1 " NNN " " reason CRLF headers "Content-Length: " digits CRLF CRLF
+  head_len = 9 + 3 + 1 + reason_len + 2 + headers_len + 16 + 20 + 4;
+  start = c->send.len;
+  if (mg_iobuf_add(&c->send, start, NULL, head_len + body_len) == 0 &&
+      head_len + body_len > 0) {
+    mg_error(c, "OOM");
+    return true;
+  }
+  p = (char *) c->send.buf + start;
+  memcpy(p, "HTTP/1.1 ", 9), p += 9;
+  p += pm_decimal(p, (unsigned long) status);
+  *p++ = ' ';
+  memcpy(p, reason, reason_len), p += reason_len;
+  memcpy(p, "\r\n", 2), p += 2;
+  memcpy(p, headers, headers_len), p += headers_len;
+  memcpy(p, "Content-Length: ", 16), p += 16;
+  p += pm_decimal(p, (unsigned long) body_len);
+  memcpy(p, "\r\n\r\n", 4), p += 4;
+  memcpy(p, body, body_len), p += body_len;
+  c->send.len = (size_t) (p - (char *) c->send.buf);  // the head's digits ran short
   c->is_resp = 0;
   return true;
 }
@@ -714,6 +820,20 @@ void pm_resolve_cancel(struct mg_connection *c) {
   } else {
     mg_resolve_cancel(c);
   }
+}
+
+/* ---- measuring the crossing into Python (benchmarks/) ---------------------------- */
+
+/* Delivers event ev to connection id n times, as Mongoose would, so the cost of one
+ * crossing into Python can be measured without the network. Returns the number
+ * delivered (0 if the connection is not open). */
+unsigned pm_bench_events(struct mg_mgr *mgr, unsigned long id, int ev,
+                         void *ev_data, unsigned n) {
+  struct mg_connection *c = pm_conn(mgr, id);
+  unsigned i;
+  if (c == NULL) return 0;
+  for (i = 0; i < n && c->fn_data != NULL; i++) pm_event_handler(c, ev, ev_data);
+  return i;
 }
 
 /* ---- timers ---------------------------------------------------------------------- */

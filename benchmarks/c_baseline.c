@@ -1,0 +1,49 @@
+// The ceiling: a plain-C hello-world server on the same Mongoose build as
+// pymongoose (same defines, same patched source), answering exactly the bytes the
+// Python benchmark servers answer. Built by benchmarks/run.py (see README.md).
+//
+//   ./benchmarks/c_baseline PORT
+#include <signal.h>
+#include <stdlib.h>
+
+#include "mongoose.h"
+
+static const char response[] =
+    "HTTP/1.1 200 OK\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "Content-Length: 13\r\n"
+    "\r\n"
+    "Hello, World!";
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig) {
+  (void) sig;
+  stop = 1;
+}
+
+static void handler(struct mg_connection *c, int ev, void *ev_data) {
+  if (ev == MG_EV_HTTP_MSG) {
+    mg_send(c, response, sizeof(response) - 1);
+    c->is_resp = 0;
+  }
+  (void) ev_data;
+}
+
+int main(int argc, char *argv[]) {
+  struct mg_mgr mgr;
+  char url[64];
+  if (argc != 2) return 2;
+  mg_log_set(MG_LL_NONE);
+  mg_mgr_init(&mgr);
+  mg_snprintf(url, sizeof(url), "http://127.0.0.1:%s", argv[1]);
+  if (mg_http_listen(&mgr, url, handler, NULL) == NULL) return 1;
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  MG_INFO(("ready"));
+  printf("ready on %s\n", argv[1]);
+  fflush(stdout);
+  while (!stop) mg_mgr_poll(&mgr, 1000);
+  mg_mgr_free(&mgr);
+  return 0;
+}

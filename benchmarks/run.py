@@ -1,0 +1,352 @@
+"""Run every benchmark, print one table, write results.json and chart.png.
+
+    python3 benchmarks/run.py              # all suites, 3 rounds (about 15 minutes)
+    python3 benchmarks/run.py --quick      # 1 round, shorter runs
+    python3 benchmarks/run.py --only http  # one suite: http, websocket, mqtt, static, scale
+
+It prepares what it needs under benchmarks/.work/ (git-ignored): a CPython and a
+PyPy virtualenv with this checkout of pymongoose installed, one with cymongoose
+0.2.5, and the plain-C baseline server. Servers run on CPU 0 and load generators
+on CPU 1 (taskset); the servers being compared take turns within each round, and
+figures are medians over rounds. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+WORK = HERE / ".work"
+SERVER_CPU, LOAD_CPU = "0", "1"
+
+
+# ---- environments -------------------------------------------------------------
+
+def venv(name: str, interpreter: str, *packages: str) -> Path:
+    """A virtualenv under .work/ with ``packages`` installed; returns its python."""
+    path = WORK / name
+    python = path / "bin" / "python"
+    marker = path / ".installed"
+    if not marker.exists() or marker.read_text() != " ".join(packages):
+        shutil.rmtree(path, ignore_errors=True)
+        subprocess.run([interpreter, "-m", "venv", str(path)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
+        marker.write_text(" ".join(packages))
+    return python
+
+
+def c_baseline() -> Path:
+    """Build benchmarks/c_baseline against the vendored Mongoose (same defines)."""
+    binary = HERE / "c_baseline"
+    source = REPO / "vendor" / "mongoose"
+    if not (source / "mongoose.c").exists():
+        subprocess.run([sys.executable, str(REPO / "vendor" / "fetch_mongoose.py")], check=True)
+    if not binary.exists() or binary.stat().st_mtime < (HERE / "c_baseline.c").stat().st_mtime:
+        subprocess.run(["gcc", "-O2", "-o", str(binary), str(HERE / "c_baseline.c"), str(source / "mongoose.c"),
+                        f"-I{source}", "-DMG_TLS=MG_TLS_BUILTIN", "-DMG_ENABLE_IPV6=1", "-DMG_IO_SIZE=16384",
+                        "-DMG_ENABLE_EPOLL=1"], check=True)
+    return binary
+
+
+def environments() -> Dict[str, Path]:
+    repo = str(REPO)
+    return {
+        "cpython": venv("cpython", sys.executable, repo, "websocket-client", "paho-mqtt", "matplotlib"),
+        "pypy": venv("pypy", shutil.which("pypy3") or "pypy3", repo),
+        "cymongoose": venv("cymongoose", sys.executable, "cymongoose==0.2.5"),
+    }
+
+
+# ---- running servers and load ------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """A server process pinned to the server CPU, ready once it prints a line."""
+
+    def __init__(self, command: List[str]) -> None:
+        self.process = subprocess.Popen(["taskset", "-c", SERVER_CPU, *command], stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True, cwd=str(WORK),
+                                        preexec_fn=_raise_fd_limit)
+        line = self.process.stdout.readline() if self.process.stdout else ""
+        if "ready" not in line:
+            self.stop()
+            raise RuntimeError(f"{command} did not start: {line}")
+
+    def rss_kib(self) -> int:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+)", status)[1])  # type: ignore[index]
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _raise_fd_limit() -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+
+
+def load(command: List[str]) -> str:
+    result = subprocess.run(["taskset", "-c", LOAD_CPU, *command], capture_output=True, text=True, cwd=str(WORK),
+                            preexec_fn=_raise_fd_limit, timeout=600)
+    if result.returncode != 0:
+        raise RuntimeError(f"{command} failed: {result.stderr}")
+    return result.stdout
+
+
+def rounds(configs: Dict[str, Callable[[], float]], count: int) -> Dict[str, float]:
+    """Each round runs every config once, in turn; returns the median per config."""
+    samples: Dict[str, List[float]] = {name: [] for name in configs}
+    for _ in range(count):
+        for name, measure in configs.items():
+            samples[name].append(measure())
+            print(f"  {name}: {samples[name][-1]:,.1f}", flush=True)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+# ---- suites ------------------------------------------------------------------------
+
+def http_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
+    """Hello-world requests/second, wrk -t1 -c50, keep-alive."""
+    hello = str(HERE / "hello_server.py")
+    commands = {
+        "C baseline": lambda port: [str(c_baseline()), str(port)],
+        "cymongoose (CPython)": lambda port: [str(envs["cymongoose"]), hello, str(port), "--binding", "cymongoose"],
+        "pymongoose CPython, all events": lambda port: [str(envs["cpython"]), hello, str(port)],
+        "pymongoose CPython, events=[HTTP_MSG]": lambda port: [str(envs["cpython"]), hello, str(port),
+                                                               "--events", "http"],
+        "pymongoose PyPy, all events": lambda port: [str(envs["pypy"]), hello, str(port)],
+        "pymongoose PyPy, events=[HTTP_MSG]": lambda port: [str(envs["pypy"]), hello, str(port), "--events", "http"],
+    }
+
+    def measure(make: Callable[[int], List[str]]) -> Callable[[], float]:
+        def run() -> float:
+            port = free_port()
+            server = Server(make(port))
+            try:
+                if "pypy" in " ".join(make(port)):  # let the JIT warm up
+                    load(["wrk", "-t1", "-c50", "-d2s", f"http://127.0.0.1:{port}/"])
+                out = load(["wrk", "-t1", "-c50", f"-d{args.duration}s", f"http://127.0.0.1:{port}/"])
+            finally:
+                server.stop()
+            return float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+        return run
+
+    return rounds({name: measure(make) for name, make in commands.items()}, args.rounds)
+
+
+def websocket_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
+    """WebSocket echo messages/second, from a PyPy load generator."""
+    server_script, generator = str(HERE / "ws_echo_server.py"), str(HERE / "ws_load.py")
+    commands = {
+        "cymongoose (CPython)": [str(envs["cymongoose"]), server_script, "--binding", "cymongoose"],
+        "pymongoose CPython": [str(envs["cpython"]), server_script],
+        "pymongoose PyPy": [str(envs["pypy"]), server_script],
+    }
+
+    def measure(command: List[str]) -> Callable[[], float]:
+        def run() -> float:
+            port = free_port()
+            server = Server([*command, str(port)])
+            try:
+                out = load([str(envs["pypy"]), generator, str(port), "--seconds", str(args.duration)])
+            finally:
+                server.stop()
+            return float(out.split()[0])
+        return run
+
+    return rounds({name: measure(command) for name, command in commands.items()}, args.rounds)
+
+
+def mqtt_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
+    """Publish + receive messages/second through a local mosquitto."""
+    broker_port = free_port()
+    config = WORK / "mosquitto.conf"
+    config.write_text(f"listener {broker_port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+                      + ("user root\n" if os.geteuid() == 0 else ""))
+    broker = subprocess.Popen(["taskset", "-c", SERVER_CPU, shutil.which("mosquitto") or "/usr/sbin/mosquitto",
+                               "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    script = str(HERE / "mqtt_throughput.py")
+    try:
+        configs = {}
+        for qos in (0, 1):
+            for label, python, client in (("pymongoose CPython", envs["cpython"], "pymongoose"),
+                                          ("pymongoose PyPy", envs["pypy"], "pymongoose"),
+                                          ("paho-mqtt CPython", envs["cpython"], "paho")):
+                command = [str(python), script, str(broker_port), "--client", client, "--qos", str(qos),
+                           "--messages", str(args.mqtt_messages)]
+                configs[f"QoS {qos}: {label}"] = (lambda command=command: float(load(command).split()[0]))
+        return rounds(configs, args.rounds)
+    finally:
+        broker.terminate()
+        broker.wait()
+
+
+def static_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
+    """MB/s serving one 100 MB file (serve_dir), fetched by curl."""
+    root = WORK / "static"
+    root.mkdir(exist_ok=True)
+    blob = root / "blob.bin"
+    if not blob.exists() or blob.stat().st_size != 100 << 20:
+        blob.write_bytes(os.urandom(100 << 20))
+    script = str(HERE / "static_server.py")
+    commands = {
+        "cymongoose (CPython)": [str(envs["cymongoose"]), script, "--binding", "cymongoose"],
+        "pymongoose CPython": [str(envs["cpython"]), script],
+        "pymongoose PyPy": [str(envs["pypy"]), script],
+    }
+
+    def measure(command: List[str]) -> Callable[[], float]:
+        def run() -> float:
+            port = free_port()
+            server = Server([*command, str(port), str(root)])
+            try:
+                out = load(["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download}",
+                            f"http://127.0.0.1:{port}/blob.bin"])
+            finally:
+                server.stop()
+            return float(out) / 1e6
+        return run
+
+    return rounds({name: measure(command) for name, command in commands.items()}, args.rounds)
+
+
+def scale_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
+    """Idle connections held at once, and server memory (KiB of RSS) per connection."""
+    hello, holder = str(HERE / "hello_server.py"), str(HERE / "hold_connections.py")
+    commands = {
+        "cymongoose (CPython)": [str(envs["cymongoose"]), hello, "--binding", "cymongoose"],
+        "pymongoose CPython": [str(envs["cpython"]), hello],
+        "pymongoose PyPy": [str(envs["pypy"]), hello],
+    }
+    results: Dict[str, float] = {}
+    for name, command in commands.items():
+        port = free_port()
+        server = Server([command[0], command[1], str(port), *command[2:]])
+        try:
+            before = server.rss_kib()
+            holder_process = subprocess.Popen(["taskset", "-c", LOAD_CPU, str(envs["pypy"]), holder, str(port),
+                                               str(args.connections)], stdout=subprocess.PIPE, text=True,
+                                              preexec_fn=_raise_fd_limit, cwd=str(WORK))
+            held = int(holder_process.stdout.readline().split()[0])  # type: ignore[union-attr]
+            time.sleep(1)
+            after = server.rss_kib()
+            holder_process.terminate()
+            holder_process.wait()
+        finally:
+            server.stop()
+        results[f"{name}: connections held"] = held
+        results[f"{name}: RSS KiB per connection"] = round((after - before) / max(held, 1), 2)
+        print(f"  {name}: {held} held, {(after - before) / max(held, 1):.2f} KiB each", flush=True)
+    return results
+
+
+SUITES = {"http": http_suite, "websocket": websocket_suite, "mqtt": mqtt_suite, "static": static_suite,
+          "scale": scale_suite}
+
+
+# ---- report --------------------------------------------------------------------------
+
+def ratio(results: Dict[str, float], name: str, reference: str) -> Optional[float]:
+    return results[name] / results[reference] if results.get(reference) else None
+
+
+def report(all_results: Dict[str, Dict[str, float]]) -> str:
+    lines = ["| suite | configuration | result | vs cymongoose | vs C baseline |", "|---|---|---|---|---|"]
+    units = {"http": "req/s", "websocket": "msg/s", "mqtt": "msg/s", "static": "MB/s", "scale": ""}
+    for suite, results in all_results.items():
+        cym = next((k for k in results if k.startswith("cymongoose")), None)
+        for name, value in results.items():
+            versus_cym = ratio(results, name, cym) if cym and suite in ("http", "websocket", "static") else None
+            versus_c = ratio(results, name, "C baseline") if suite == "http" else None
+            if suite == "mqtt":
+                qos = name.split(":")[0]
+                versus_cym = ratio(results, name, f"{qos}: paho-mqtt CPython")
+            cells = [suite, name, f"{value:,.1f} {units[suite]}".strip(),
+                     f"{versus_cym:.2f}x" + (" (vs paho)" if suite == "mqtt" else "") if versus_cym else "",
+                     f"{versus_c:.2f}x" if versus_c else ""]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def chart(all_results: Dict[str, Dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [suite for suite in ("http", "websocket", "mqtt", "static") if suite in all_results]
+    figure, axes = plt.subplots(len(panels), 1, figsize=(9, 2.6 * len(panels)), squeeze=False)
+    titles = {"http": "HTTP hello world (req/s)", "websocket": "WebSocket echo (msg/s)",
+              "mqtt": "MQTT publish + receive (msg/s)", "static": "Static 100 MB file (MB/s)"}
+    for axis, suite in zip(axes[:, 0], panels):
+        names, values = list(all_results[suite]), list(all_results[suite].values())
+        colors = ["#4c72b0" if "pymongoose" in n else "#999999" for n in names]
+        axis.barh(names[::-1], values[::-1], color=colors[::-1])
+        axis.set_title(titles[suite], fontsize=10, loc="left")
+        axis.tick_params(labelsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per measurement")
+    parser.add_argument("--quick", action="store_true", help="1 round of 3 seconds")
+    parser.add_argument("--only", choices=sorted(SUITES), action="append")
+    parser.add_argument("--connections", type=int, default=10_000)
+    parser.add_argument("--mqtt-messages", type=int, default=100_000)
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.duration = 1, 3
+    for tool in ("wrk", "taskset", "pypy3", "curl", "gcc"):
+        if shutil.which(tool) is None:
+            sys.exit(f"error: {tool} is not installed (see benchmarks/README.md)")
+    WORK.mkdir(exist_ok=True)
+    envs = environments()
+    results: Dict[str, Dict[str, float]] = {}
+    for suite in args.only or list(SUITES):
+        print(f"== {suite}", flush=True)
+        results[suite] = SUITES[suite](envs, args)
+    table = report(results)
+    print(table)
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "table.md").write_text(table + "\n")
+    subprocess.run([str(envs["cpython"]), "-c", f"import sys; sys.path.insert(0, {str(HERE)!r}); import run; "
+                    f"import json; run.chart(json.load(open({str(out / 'results.json')!r})), "
+                    f"__import__('pathlib').Path({str(out / 'chart.png')!r}))"], check=True)
+    print(f"wrote {out / 'results.json'}, {out / 'table.md'} and {out / 'chart.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
