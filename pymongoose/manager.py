@@ -129,9 +129,37 @@ def _trampoline_failed(exc_type: type, exc: BaseException, tb: Any) -> None:
         logger.error("pymongoose: internal error while dispatching an event", exc_info=(exc_type, exc, tb))
 
 
+_from_handle = ffi.from_handle
+
+
 @ffi.def_extern(onerror=_trampoline_failed)
 def pm_on_event(owner, c, conn_id, ev, ev_data, extra):  # type: ignore[no-untyped-def]
-    ffi.from_handle(owner)._dispatch(c, conn_id, ev, ev_data, extra)
+    """Every event Python asked for arrives here (see pm_forward in shim.c).
+
+    The hot path: one call per event, so it is written flat, with the rare cases
+    (timers, a connection's first and last events) handed to the manager."""
+    manager = _from_handle(owner)
+    if ev < 0:
+        return manager._fire_timer(conn_id)
+    conn = manager._conns.get(conn_id)
+    plan = _PLAN[ev] if ev < 64 else _NONE
+    if plan is _NONE:
+        data = None
+    elif plan is _NUMBER:
+        data = extra
+    elif plan is _OPEN:
+        conn = manager._opened(c, conn_id, conn)
+        if conn is None:
+            return
+        data = None
+    elif plan is _CLOSE:
+        if conn is None or not manager._closed_conn(c, conn):
+            return
+        data = None
+    else:
+        data = plan(ev_data, manager._frames, extra)
+    if conn is not None:
+        manager._deliver(conn, ev, data)
 
 
 def _free_abandoned(pointer: Any, keepalive: Any) -> None:
@@ -328,34 +356,7 @@ class Manager:
 
     # ---- dispatch (the hot path) ---------------------------------------------------
 
-    def _dispatch(self, c: Any, conn_id: int, ev: int, ev_data: Any, extra: int) -> None:
-        # The hot path: one call per event that crosses into Python.
-        if ev < 0:
-            return self._fire_timer(conn_id)
-        conn = self._conns.get(conn_id)
-        plan = _PLAN[ev] if ev < 64 else _NONE
-        if plan is _NONE:
-            data = None
-        elif plan is _NUMBER:
-            data = extra
-        elif plan is _OPEN:
-            if conn is None:
-                conn = self._adopt(c, conn_id)
-            if not conn._mask >> MG_EV_OPEN & 1:
-                return
-            data = None
-        elif plan is _CLOSE:
-            if conn is None:
-                return
-            self._conns.pop(conn_id, None)
-            conn._retire(c)
-            if not conn._mask >> MG_EV_CLOSE & 1:
-                return
-            data = None
-        else:
-            data = plan(ev_data, self._frames, extra)
-        if conn is not None:
-            self._deliver(conn, ev, data)
+    # ---- dispatch (the hot path is pm_on_event, at module level) -------------------
 
     def _deliver(self, conn: Connection, ev: int, data: Any) -> None:
         """Call conn's handler under the manager's error policy."""
@@ -378,6 +379,18 @@ class Manager:
             except Exception:
                 logger.exception("error_handler failed while handling an exception from the %s", where)
         logger.error("exception in the %s", where, exc_info=exc)
+
+    def _opened(self, c: Any, conn_id: int, conn: Optional[Connection]) -> Optional[Connection]:
+        """On MG_EV_OPEN: the new connection, if the handler is to see the event."""
+        if conn is None:
+            conn = self._adopt(c, conn_id)
+        return conn if conn._mask >> MG_EV_OPEN & 1 else None
+
+    def _closed_conn(self, c: Any, conn: Connection) -> bool:
+        """On MG_EV_CLOSE: retire the connection; True if the handler is to see it."""
+        self._conns.pop(conn._id, None)
+        conn._retire(c)
+        return bool(conn._mask >> MG_EV_CLOSE & 1)
 
     def _adopt(self, c: Any, conn_id: int) -> Connection:
         """Create the Connection for a new C connection (on its MG_EV_OPEN)."""

@@ -257,7 +257,7 @@ struct pm_frames {
 // Every event the shim forwards to Python: the Manager (by handle), the connection
 // (NULL for timers; valid during this call only), its id (or the timer's id), the
 // event, its raw data, and extra: the number that MG_EV_READ/WRITE/MQTT_OPEN/
-// SNTP_TIME carry, or else the frame token that views of the data check.
+// SNTP_TIME carry, the frame token that views of HTTP/WS/MQTT messages check, or 0.
 extern "Python" void pm_on_event(void *owner, struct mg_connection *c,
                                  unsigned long id, int ev, void *ev_data,
                                  int64_t extra);

@@ -415,13 +415,23 @@ static bool pm_wants(const struct pm_conn *st, int ev) {
 }
 
 /* The data of events that carry a number, read here so that Python receives an
- * int instead of a pointer to convert; -1 for other events. */
+ * int instead of a pointer to convert; -1 for events whose data Python views in
+ * place (they need the frame token); 0 for the others. */
 static int64_t pm_event_number(int ev, const void *ev_data) {
-  if (ev_data == NULL) return -1;
-  if (ev == MG_EV_READ || ev == MG_EV_WRITE) return *(const long *) ev_data;
-  if (ev == MG_EV_MQTT_OPEN) return *(const int *) ev_data;
-  if (ev == MG_EV_SNTP_TIME) return *(const int64_t *) ev_data;
-  return -1;
+  switch (ev) {
+    case MG_EV_READ:
+    case MG_EV_WRITE: return ev_data == NULL ? 0 : *(const long *) ev_data;
+    case MG_EV_MQTT_OPEN: return ev_data == NULL ? 0 : *(const int *) ev_data;
+    case MG_EV_SNTP_TIME: return ev_data == NULL ? 0 : *(const int64_t *) ev_data;
+    case MG_EV_HTTP_HDRS:
+    case MG_EV_HTTP_MSG:
+    case MG_EV_WS_OPEN:
+    case MG_EV_WS_MSG:
+    case MG_EV_WS_CTL:
+    case MG_EV_MQTT_CMD:
+    case MG_EV_MQTT_MSG: return -1;
+    default: return 0;  // a small int costs Python nothing to make
+  }
 }
 
 /* Calls Python inside a numbered frame (see struct pm_frames). Python's last
@@ -831,8 +841,15 @@ unsigned pm_bench_events(struct mg_mgr *mgr, unsigned long id, int ev,
                          void *ev_data, unsigned n) {
   struct mg_connection *c = pm_conn(mgr, id);
   unsigned i;
-  if (c == NULL) return 0;
-  for (i = 0; i < n && c->fn_data != NULL; i++) pm_event_handler(c, ev, ev_data);
+#if PM_DISPATCH_WITH_GIL
+  PyGILState_STATE gil = PyGILState_Ensure();  // as pm_mgr_poll dispatches
+#endif
+  for (i = 0; c != NULL && i < n && c->fn_data != NULL; i++) {
+    pm_event_handler(c, ev, ev_data);
+  }
+#if PM_DISPATCH_WITH_GIL
+  PyGILState_Release(gil);
+#endif
   return i;
 }
 
