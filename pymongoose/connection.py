@@ -159,6 +159,22 @@ class Connection(HttpMethods, WebSocketMethods, MqttMethods, TlsMethods):
         if c is not None:
             lib.pm_conn_set_events(c, mask)
 
+    def set_idle_timeout(self, milliseconds: Optional[int]) -> None:
+        """Close this connection after ``milliseconds`` without reading or writing
+        (MG_EV_ERROR "idle timeout", then MG_EV_CLOSE); None turns it off. On a
+        listener it applies to the connections it accepts from now on: the cure for
+        clients that connect and stay silent, or dribble a request (slowloris)."""
+        if milliseconds is not None and (isinstance(milliseconds, bool) or not isinstance(milliseconds, int)
+                                         or milliseconds <= 0):
+            raise ValueError("milliseconds must be a positive int, or None")
+        self._set_idle_timeout(milliseconds or 0)
+
+    @on_loop
+    def _set_idle_timeout(self, milliseconds: int) -> None:
+        c = self._c()
+        if c is not None:
+            lib.pm_conn_set_idle_timeout(c, milliseconds)
+
     @property
     def is_closed(self) -> bool:
         """True once the connection's MG_EV_CLOSE has been delivered."""

@@ -448,21 +448,27 @@ class Manager:
 
     @on_loop
     def listen(self, url: str, handler: Optional[EventHandler] = None, *, http: Optional[bool] = None,
-               events: Optional[Iterable[int]] = None, tls: Optional[TlsOpts] = None) -> Connection:
+               events: Optional[Iterable[int]] = None, tls: Optional[TlsOpts] = None,
+               idle_timeout_ms: Optional[int] = None) -> Connection:
         """Listen on ``url`` (``"tcp://0.0.0.0:1234"``, ``"udp://..."``,
         ``"http://127.0.0.1:0"``...) and return the listening connection.
 
         ``http`` turns on the HTTP parser; None infers it from the scheme (http, https,
         ws, wss). Port 0 lets the OS choose: read it from ``local_addr``. Accepted
         connections inherit ``handler`` and ``events``; with ``tls`` each one starts
-        TLS as it is accepted.
+        TLS as it is accepted; with ``idle_timeout_ms`` each one closes after that
+        long without I/O (see :meth:`Connection.set_idle_timeout`).
 
         :raises ListenError: with the URL and the cause (address in use...).
         :raises TlsError: if ``tls`` cannot be used.
         """
         proto = lib.PM_PROTO_HTTP if _wants_http(url, http) else lib.PM_PROTO_TCP
-        return self._open("listen on", ListenError, url, handler, events,
-                          lambda p, u, m, t: lib.pm_listen(p, u, proto, m, t), tls)
+        listener = self._open("listen on", ListenError, url, handler, events,
+                              lambda p, u, m, t: lib.pm_listen(p, u, proto, m, t), tls)
+        if idle_timeout_ms is not None:
+            listener.set_idle_timeout(idle_timeout_ms)
+        listener._read_address(False)  # final already: cached now, any thread may read it
+        return listener
 
     @on_loop
     def connect(self, url: str, handler: Optional[EventHandler] = None, *, http: Optional[bool] = None,
@@ -476,9 +482,10 @@ class Manager:
                           lambda p, u, m, t: lib.pm_connect(p, u, proto, m, t), tls, client=True)
 
     def http_listen(self, url: str, handler: Optional[EventHandler] = None, *,
-                    events: Optional[Iterable[int]] = None, tls: Optional[TlsOpts] = None) -> Connection:
+                    events: Optional[Iterable[int]] = None, tls: Optional[TlsOpts] = None,
+                    idle_timeout_ms: Optional[int] = None) -> Connection:
         """:meth:`listen` with the HTTP parser on."""
-        return self.listen(url, handler, http=True, events=events, tls=tls)
+        return self.listen(url, handler, http=True, events=events, tls=tls, idle_timeout_ms=idle_timeout_ms)
 
     def http_connect(self, url: str, handler: Optional[EventHandler] = None, *,
                      events: Optional[Iterable[int]] = None, tls: Optional[TlsOpts] = None) -> Connection:
@@ -527,8 +534,10 @@ class Manager:
         """Listen for MQTT clients (broker side): each packet arrives as
         ``MG_EV_MQTT_CMD``; answering CONNECT, SUBSCRIBE and PINGREQ is the
         handler's job (see examples/mqtt_broker.py). QoS acknowledgements are automatic."""
-        return self._open("listen on", ListenError, url, handler, events,
-                          lambda p, u, m, t: lib.pm_listen(p, u, lib.PM_PROTO_MQTT, m, t), tls)
+        listener = self._open("listen on", ListenError, url, handler, events,
+                              lambda p, u, m, t: lib.pm_listen(p, u, lib.PM_PROTO_MQTT, m, t), tls)
+        listener._read_address(False)  # final already: cached now, any thread may read it
+        return listener
 
     @on_loop
     def sntp_connect(self, url: str, handler: Optional[EventHandler] = None, *,

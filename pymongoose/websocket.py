@@ -15,10 +15,11 @@ Mongoose answers pings and reassembles fragmented messages itself.
 
 from __future__ import annotations
 
+from threading import get_ident
 from typing import TYPE_CHECKING, Mapping, Optional
 
 from ._binding import lib
-from ._loop import on_loop
+from ._loop import call_owning_loop, on_loop
 from ._text import BytesLike, to_bytes
 from .events import (
     WEBSOCKET_OP_BINARY,
@@ -64,11 +65,16 @@ class WebSocketMethods:
         else:
             lib.pm_ws_upgrade(c, hm, lines)
 
-    @on_loop
     def ws_send(self: "Connection", data: BytesLike, op: int = WEBSOCKET_OP_TEXT) -> bool:
         """Send one WebSocket message (str is UTF-8 encoded). False if closed."""
+        manager = self._manager
+        if manager._owner != get_ident():  # @on_loop's check, inline: a hot path
+            return call_owning_loop(manager, WebSocketMethods.ws_send, self, data, op)
         if op not in _OPCODES:
             raise ValueError(f"op must be one of the WEBSOCKET_OP_* constants, not {op!r}")
-        payload = to_bytes(data, "data")
-        mgr = self._manager._ptr
-        return self._sent(mgr is not None and lib.pm_ws_send(mgr, self._id, payload, len(payload), op), "ws_send")
+        payload = data if type(data) is bytes else to_bytes(data, "data")
+        mgr = manager._ptr
+        if mgr is not None and lib.pm_ws_send(mgr, self._id, payload, len(payload), op):
+            return True
+        self._dropped("ws_send")
+        return False

@@ -119,23 +119,26 @@ def free_port() -> int:
 
 def raw_request(port: int, data: bytes, host: str = "127.0.0.1", timeout: float = DEFAULT_TIMEOUT,
                 read_until_close: bool = True) -> bytes:
-    """Send raw bytes, return everything received until the peer closes (or timeout)."""
+    """Send raw bytes, return everything received until the peer closes (or timeout).
+
+    A reset, or a pipe broken while sending, ends the conversation like a close:
+    that is how a server drops a client it still has unread bytes from."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect((host, port))
-        s.sendall(data)
         chunks = []
-        while True:
-            try:
+        try:
+            s.sendall(data)
+            while True:
                 chunk = s.recv(65536)
-            except socket.timeout:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-            if not read_until_close:
-                break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                if not read_until_close:
+                    break
+        except (socket.timeout, ConnectionResetError, BrokenPipeError):
+            pass
         return b"".join(chunks)
 
 

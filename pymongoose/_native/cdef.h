@@ -305,6 +305,7 @@ bool pm_tls_check(struct mg_mgr *mgr, const struct mg_tls_opts *opts, bool clien
 // used until control returns to Mongoose (the end of the current call or handler).
 struct mg_connection *pm_conn(struct mg_mgr *mgr, unsigned long id);
 
+void pm_conn_set_idle_timeout(struct mg_connection *c, uint64_t ms);
 uint32_t pm_conn_events(const struct mg_connection *c);
 void pm_conn_set_events(struct mg_connection *c, uint32_t events);
 unsigned long pm_conn_parent(const struct mg_connection *c);

@@ -401,6 +401,8 @@ struct pm_conn {
   uint64_t mqtt_last_write;  // MQTT client: when it last sent something
   bool mqtt_open;            // MQTT client: CONNACK received
   bool cancel_resolve;       // resolve_cancel() deferred (see pm_resolve_cancel)
+  uint64_t idle_timeout;     // close after this many ms without I/O (0: never)
+  uint64_t last_io;          // when it last read or wrote (or opened)
 };
 
 /* Events numbered beyond the mask's width (user events) always cross. */
@@ -469,6 +471,18 @@ static void pm_mqtt_keepalive(struct mg_connection *c, struct pm_conn *st, int e
   }
 }
 
+/* Mongoose has no timeouts of its own: a client that connects and stays silent, or
+ * sends a request a byte a minute (slowloris), holds its connection forever. With an
+ * idle timeout, a connection (not a listener) closes after that long without I/O. */
+static void pm_idle_check(struct mg_connection *c, struct pm_conn *st, int ev) {
+  if (ev == MG_EV_READ || ev == MG_EV_WRITE) {
+    st->last_io = mg_millis();
+  } else if (ev == MG_EV_POLL && !c->is_listening && !c->is_closing &&
+             mg_millis() - st->last_io >= st->idle_timeout) {
+    mg_error(c, "idle timeout");
+  }
+}
+
 static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
   struct pm_conn *st = (struct pm_conn *) c->fn_data;
   struct pm_mgr *pm = (struct pm_mgr *) c->mgr;
@@ -483,11 +497,13 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
       }
       own->events = st->events;
       own->parent = st->id;
+      own->idle_timeout = st->idle_timeout;
       own->tls = st->tls;
       if (own->tls != NULL) own->tls->refs++;
       c->fn_data = st = own;
     }
     st->id = c->id;
+    st->last_io = mg_millis();
     if (!pm_table_put(&pm->conns, c->id, c)) {
       c->fn_data = NULL;
       c->is_closing = 1;
@@ -500,6 +516,7 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
   } else if (st->mqtt_keepalive > 0) {
     pm_mqtt_keepalive(c, st, ev);
   }
+  if (st->idle_timeout > 0) pm_idle_check(c, st, ev);
   if (pm->mgr.userdata != NULL && pm_wants(st, ev)) {
     pm_forward(&pm->mgr, c, c->id, ev, ev_data);
   }
@@ -601,6 +618,16 @@ bool pm_conn_set_tls(struct mg_connection *c, const struct mg_tls_opts *opts) {
 }
 
 /* ---- connection accessors --------------------------------------------------------- */
+
+/* Close this connection (and, for a listener, those it accepts from now on) after
+ * ms without reading or writing; 0 turns that off. */
+void pm_conn_set_idle_timeout(struct mg_connection *c, uint64_t ms) {
+  struct pm_conn *st = (struct pm_conn *) c->fn_data;
+  if (st != NULL) {
+    st->idle_timeout = ms;
+    st->last_io = mg_millis();
+  }
+}
 
 uint32_t pm_conn_events(const struct mg_connection *c) {
   const struct pm_conn *st = (const struct pm_conn *) c->fn_data;

@@ -1,0 +1,331 @@
+"""Bad bytes from the network: each bad client gets a clean error or close, and the
+server keeps serving everyone else (a good request right after is answered)."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import struct
+import threading
+import time
+from typing import Any, List
+
+import pytest
+import requests
+
+from pymongoose import (
+    MG_EV_ERROR,
+    MG_EV_HTTP_MSG,
+    MG_EV_MQTT_CMD,
+    MG_EV_READ,
+    MG_EV_WS_MSG,
+    MQTT_CMD_CONNECT,
+    Manager,
+    TlsOpts,
+)
+
+from support import DEFAULT_TIMEOUT, TestPKI, raw_request, wait_for
+
+
+def http_handler(conn: Any, event: int, data: Any) -> None:
+    if event == MG_EV_HTTP_MSG:
+        if data.uri == "/ws":
+            conn.ws_upgrade(data)
+        else:
+            conn.reply(200, f"fine {len(data.body_bytes)}")
+    elif event == MG_EV_WS_MSG:
+        conn.ws_send(data.data)
+
+
+def still_serving(server: Any) -> None:
+    r = requests.get(f"http://127.0.0.1:{server.port}/after", timeout=DEFAULT_TIMEOUT)
+    assert r.status_code == 200 and r.text == "fine 0"
+
+
+@pytest.fixture
+def http_server(serve: Any) -> Any:
+    return serve(http_handler)
+
+
+# ---- HTTP ---------------------------------------------------------------------------
+
+BAD_REQUESTS = {
+    "garbage request line": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 binary\r\n\r\n",
+    "no URI": b"GET\r\n\r\n",
+    "spaces only": b"   \r\n\r\n",
+    "NUL in the request line": b"GET /a\x00b HTTP/1.1\r\n\r\n",
+    "header without colon": b"GET / HTTP/1.1\r\nNoColonHere\r\n\r\n",
+    "negative Content-Length": b"POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\nhello",
+    "huge Content-Length": b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\nx",
+    "Content-Length and chunked": (b"POST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                   b"5\r\nhello\r\n0\r\n\r\n"),
+    "bad chunk size": b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nhello\r\n0\r\n\r\n",
+    "huge chunk size": b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFF\r\nx\r\n",
+    "too many headers": b"GET / HTTP/1.1\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(200)) + b"\r\n",
+    "oversized header": b"GET / HTTP/1.1\r\nX-Big: " + b"a" * (4 << 20) + b"\r\n\r\n",
+    "body past the size limit": b"POST / HTTP/1.1\r\nContent-Length: 8388608\r\n\r\n" + b"b" * (4 << 20),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_REQUESTS))
+def test_malformed_http_gets_a_clean_answer_or_close(http_server: Any, name: str) -> None:
+    reply = raw_request(http_server.port, BAD_REQUESTS[name], timeout=5)
+    # Whatever Mongoose decides (an error status or a close), it never answers the
+    # handler's way to a request it could not parse whole, and it never hangs.
+    assert not reply.startswith(b"HTTP/1.1 200") or name in ("too many headers", "Content-Length and chunked",
+                                                              "header without colon", "NUL in the request line")
+    still_serving(http_server)
+
+
+def test_slow_clients_are_closed_by_the_idle_timeout(serve: Any) -> None:
+    server = serve(http_handler, idle_timeout_ms=300)
+    slow = socket.create_connection(("127.0.0.1", server.port), timeout=DEFAULT_TIMEOUT)
+    silent = socket.create_connection(("127.0.0.1", server.port), timeout=DEFAULT_TIMEOUT)
+    try:
+        slow.sendall(b"GET / HT")  # ...and nothing more: slowloris
+        started = time.monotonic()
+        still_serving(server)  # others are served meanwhile
+        for sock in (slow, silent):
+            assert sock.recv(100) == b""  # closed by the server
+        assert time.monotonic() - started < 5
+    finally:
+        slow.close()
+        silent.close()
+    still_serving(server)
+
+
+def test_slow_clients_do_not_block_others_without_a_timeout(http_server: Any) -> None:
+    slow = [socket.create_connection(("127.0.0.1", http_server.port)) for _ in range(50)]
+    try:
+        for sock in slow:
+            sock.sendall(b"GET / HTTP/1.1\r\nX-Slow: ")
+        for _ in range(5):
+            still_serving(http_server)
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+# ---- WebSocket ------------------------------------------------------------------------
+
+def ws_client(port: int) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    response = b""
+    while b"\r\n\r\n" not in response:
+        response += s.recv(4096)
+    assert response.startswith(b"HTTP/1.1 101")
+    return s
+
+
+def masked(opcode: int, payload: bytes, fin: bool = True, length: Any = None) -> bytes:
+    mask = b"\x01\x02\x03\x04"
+    size = len(payload) if length is None else length
+    if size < 126:
+        header = bytes([(0x80 if fin else 0) | opcode, 0x80 | size])
+    elif size < 65536:
+        header = bytes([(0x80 if fin else 0) | opcode, 0x80 | 126]) + struct.pack("!H", size)
+    else:
+        header = bytes([(0x80 if fin else 0) | opcode, 0x80 | 127]) + struct.pack("!Q", size)
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+BAD_FRAMES = {
+    "reserved opcode": masked(0x3, b"?"),
+    "reserved control opcode": masked(0xB, b"?"),
+    "unmasked client frame": bytes([0x81, 5]) + b"hello",
+    "oversized frame": masked(0x2, b"x" * 16, length=1 << 62),
+    "bad close code": masked(0x8, struct.pack("!H", 1) + b"why"),
+    "close with a short payload": masked(0x8, b"\x03"),
+    "fragmented control frame": masked(0x9, b"ping", fin=False),
+    "continuation without start": masked(0x0, b"orphan"),
+    "random bytes": bytes(random.Random(7).getrandbits(8) for _ in range(4096)),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_FRAMES))
+def test_bad_websocket_frames(http_server: Any, name: str) -> None:
+    s = ws_client(http_server.port)
+    try:
+        s.sendall(BAD_FRAMES[name])
+        s.settimeout(2)
+        try:
+            while s.recv(65536):
+                pass
+        except (socket.timeout, ConnectionResetError):
+            pass
+    finally:
+        s.close()
+    good = ws_client(http_server.port)
+    good.sendall(masked(0x1, b"still here"))
+    assert good.recv(100).endswith(b"still here")
+    good.close()
+    still_serving(http_server)
+
+
+# ---- MQTT broker mode --------------------------------------------------------------
+
+BAD_MQTT = {
+    "truncated CONNECT": b"\x10\x20\x00\x04MQ",
+    "bad remaining length": b"\x30\xff\xff\xff\xff\xff\x01",
+    "PUBLISH with a topic longer than the packet": b"\x30\x05\xff\xffabc",
+    "SUBSCRIBE without topics": b"\x82\x02\x00\x01",
+    "reserved packet type": b"\x00\x00",
+    "random bytes": bytes(random.Random(3).getrandbits(8) for _ in range(2048)),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_MQTT))
+def test_malformed_mqtt_packets_to_the_broker_mode(serve: Any, name: str) -> None:
+    from support import LoopThread
+
+    commands: List[int] = []
+
+    def broker(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_MQTT_CMD:
+            commands.append(data.cmd)
+            try:
+                data.subscriptions()
+            except ValueError:
+                pass
+            if data.cmd == MQTT_CMD_CONNECT:
+                conn.send(b"\x20\x02\x00\x00")
+
+    mgr = Manager()
+    listener = mgr.mqtt_listen("mqtt://127.0.0.1:0", broker)
+    loop = LoopThread(mgr).start()
+    try:
+        raw_request(listener.local_addr.port, BAD_MQTT[name], timeout=2)
+        connect = b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04good"
+        reply = raw_request(listener.local_addr.port, connect, timeout=2, read_until_close=False)
+        assert reply == b"\x20\x02\x00\x00"
+    finally:
+        loop.stop()
+        mgr.close()
+
+
+# ---- TLS ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tls_opts(tmp_path_factory: Any) -> TlsOpts:
+    pki = TestPKI(tmp_path_factory.mktemp("pki-hostile"))
+    cert, key = pki.issue("localhost")
+    return TlsOpts(cert=cert, key=key)
+
+
+def test_garbage_instead_of_a_client_hello(serve: Any, tls_opts: TlsOpts) -> None:
+    server = serve(http_handler, url="https://127.0.0.1:0", tls=tls_opts)
+    for junk in (b"GET / HTTP/1.1\r\n\r\n", b"\x16\x03\x01\xff\xff" + b"\x00" * 64, os.urandom(5000)):
+        raw_request(server.port, junk, timeout=2)
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", server.port), timeout=DEFAULT_TIMEOUT) as raw:
+        with context.wrap_socket(raw) as tls:
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert tls.recv(100).startswith(b"HTTP/1.1 200")
+
+
+def test_a_client_stalling_mid_handshake_blocks_nobody(serve: Any, tls_opts: TlsOpts) -> None:
+    server = serve(http_handler, url="https://127.0.0.1:0", tls=tls_opts, idle_timeout_ms=500)
+    stalled = socket.create_connection(("127.0.0.1", server.port), timeout=DEFAULT_TIMEOUT)
+    try:
+        stalled.sendall(b"\x16\x03\x01\x00\xc8\x01")  # the start of a ClientHello, then silence
+        import ssl
+
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        with socket.create_connection(("127.0.0.1", server.port), timeout=DEFAULT_TIMEOUT) as raw:
+            with context.wrap_socket(raw) as tls:
+                tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert tls.recv(100).startswith(b"HTTP/1.1 200")
+        assert stalled.recv(100) == b""  # dropped by the idle timeout
+    finally:
+        stalled.close()
+
+
+# ---- a random-bytes flood to every kind of listener ----------------------------------
+
+def _flood(port: int, udp: bool = False, seconds: float = 1.0) -> None:
+    rng = random.Random(port)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        payload = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 3000)))
+        try:
+            if udp:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.sendto(payload, ("127.0.0.1", port))
+            else:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                    s.sendall(payload)
+        except OSError:
+            pass
+
+
+@pytest.mark.parametrize("kind", ["http", "tcp", "udp", "mqtt", "https"])
+def test_random_flood_to_each_listener_type(serve: Any, tls_opts: TlsOpts, kind: str) -> None:
+    errors: List[Any] = []
+    echoed: List[bytes] = []
+
+    def handler(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_ERROR:
+            errors.append(data)
+        elif event == MG_EV_READ and kind in ("tcp", "udp"):
+            echoed.append(conn.recv_data(16))
+            conn.consume(conn.recv_len)
+        elif event == MG_EV_MQTT_CMD and data.cmd == MQTT_CMD_CONNECT:
+            conn.send(b"\x20\x02\x00\x00")
+        else:
+            http_handler(conn, event, data)
+
+    if kind == "mqtt":
+        mgr = Manager()
+        listener = mgr.mqtt_listen("mqtt://127.0.0.1:0", handler)
+        from support import LoopThread
+
+        loop = LoopThread(mgr).start()
+        port = listener.local_addr.port
+    else:
+        url = {"http": "http://127.0.0.1:0", "tcp": "tcp://127.0.0.1:0", "udp": "udp://127.0.0.1:0",
+               "https": "https://127.0.0.1:0"}[kind]
+        server = serve(handler, url=url, **({"tls": tls_opts} if kind == "https" else {}))
+        port, loop, mgr = server.port, None, server.manager
+    try:
+        floods = [threading.Thread(target=_flood, args=(port, kind == "udp")) for _ in range(3)]
+        for t in floods:
+            t.start()
+        for t in floods:
+            t.join(DEFAULT_TIMEOUT)
+        # ...and it still does its job:
+        if kind == "http":
+            still_serving(server)
+        elif kind == "https":
+            import ssl
+
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+            with socket.create_connection(("127.0.0.1", port), timeout=DEFAULT_TIMEOUT) as raw:
+                with context.wrap_socket(raw) as tls:
+                    tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    assert tls.recv(100).startswith(b"HTTP/1.1 200")
+        elif kind == "mqtt":
+            reply = raw_request(port, b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04good", timeout=2,
+                                read_until_close=False)
+            assert reply == b"\x20\x02\x00\x00"
+        else:
+            before = len(echoed)
+            if kind == "tcp":
+                raw_request(port, b"marker", timeout=0.5)
+            else:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.sendto(b"marker", ("127.0.0.1", port))
+            wait_for(lambda: b"marker" in echoed[before:])
+    finally:
+        if loop is not None:
+            loop.stop()
+            mgr.close()
+
+
