@@ -116,6 +116,16 @@ class Connection(HttpMethods, WebSocketMethods, MqttMethods, TlsMethods):
         mgr = self._manager._ptr
         return None if mgr is None else (lib.pm_conn(mgr, self._id) or None)
 
+    def _call(self, function: Callable[..., Any], *args: Any, action: str = "") -> Any:
+        """``function(c, *args)`` on the C connection; once it has closed, nothing
+        happens (logged at debug level when ``action`` names a call that sends)."""
+        c = self._c()
+        if c is None:
+            if action:
+                self._dropped(action)
+            return None
+        return function(c, *args)
+
     # ---- identity and handler --------------------------------------------------
 
     @property
@@ -155,9 +165,7 @@ class Connection(HttpMethods, WebSocketMethods, MqttMethods, TlsMethods):
     @on_loop
     def _set_mask(self, mask: int) -> None:
         self._mask = mask
-        c = self._c()
-        if c is not None:
-            lib.pm_conn_set_events(c, mask)
+        self._call(lib.pm_conn_set_events, mask)
 
     def set_idle_timeout(self, milliseconds: Optional[int]) -> None:
         """Close this connection after ``milliseconds`` without reading or writing
@@ -171,9 +179,7 @@ class Connection(HttpMethods, WebSocketMethods, MqttMethods, TlsMethods):
 
     @on_loop
     def _set_idle_timeout(self, milliseconds: int) -> None:
-        c = self._c()
-        if c is not None:
-            lib.pm_conn_set_idle_timeout(c, milliseconds)
+        self._call(lib.pm_conn_set_idle_timeout, milliseconds)
 
     @property
     def is_closed(self) -> bool:
@@ -211,9 +217,7 @@ class Connection(HttpMethods, WebSocketMethods, MqttMethods, TlsMethods):
 
     @on_loop
     def _set_full(self, full: bool) -> None:
-        c = self._c()
-        if c is not None:
-            lib.pm_conn_set_full(c, full)
+        self._call(lib.pm_conn_set_full, full)
 
     # ---- addresses and buffers --------------------------------------------------
 
@@ -319,26 +323,17 @@ class Connection(HttpMethods, WebSocketMethods, MqttMethods, TlsMethods):
     @on_loop
     def close(self) -> None:
         """Close now, discarding unsent data; MG_EV_CLOSE follows on the next poll."""
-        c = self._c()
-        if c is not None:
-            lib.pm_conn_close(c)
+        self._call(lib.pm_conn_close)
 
     @on_loop
     def drain(self) -> None:
         """Close once everything queued has been sent (graceful close)."""
-        c = self._c()
-        if c is not None:
-            lib.pm_conn_drain(c)
+        self._call(lib.pm_conn_drain)
 
     @on_loop
     def error(self, message: str) -> None:
         """Raise MG_EV_ERROR with ``message`` on this connection, then close it."""
-        text = to_cstr(message, "message")
-        c = self._c()
-        if c is None:
-            self._sent(False, "error")
-        else:
-            lib.pm_error(c, text)
+        self._call(lib.pm_error, to_cstr(message, "message"), action="error")
 
     # ---- DNS and SNTP -------------------------------------------------------------
 
@@ -349,29 +344,18 @@ class Connection(HttpMethods, WebSocketMethods, MqttMethods, TlsMethods):
         ``MG_EV_CONNECT`` or ``MG_EV_ERROR``. To just look a name up, use
         :meth:`Manager.connect` on a ``udp://name:port`` URL and read
         ``remote_addr`` on ``MG_EV_RESOLVE``."""
-        buffer = ffi.new("char[]", to_cstr(url, "url"))
-        c = self._c()
-        if c is None:
-            self._sent(False, "resolve")
-        else:
-            lib.pm_resolve(c, buffer)
+        self._call(lib.pm_resolve, ffi.new("char[]", to_cstr(url, "url")), action="resolve")
 
     @on_loop
     def resolve_cancel(self) -> None:
         """Cancel a DNS lookup in progress for this connection."""
-        c = self._c()
-        if c is not None:
-            lib.pm_resolve_cancel(c)
+        self._call(lib.pm_resolve_cancel)
 
     @on_loop
     def sntp_request(self) -> None:
         """Ask the SNTP server for the time (on a :meth:`Manager.sntp_connect`
         connection); ``MG_EV_SNTP_TIME`` brings it as epoch milliseconds."""
-        c = self._c()
-        if c is None:
-            self._sent(False, "sntp_request")
-        else:
-            lib.mg_sntp_request(c)
+        self._call(lib.mg_sntp_request, action="sntp_request")
 
     # ---- bookkeeping for the Manager --------------------------------------------
 

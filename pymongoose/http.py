@@ -189,13 +189,8 @@ class HttpMethods:
     def http_basic_auth(self: "Connection", username: str, password: str) -> None:
         """Write an ``Authorization: Basic ...`` header line into the send buffer
         (for a client, between its request line and the blank line)."""
-        user = to_cstr(username, "username")
-        secret = to_cstr(password, "password")
-        c = self._c()
-        if c is None:
-            self._sent(False, "http_basic_auth")
-        else:
-            lib.mg_http_bauth(c, user, secret)
+        self._call(lib.mg_http_bauth, to_cstr(username, "username"), to_cstr(password, "password"),
+                   action="http_basic_auth")
 
     def reply_json(self: "Connection", data: Any, status_code: int = 200,
                    headers: Optional[Mapping[str, str]] = None) -> None:

@@ -93,50 +93,37 @@ class MqttMethods:
         keep: List[Any] = []
         opts = mqtt_opts(keep, topic=_topic(topic, wildcards=False), message=to_bytes(message, "message"),
                          qos=_qos(qos), retain=bool(retain))
-        c = self._c()
-        if c is None:
-            self._sent(False, "mqtt_pub")
-            return 0
-        return int(lib.mg_mqtt_pub(c, opts))
+        return int(self._call(lib.mg_mqtt_pub, opts, action="mqtt_pub") or 0)
 
     @on_loop
     def mqtt_sub(self: "Connection", topic: str, qos: int = 0) -> None:
         """Subscribe to ``topic`` (wildcards allowed); the broker answers with SUBACK."""
         keep: List[Any] = []
         opts = mqtt_opts(keep, topic=_topic(topic, wildcards=True), qos=_qos(qos))
-        self._mqtt_call(lib.mg_mqtt_sub, opts, "mqtt_sub")
+        self._call(lib.mg_mqtt_sub, opts, action="mqtt_sub")
 
     @on_loop
     def mqtt_unsub(self: "Connection", topic: str) -> None:
         """Unsubscribe from ``topic``."""
         keep: List[Any] = []
         opts = mqtt_opts(keep, topic=_topic(topic, wildcards=True))
-        self._mqtt_call(lib.mg_mqtt_unsub, opts, "mqtt_unsub")
+        self._call(lib.mg_mqtt_unsub, opts, action="mqtt_unsub")
 
     @on_loop
     def mqtt_ping(self: "Connection") -> None:
         """Send PINGREQ (pymongoose also does it on its own when idle)."""
-        self._mqtt_call(lib.mg_mqtt_ping, None, "mqtt_ping")
+        self._call(lib.mg_mqtt_ping, action="mqtt_ping")
 
     @on_loop
     def mqtt_pong(self: "Connection") -> None:
         """Send PINGRESP (a broker answering a client's PINGREQ)."""
-        self._mqtt_call(lib.mg_mqtt_pong, None, "mqtt_pong")
+        self._call(lib.mg_mqtt_pong, action="mqtt_pong")
 
     @on_loop
     def mqtt_disconnect(self: "Connection") -> None:
         """Send DISCONNECT: a clean goodbye, after which the broker drops the last will."""
         keep: List[Any] = []
-        self._mqtt_call(lib.mg_mqtt_disconnect, mqtt_opts(keep), "mqtt_disconnect")
-
-    def _mqtt_call(self: "Connection", function: Any, opts: Any, action: str) -> None:
-        c = self._c()
-        if c is None:
-            self._sent(False, action)
-        elif opts is None:
-            function(c)
-        else:
-            function(c, opts)
+        self._call(lib.mg_mqtt_disconnect, mqtt_opts(keep), action="mqtt_disconnect")
 
 
 def parse_subscribe(packet: bytes) -> Tuple[int, List[Tuple[str, int]]]:

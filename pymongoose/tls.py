@@ -200,6 +200,4 @@ class TlsMethods:
     @on_loop
     def tls_free(self: "Connection") -> None:
         """Release this connection's TLS state (Mongoose does it on close)."""
-        c = self._c()
-        if c is not None:
-            lib.mg_tls_free(c)
+        self._call(lib.mg_tls_free)

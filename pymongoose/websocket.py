@@ -58,12 +58,7 @@ class WebSocketMethods:
         if not isinstance(message, HttpMessage):
             raise TypeError("message must be the HttpMessage passed to this handler")
         hm = message._ptr()
-        lines = extra_header_lines(extra_headers)
-        c = self._c()
-        if c is None:
-            self._sent(False, "ws_upgrade")
-        else:
-            lib.pm_ws_upgrade(c, hm, lines)
+        self._call(lib.pm_ws_upgrade, hm, extra_header_lines(extra_headers), action="ws_upgrade")
 
     def ws_send(self: "Connection", data: BytesLike, op: int = WEBSOCKET_OP_TEXT) -> bool:
         """Send one WebSocket message (str is UTF-8 encoded). False if closed."""

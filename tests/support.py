@@ -316,79 +316,75 @@ def _dns_name(packet: bytes, offset: int) -> Tuple[str, int]:
     return ".".join(labels), offset + 1
 
 
-class DnsResponder:
-    """A DNS server on loopback UDP answering A queries from ``records``
-    (name -> IPv4), NXDOMAIN otherwise; it records every name asked."""
+class UdpResponder:
+    """A UDP server on loopback, answering each datagram with ``reply(datagram)``
+    (None: no answer) on a thread of its own until stopped."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"udp://127.0.0.1:{self.port}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def reply(self, datagram: bytes) -> "bytes | None":
+        raise NotImplementedError
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                datagram, peer = self.sock.recvfrom(512)
+            except socket.timeout:
+                continue
+            answer = self.reply(datagram)
+            if answer is not None:
+                self.sock.sendto(answer, peer)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(DEFAULT_TIMEOUT)
+        self.sock.close()
+
+
+class DnsResponder(UdpResponder):
+    """A DNS server answering A queries from ``records`` (name -> IPv4), NXDOMAIN
+    otherwise; it records every name asked."""
 
     def __init__(self, records: "dict[str, str]") -> None:
         self.records = records
         self.queries: List[Tuple[str, int]] = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.url = f"udp://127.0.0.1:{self.port}"
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _serve(self) -> None:
+    def reply(self, packet: bytes) -> bytes:
         import struct
 
-        while not self._stop.is_set():
-            try:
-                packet, peer = self.sock.recvfrom(512)
-            except socket.timeout:
-                continue
-            name, offset = _dns_name(packet, 12)
-            qtype = struct.unpack("!H", packet[offset:offset + 2])[0]
-            self.queries.append((name, qtype))
-            question = packet[12:offset + 4]
-            ip = self.records.get(name)
-            if ip is not None and qtype == 1:
-                answer = struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton(ip)
-                header = packet[:2] + struct.pack("!HHHHH", 0x8180, 1, 1, 0, 0)
-            else:
-                answer = b""
-                header = packet[:2] + struct.pack("!HHHHH", 0x8180 | (3 if ip is None else 0), 1, 0, 0, 0)
-            self.sock.sendto(header + question + answer, peer)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(DEFAULT_TIMEOUT)
-        self.sock.close()
+        name, offset = _dns_name(packet, 12)
+        qtype = struct.unpack("!H", packet[offset:offset + 2])[0]
+        self.queries.append((name, qtype))
+        question = packet[12:offset + 4]
+        ip = self.records.get(name)
+        if ip is not None and qtype == 1:
+            answer = struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton(ip)
+            return packet[:2] + struct.pack("!HHHHH", 0x8180, 1, 1, 0, 0) + question + answer
+        flags = 0x8180 | (3 if ip is None else 0)  # NXDOMAIN, or no record of that type
+        return packet[:2] + struct.pack("!HHHHH", flags, 1, 0, 0, 0) + question
 
 
-class SntpResponder:
-    """An SNTP server on loopback UDP telling the host's time plus ``offset_ms``."""
+class SntpResponder(UdpResponder):
+    """An SNTP server telling the host's time plus ``offset_ms``."""
 
     def __init__(self, offset_ms: int = 0) -> None:
         self.offset_ms = offset_ms
         self.requests = 0
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.url = f"udp://127.0.0.1:{self.port}"
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _serve(self) -> None:
+    def reply(self, request: bytes) -> bytes:
         import struct
 
-        while not self._stop.is_set():
-            try:
-                request, peer = self.sock.recvfrom(512)
-            except socket.timeout:
-                continue
-            self.requests += 1
-            now = time.time() + self.offset_ms / 1000 + 2208988800  # NTP counts from 1900
-            stamp = struct.pack("!II", int(now), int((now % 1) * 2**32))
-            reply = bytes([0x24, 1, 0, 0]) + bytes(20) + request[40:48] + stamp + stamp
-            self.sock.sendto(reply, peer)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(DEFAULT_TIMEOUT)
-        self.sock.close()
+        self.requests += 1
+        now = time.time() + self.offset_ms / 1000 + 2208988800  # NTP counts from 1900
+        stamp = struct.pack("!II", int(now), int((now % 1) * 2**32))
+        return bytes([0x24, 1, 0, 0]) + bytes(20) + request[40:48] + stamp + stamp

@@ -38,6 +38,18 @@ def http_handler(conn: Any, event: int, data: Any) -> None:
         conn.ws_send(data.data)
 
 
+def tls_get(port: int) -> bytes:
+    """GET / over TLS, verifying nothing (the certificate is not the point here)."""
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=DEFAULT_TIMEOUT) as raw:
+        with context.wrap_socket(raw) as tls:
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            return tls.recv(100)
+
+
 def still_serving(server: Any) -> None:
     r = requests.get(f"http://127.0.0.1:{server.port}/after", timeout=DEFAULT_TIMEOUT)
     assert r.status_code == 200 and r.text == "fine 0"
@@ -219,14 +231,7 @@ def test_garbage_instead_of_a_client_hello(serve: Any, tls_opts: TlsOpts) -> Non
     server = serve(http_handler, url="https://127.0.0.1:0", tls=tls_opts)
     for junk in (b"GET / HTTP/1.1\r\n\r\n", b"\x16\x03\x01\xff\xff" + b"\x00" * 64, os.urandom(5000)):
         raw_request(server.port, junk, timeout=2)
-    import ssl
-
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", server.port), timeout=DEFAULT_TIMEOUT) as raw:
-        with context.wrap_socket(raw) as tls:
-            tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert tls.recv(100).startswith(b"HTTP/1.1 200")
+    assert tls_get(server.port).startswith(b"HTTP/1.1 200")
 
 
 def test_a_client_stalling_mid_handshake_blocks_nobody(serve: Any, tls_opts: TlsOpts) -> None:
@@ -234,14 +239,7 @@ def test_a_client_stalling_mid_handshake_blocks_nobody(serve: Any, tls_opts: Tls
     stalled = socket.create_connection(("127.0.0.1", server.port), timeout=DEFAULT_TIMEOUT)
     try:
         stalled.sendall(b"\x16\x03\x01\x00\xc8\x01")  # the start of a ClientHello, then silence
-        import ssl
-
-        context = ssl.create_default_context()
-        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-        with socket.create_connection(("127.0.0.1", server.port), timeout=DEFAULT_TIMEOUT) as raw:
-            with context.wrap_socket(raw) as tls:
-                tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-                assert tls.recv(100).startswith(b"HTTP/1.1 200")
+        assert tls_get(server.port).startswith(b"HTTP/1.1 200")
         assert stalled.recv(100) == b""  # dropped by the idle timeout
     finally:
         stalled.close()
@@ -303,14 +301,7 @@ def test_random_flood_to_each_listener_type(serve: Any, tls_opts: TlsOpts, kind:
         if kind == "http":
             still_serving(server)
         elif kind == "https":
-            import ssl
-
-            context = ssl.create_default_context()
-            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-            with socket.create_connection(("127.0.0.1", port), timeout=DEFAULT_TIMEOUT) as raw:
-                with context.wrap_socket(raw) as tls:
-                    tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-                    assert tls.recv(100).startswith(b"HTTP/1.1 200")
+            assert tls_get(port).startswith(b"HTTP/1.1 200")
         elif kind == "mqtt":
             reply = raw_request(port, b"\x10\x10\x00\x04MQTT\x04\x02\x00\x3c\x00\x04good", timeout=2,
                                 read_until_close=False)
