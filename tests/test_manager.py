@@ -97,8 +97,11 @@ def test_close_while_polling_many_rounds_never_crashes() -> None:
         loop = LoopThread(mgr, poll_ms=5)
         loop.start()
         mgr.close()
-        with pytest.raises(ManagerClosedError):
-            loop.stop()
+        try:
+            loop.stop()  # the loop either saw the stop flag first...
+        except ManagerClosedError:
+            pass  # ...or polled again and was refused
+        assert mgr.closed
 
 
 def test_close_from_inside_a_handler_frees_after_the_poll(serve: Any) -> None:

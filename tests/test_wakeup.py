@@ -125,6 +125,8 @@ def test_wakeups_racing_close_are_delivered_or_refused() -> None:
         mgr.close()
         for t in threads:
             t.join(DEFAULT_TIMEOUT)
-        with pytest.raises(ManagerClosedError):
-            loop.stop()
-        assert outcomes
+        try:
+            loop.stop()  # the loop either saw the stop flag first or was refused a poll
+        except ManagerClosedError:
+            pass
+        assert outcomes and mgr.closed
