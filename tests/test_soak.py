@@ -113,7 +113,8 @@ def test_memory_stays_flat_over_many_requests_and_connection_cycles() -> None:
           f"Python heap {python_growth / 1024:+.1f} KiB, fds {fds_before} -> {fds_after}")
     assert ticks[0] > 100, "the timer did not keep firing under load"
     assert python_growth < 512 * 1024, f"the Python heap grew by {python_growth} bytes"
-    assert rss_growth < 16 * 1024, f"RSS grew by {rss_growth} KiB"
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):  # ASan's quarantine holds freed memory
+        assert rss_growth < 16 * 1024, f"RSS grew by {rss_growth} KiB"
     assert fds_after <= fds_before + 2
 
 
