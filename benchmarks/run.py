@@ -133,15 +133,17 @@ def rounds(configs: Dict[str, Callable[[], float]], count: int) -> Dict[str, flo
 
 def http_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
     """Hello-world requests/second, wrk -t1 -c50, keep-alive."""
-    hello = str(HERE / "hello_server.py")
+    server = str(HERE / "server.py")
     commands = {
         "C baseline": lambda port: [str(c_baseline()), str(port)],
-        "cymongoose (CPython)": lambda port: [str(envs["cymongoose"]), hello, str(port), "--binding", "cymongoose"],
-        "pymongoose CPython, all events": lambda port: [str(envs["cpython"]), hello, str(port)],
-        "pymongoose CPython, events=[HTTP_MSG]": lambda port: [str(envs["cpython"]), hello, str(port),
+        "cymongoose (CPython)": lambda port: [str(envs["cymongoose"]), server, "hello", str(port),
+                                              "--binding", "cymongoose"],
+        "pymongoose CPython, all events": lambda port: [str(envs["cpython"]), server, "hello", str(port)],
+        "pymongoose CPython, events=[HTTP_MSG]": lambda port: [str(envs["cpython"]), server, "hello", str(port),
                                                                "--events", "http"],
-        "pymongoose PyPy, all events": lambda port: [str(envs["pypy"]), hello, str(port)],
-        "pymongoose PyPy, events=[HTTP_MSG]": lambda port: [str(envs["pypy"]), hello, str(port), "--events", "http"],
+        "pymongoose PyPy, all events": lambda port: [str(envs["pypy"]), server, "hello", str(port)],
+        "pymongoose PyPy, events=[HTTP_MSG]": lambda port: [str(envs["pypy"]), server, "hello", str(port),
+                                                            "--events", "http"],
     }
 
     def measure(make: Callable[[int], List[str]]) -> Callable[[], float]:
@@ -162,11 +164,11 @@ def http_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
 
 def websocket_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
     """WebSocket echo messages/second, from a PyPy load generator."""
-    server_script, generator = str(HERE / "ws_echo_server.py"), str(HERE / "ws_load.py")
+    server_script, generator = str(HERE / "server.py"), str(HERE / "ws_load.py")
     commands = {
-        "cymongoose (CPython)": [str(envs["cymongoose"]), server_script, "--binding", "cymongoose"],
-        "pymongoose CPython": [str(envs["cpython"]), server_script],
-        "pymongoose PyPy": [str(envs["pypy"]), server_script],
+        "cymongoose (CPython)": [str(envs["cymongoose"]), server_script, "ws", "--binding", "cymongoose"],
+        "pymongoose CPython": [str(envs["cpython"]), server_script, "ws"],
+        "pymongoose PyPy": [str(envs["pypy"]), server_script, "ws"],
     }
 
     def measure(command: List[str]) -> Callable[[], float]:
@@ -217,17 +219,17 @@ def static_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
     blob = root / "blob.bin"
     if not blob.exists() or blob.stat().st_size != 100 << 20:
         blob.write_bytes(os.urandom(100 << 20))
-    script = str(HERE / "static_server.py")
+    script = str(HERE / "server.py")
     commands = {
-        "cymongoose (CPython)": [str(envs["cymongoose"]), script, "--binding", "cymongoose"],
-        "pymongoose CPython": [str(envs["cpython"]), script],
-        "pymongoose PyPy": [str(envs["pypy"]), script],
+        "cymongoose (CPython)": [str(envs["cymongoose"]), script, "static", "--binding", "cymongoose"],
+        "pymongoose CPython": [str(envs["cpython"]), script, "static"],
+        "pymongoose PyPy": [str(envs["pypy"]), script, "static"],
     }
 
     def measure(command: List[str]) -> Callable[[], float]:
         def run() -> float:
             port = free_port()
-            server = Server([*command, str(port), str(root)])
+            server = Server([*command, str(port), "--root", str(root)])
             try:
                 out = load(["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download}",
                             f"http://127.0.0.1:{port}/blob.bin"])
@@ -241,16 +243,16 @@ def static_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
 
 def scale_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
     """Idle connections held at once, and server memory (KiB of RSS) per connection."""
-    hello, holder = str(HERE / "hello_server.py"), str(HERE / "hold_connections.py")
+    server_script, holder = str(HERE / "server.py"), str(HERE / "hold_connections.py")
     commands = {
-        "cymongoose (CPython)": [str(envs["cymongoose"]), hello, "--binding", "cymongoose"],
-        "pymongoose CPython": [str(envs["cpython"]), hello],
-        "pymongoose PyPy": [str(envs["pypy"]), hello],
+        "cymongoose (CPython)": [str(envs["cymongoose"]), "--binding", "cymongoose"],
+        "pymongoose CPython": [str(envs["cpython"])],
+        "pymongoose PyPy": [str(envs["pypy"])],
     }
     results: Dict[str, float] = {}
     for name, command in commands.items():
         port = free_port()
-        server = Server([command[0], command[1], str(port), *command[2:]])
+        server = Server([command[0], server_script, "hello", str(port), *command[1:]])
         try:
             before = server.rss_kib()
             holder_process = subprocess.Popen(["taskset", "-c", LOAD_CPU, str(envs["pypy"]), holder, str(port),

@@ -106,6 +106,8 @@ class TlsOpts:
             raise TlsError("key was given without its certificate (cert=...)")
         if self.cert:
             _check_certificates(self.cert, "cert")
+        # The system bundle (default_client_tls) is trusted as it is: parsing its
+        # hundreds of certificates again for every connection would cost milliseconds.
         if self.ca and self.ca is not _system_bundle_cache.get("pem"):
             _check_certificates(self.ca, "ca")
 
