@@ -88,7 +88,7 @@ def _pinned_copy_is_intact(directory: Path) -> bool:
 
 def _download_sdist(into: Path) -> Path:
     command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+        sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "cymongoose",
         # The sdist declares Requires-Python >= 3.10; we only take two C files from
         # it, so PyPy 3.9 may fetch it too.
         "--ignore-requires-python", "--disable-pip-version-check", "--quiet",
