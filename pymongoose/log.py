@@ -28,8 +28,8 @@ _VERBOSE = 5
 _LEVELS = {MG_LL_ERROR: logging.ERROR, MG_LL_INFO: logging.INFO,
            MG_LL_DEBUG: logging.DEBUG, MG_LL_VERBOSE: _VERBOSE}
 
-# "<uptime, hex> <level> <file>:<line>:<function> <message>"
-_LINE = re.compile(r"^\s*[0-9a-f]+ (\d) (\S+)\s+(.*)$", re.DOTALL)
+# "<uptime, hex, padded to 6> <level> <file>:<line>:<function> <message>"
+_LINE = re.compile(r"^\s*[0-9a-f]+ +(\d) (\S+)\s+(.*)$", re.DOTALL)
 
 _capture = threading.local()
 
