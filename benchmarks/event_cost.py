@@ -11,7 +11,7 @@ times reply(), the hot path of a server. Prints nanoseconds; best of 5.
 import threading
 import time
 
-from pymongoose import MG_EV_HTTP_MSG, MG_EV_POLL, MG_EV_READ, Manager
+from pymongoose import MG_EV_HTTP_HDRS, MG_EV_HTTP_MSG, MG_EV_POLL, MG_EV_READ, MG_EV_WRITE, Manager
 from pymongoose._binding import ffi, lib
 
 N = 200_000
@@ -33,10 +33,17 @@ def main():
 
     manager = Manager(handler)
     conn = manager.listen("tcp://127.0.0.1:0")
+    http = manager.listen("http://127.0.0.1:0")  # MG_EV_READ is deferred after a protocol handler
     count = ffi.new("long *", 100)
     uptime = ffi.new("uint64_t *", 1)
-    for name, event, data in (("MG_EV_POLL", MG_EV_POLL, uptime), ("MG_EV_READ", MG_EV_READ, count)):
-        seconds = best_of(5, lambda e=event, d=data: lib.pm_bench_events(manager._ptr, conn.id, e, d, N))
+    message = ffi.new("struct mg_http_message *")  # an empty request: HTTP_HDRS makes a view, no reply
+    cases = (("MG_EV_POLL (deferred)", conn, MG_EV_POLL, uptime),
+             ("MG_EV_WRITE (deferred)", conn, MG_EV_WRITE, count),
+             ("MG_EV_READ, HTTP (deferred)", http, MG_EV_READ, count),
+             ("MG_EV_READ, TCP (crosses)", conn, MG_EV_READ, count),
+             ("MG_EV_HTTP_HDRS (crosses, view)", http, MG_EV_HTTP_HDRS, message))
+    for name, target, event, data in cases:
+        seconds = best_of(5, lambda t=target, e=event, d=data: lib.pm_bench_events(manager._ptr, t.id, e, d, N))
         print(f"{name}: {seconds / N * 1e9:.0f} ns per event")
 
     manager._owner = threading.get_ident()  # act as the polling thread

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from threading import get_ident
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Tuple
 
 from ._binding import ffi, lib
 from ._loop import call_owning_loop, on_loop
@@ -20,6 +20,7 @@ from .messages import HttpMessage
 if TYPE_CHECKING:
     from .connection import Connection
 
+_NULL = ffi.NULL
 # RFC 9110 token characters, for header names.
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _DEFAULT_REPLY_HEADERS = b"Content-Type: text/plain; charset=utf-8\r\n"
@@ -48,11 +49,28 @@ def format_headers(headers: Optional[Mapping[str, str]], default_type: bytes = _
     return b"".join(lines)
 
 
-def _is_chunked(headers: Optional[Mapping[str, str]]) -> bool:
-    return headers is not None and any(
-        str(name).lower() == "transfer-encoding" and "chunked" in str(value).lower()
-        for name, value in headers.items()
-    )
+def header_pairs(headers: Mapping[str, str]) -> Tuple[bytes, int]:
+    """Return ``headers`` as ``b"name\\0value\\0name\\0value"`` and how many pairs:
+    the form the shim checks (token names; no CR, LF or NUL) while it copies them.
+
+    A ``dict`` of ``str`` takes one join; other mappings and values are converted
+    one by one (values that are not text with ``str()``).
+
+    >>> header_pairs({"Content-Type": "text/html", "X-Id": "7"})
+    (b'Content-Type\\x00text/html\\x00X-Id\\x007', 2)
+    """
+    if type(headers) is dict:
+        try:
+            return "\0".join(map("\0".join, headers.items())).encode(), len(headers)
+        except TypeError:
+            pass  # a name or value that is not a str: the general path
+    elif not isinstance(headers, Mapping):
+        raise TypeError(f"headers must be a mapping, not {type(headers).__name__}")
+    fields = []
+    for name, value in headers.items():
+        fields.append(to_bytes(name, "header name"))
+        fields.append(to_bytes(value if isinstance(value, (str, bytes)) else str(value), "header value"))
+    return b"\0".join(fields), len(fields) // 2
 
 
 def _status(status_code: Any) -> int:
@@ -101,21 +119,20 @@ class HttpMethods:
             status_code = _status(status_code)
         if not 100 <= status_code <= 999:
             raise ValueError(f"status_code must be a 3-digit HTTP status, not {status_code}")
-        payload = body if type(body) is bytes else to_bytes(body, "body")
-        mgr = manager._ptr
-        if headers is None:
-            sent = mgr is not None and lib.pm_http_reply(mgr, self._id, status_code, _DEFAULT_REPLY_HEADERS,
-                                                         len(_DEFAULT_REPLY_HEADERS), payload, len(payload))
+        if type(body) is str:
+            payload = body.encode()
         else:
-            head = format_headers(headers)
-            if mgr is None:
-                sent = False
-            elif _is_chunked(headers):
-                sent = lib.pm_http_head(mgr, self._id, status_code, head, len(head))
-                if sent and payload:
-                    lib.pm_http_chunk(mgr, self._id, payload, len(payload))
-            else:
-                sent = lib.pm_http_reply(mgr, self._id, status_code, head, len(head), payload, len(payload))
+            payload = body if type(body) is bytes else to_bytes(body, "body")
+        if headers is None:
+            kv, pairs = _NULL, 0
+        else:
+            kv, pairs = header_pairs(headers)
+        mgr = manager._ptr
+        sent = 0 if mgr is None else lib.pm_http_respond(mgr, self._id, status_code, kv, len(kv) if pairs else 0,
+                                                          pairs, payload, len(payload))
+        if sent < 0:
+            format_headers(headers)  # raises ValueError naming the header
+            raise ValueError("invalid headers")  # pragma: no cover (format_headers raised)
         if not sent:
             self._dropped("reply")
 

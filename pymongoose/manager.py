@@ -30,7 +30,7 @@ from typing import Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional
 from ._binding import ffi, lib
 from ._loop import on_loop
 from ._resolv import system_dns
-from ._text import BytesLike, decode, from_mg_str, to_bytes, to_cstr
+from ._text import BytesLike, decode, to_bytes, to_cstr
 from .connection import Connection, EventHandler, events_mask
 from .errors import ConnectError, ListenError, ManagerClosedError
 from .events import (
@@ -42,6 +42,7 @@ from .events import (
     MG_EV_MQTT_MSG,
     MG_EV_MQTT_OPEN,
     MG_EV_OPEN,
+    MG_EV_POLL,
     MG_EV_READ,
     MG_EV_SNTP_TIME,
     MG_EV_WAKEUP,
@@ -77,20 +78,8 @@ _OPEN = "open"      # the connection's first event: bookkeeping first
 _CLOSE = "close"    # its last: bookkeeping after
 
 
-def _error_text(ev_data: Any, frames: Any, token: int) -> str:
+def _error_text(ev_data: Any, tokens: Any, token: int) -> str:
     return decode(ffi.string(ffi.cast("char *", ev_data)))
-
-
-def _wakeup_bytes(ev_data: Any, frames: Any, token: int) -> bytes:
-    return from_mg_str(ffi.cast("struct mg_str *", ev_data)[0])
-
-
-def _view(cls: type, c_type: str) -> Callable[[Any, Any, int], Any]:
-    pointer_type = ffi.typeof(c_type)
-
-    def wrap(ev_data: Any, frames: Any, token: int) -> Any:
-        return cls(ffi.cast(pointer_type, ev_data), frames, token)
-    return wrap
 
 
 _PLANS: Dict[int, Any] = {
@@ -101,15 +90,15 @@ _PLANS: Dict[int, Any] = {
     MG_EV_WRITE: _NUMBER,
     MG_EV_MQTT_OPEN: _NUMBER,
     MG_EV_SNTP_TIME: _NUMBER,
-    MG_EV_WAKEUP: _wakeup_bytes,
-    # Views into Mongoose's buffers, valid while the handler runs:
-    MG_EV_HTTP_HDRS: _view(HttpMessage, "struct mg_http_message *"),
-    MG_EV_HTTP_MSG: _view(HttpMessage, "struct mg_http_message *"),
-    MG_EV_WS_OPEN: _view(HttpMessage, "struct mg_http_message *"),
-    MG_EV_WS_MSG: _view(WsMessage, "struct mg_ws_message *"),
-    MG_EV_WS_CTL: _view(WsMessage, "struct mg_ws_message *"),
-    MG_EV_MQTT_CMD: _view(MqttMessage, "struct mg_mqtt_message *"),
-    MG_EV_MQTT_MSG: _view(MqttMessage, "struct mg_mqtt_message *"),
+    # Views into Mongoose's buffers, valid while the handler runs; each is made as
+    # view_class(ev_data, frame_tokens, token).
+    MG_EV_HTTP_HDRS: HttpMessage,
+    MG_EV_HTTP_MSG: HttpMessage,
+    MG_EV_WS_OPEN: HttpMessage,
+    MG_EV_WS_MSG: WsMessage,
+    MG_EV_WS_CTL: WsMessage,
+    MG_EV_MQTT_CMD: MqttMessage,
+    MG_EV_MQTT_MSG: MqttMessage,
 }
 # Indexed by event number; user events beyond it carry no data.
 _PLAN: List[Any] = [_PLANS.get(ev, _NONE) for ev in range(64)]
@@ -130,17 +119,25 @@ def _trampoline_failed(exc_type: type, exc: BaseException, tb: Any) -> None:
 
 
 _from_handle = ffi.from_handle
+_unpack = ffi.unpack
+_PM_EV_FLUSH = lib.PM_EV_FLUSH
+_POLL = MG_EV_POLL
 
 
 @ffi.def_extern(onerror=_trampoline_failed)
-def pm_on_event(owner, c, conn_id, ev, ev_data, extra):  # type: ignore[no-untyped-def]
+def pm_on_event(owner, queued, conn_id, ev, ev_data, extra):  # type: ignore[no-untyped-def]
     """Every event Python asked for arrives here (see pm_forward in shim.c).
 
-    The hot path: one call per event, so it is written flat, with the rare cases
-    (timers, a connection's first and last events) handed to the manager."""
+    The hot path: one call per crossing, so it is written flat. Deferred events
+    (``queued`` of them) come first, in the order Mongoose raised them; the rare
+    cases (timers, a connection's first and last events) go to the manager."""
     manager = _from_handle(owner)
+    if queued:
+        manager._run_queued(queued)
     if ev < 0:
-        return manager._fire_timer(conn_id)
+        if ev != _PM_EV_FLUSH:
+            manager._fire_timer(conn_id)
+        return
     conn = manager._conns.get(conn_id)
     plan = _PLAN[ev] if ev < 64 else _NONE
     if plan is _NONE:
@@ -148,18 +145,28 @@ def pm_on_event(owner, c, conn_id, ev, ev_data, extra):  # type: ignore[no-untyp
     elif plan is _NUMBER:
         data = extra
     elif plan is _OPEN:
-        conn = manager._opened(c, conn_id, conn)
+        conn = manager._opened(ev_data, conn_id, conn)
         if conn is None:
             return
         data = None
     elif plan is _CLOSE:
-        if conn is None or not manager._closed_conn(c, conn):
+        if conn is None or not manager._closed_conn(ev_data, conn):
             return
         data = None
     else:
-        data = plan(ev_data, manager._frames, extra)
-    if conn is not None:
-        manager._deliver(conn, ev, data)
+        data = plan(ev_data, manager._tokens, extra)
+    if conn is None:
+        return
+    handler = conn._handler
+    if handler is None:
+        return
+    try:
+        handler(conn, ev, data)
+    except Exception as exc:
+        manager._handler_failed(exc, f"handler for {event_name(ev)} on {conn!r}")
+    except BaseException as exc:  # KeyboardInterrupt, SystemExit: leave poll()
+        if manager._held is None:
+            manager._held = exc
 
 
 def _free_abandoned(pointer: Any, keepalive: Any) -> None:
@@ -215,12 +222,15 @@ class Manager:
 
         self._handle = ffi.new_handle(self)
         self._frames = ffi.new("struct pm_frames *")
+        self._queue = self._frames.queue  # a view into _frames, which it does not keep alive
+        # Owned here, not inside _frames, so that message views can keep it alive.
+        self._tokens = self._frames.token = ffi.new("uint64_t[]", lib.PM_MAX_FRAMES)
         pointer = lib.pm_mgr_new(self._handle, self._frames)
         if pointer == ffi.NULL:
             raise OSError("could not create a Mongoose manager (out of memory or sockets)")
         self._ptr: Optional[Any] = pointer
         self._dns_urls: List[Any] = []
-        self._finalizer = weakref.finalize(self, _free_abandoned, pointer, (self._dns_urls, self._frames))
+        self._finalizer = weakref.finalize(self, _free_abandoned, pointer, (self._dns_urls, self._frames, self._tokens))
         self._configure_dns(dns, dns_timeout_ms)
 
     def _configure_dns(self, dns: Optional[str], timeout_ms: Optional[int]) -> None:
@@ -354,8 +364,6 @@ class Manager:
             raise ManagerClosedError("the Manager is closed")
         return pointer
 
-    # ---- dispatch (the hot path) ---------------------------------------------------
-
     # ---- dispatch (the hot path is pm_on_event, at module level) -------------------
 
     def _deliver(self, conn: Connection, ev: int, data: Any) -> None:
@@ -371,6 +379,27 @@ class Manager:
             if self._held is None:
                 self._held = exc
 
+    def _run_queued(self, queued: int) -> None:
+        """Deliver the deferred events (MG_EV_POLL, MG_EV_WRITE, and MG_EV_READ after
+        a protocol handler), ``queued`` (id, event, number) triples in the shim's
+        queue, in order. Their data is a number (None for MG_EV_POLL)."""
+        items = _unpack(self._queue, 3 * queued)  # copied before any handler runs
+        conns = self._conns
+        for conn_id, ev, number in zip(items[0::3], items[1::3], items[2::3]):
+            conn = conns.get(conn_id)
+            if conn is None:
+                continue
+            handler = conn._handler
+            if handler is None:
+                continue
+            try:
+                handler(conn, ev, None if ev == _POLL else number)
+            except Exception as exc:
+                self._handler_failed(exc, f"handler for {event_name(ev)} on {conn!r}")
+            except BaseException as exc:  # KeyboardInterrupt, SystemExit: leave poll()
+                if self._held is None:
+                    self._held = exc
+
     def _handler_failed(self, exc: Exception, where: str) -> None:
         if self._error_handler is not None:
             try:
@@ -381,15 +410,17 @@ class Manager:
         logger.error("exception in the %s", where, exc_info=exc)
 
     def _opened(self, c: Any, conn_id: int, conn: Optional[Connection]) -> Optional[Connection]:
-        """On MG_EV_OPEN: the new connection, if the handler is to see the event."""
+        """On MG_EV_OPEN (c: the C connection): the new connection, if the handler
+        is to see the event."""
         if conn is None:
-            conn = self._adopt(c, conn_id)
+            conn = self._adopt(ffi.cast("struct mg_connection *", c), conn_id)
         return conn if conn._mask >> MG_EV_OPEN & 1 else None
 
     def _closed_conn(self, c: Any, conn: Connection) -> bool:
-        """On MG_EV_CLOSE: retire the connection; True if the handler is to see it."""
+        """On MG_EV_CLOSE (c: the C connection): retire the connection; True if the
+        handler is to see it."""
         self._conns.pop(conn._id, None)
-        conn._retire(c)
+        conn._retire(ffi.cast("struct mg_connection *", c))
         return bool(conn._mask >> MG_EV_CLOSE & 1)
 
     def _adopt(self, c: Any, conn_id: int) -> Connection:

@@ -20,6 +20,7 @@ from .errors import MessageExpiredError
 from .mqtt import MQTT_CMD_SUBSCRIBE, MQTT_CMD_UNSUBSCRIBE, parse_subscribe
 
 _NULL = ffi.NULL
+_cast = ffi.cast
 _DEPTH_MASK = 63  # a frame token carries its depth in its low 6 bits (see shim.c)
 
 
@@ -28,29 +29,36 @@ class _MessageView:
 
     Validity is decided by C, not by Python bookkeeping: the shim numbers each
     event it delivers (a frame token) and clears the number when the event returns.
+    The pointer Mongoose passed is cast to its C type on first use, so a view that a
+    handler never reads costs no more than its creation.
     """
 
-    __slots__ = ("_p", "_frames", "_token")
+    __slots__ = ("_raw", "_p", "_tokens", "_token")
+    _CTYPE: Any = None  # the C pointer type behind this kind of view
 
-    def __init__(self, pointer: Any, frames: Any, token: int) -> None:
-        self._p = pointer
-        self._frames = frames  # struct pm_frames, owned by the Manager; kept alive here
+    def __init__(self, raw: Any, tokens: Any, token: int) -> None:
+        self._raw = raw  # the event's void *ev_data
+        self._p: Any = None
+        self._tokens = tokens  # the Manager's frame tokens (uint64_t[]); kept alive here
         self._token = token
 
     def _ptr(self) -> Any:
         token = self._token
-        if not token or self._frames.token[token & _DEPTH_MASK] != token:
+        if self._tokens[token & _DEPTH_MASK] != token or not token:
             raise MessageExpiredError(
                 f"{type(self).__name__} used after its callback returned; copy the "
                 "fields you need (e.g. msg.body_bytes) inside the handler"
             )
-        return self._p
+        p = self._p
+        if p is None:
+            p = self._p = _cast(self._CTYPE, self._raw)
+        return p
 
     @property
     def valid(self) -> bool:
         """True while the callback that received this message is running."""
         token = self._token
-        return bool(token) and self._frames.token[token & _DEPTH_MASK] == token
+        return bool(token) and self._tokens[token & _DEPTH_MASK] == token
 
     def __bool__(self) -> bool:
         return self.valid
@@ -68,6 +76,7 @@ class HttpMessage(_MessageView):
     """
 
     __slots__ = ()
+    _CTYPE = ffi.typeof("struct mg_http_message *")
 
     @property
     def method(self) -> str:
@@ -166,6 +175,7 @@ class WsMessage(_MessageView):
     """A WebSocket message, passed with ``MG_EV_WS_MSG`` and ``MG_EV_WS_CTL``."""
 
     __slots__ = ()
+    _CTYPE = ffi.typeof("struct mg_ws_message *")
 
     @property
     def data(self) -> bytes:
@@ -197,6 +207,7 @@ class MqttMessage(_MessageView):
     """An MQTT packet, passed with ``MG_EV_MQTT_MSG`` and ``MG_EV_MQTT_CMD``."""
 
     __slots__ = ()
+    _CTYPE = ffi.typeof("struct mg_mqtt_message *")
 
     @property
     def topic(self) -> str:

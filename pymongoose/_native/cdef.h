@@ -220,8 +220,10 @@ void mg_hmac_sha256(uint8_t dst[32], uint8_t *key, size_t keysz, uint8_t *data,
 
 /* ---- shim.c: the pymongoose layer --------------------------------------------- */
 
-// Pseudo-event delivered to pm_on_event when a timer fires (id = the timer's id).
+// Pseudo-events delivered to pm_on_event: a timer fired (id = the timer's id);
+// nothing happened, but deferred events are queued.
 #define PM_EV_TIMER ...
+#define PM_EV_FLUSH ...
 
 // Protocols a listener or outbound connection speaks (pm_listen, pm_connect).
 #define PM_PROTO_TCP ...
@@ -247,20 +249,28 @@ void mg_hmac_sha256(uint8_t dst[32], uint8_t *key, size_t keysz, uint8_t *data,
 
 // Frames of events being delivered to Python (owned by the Python Manager): a
 // message view is valid while token[its frame's depth] still holds its frame token.
+// queue holds deferred events (MG_EV_POLL, MG_EV_WRITE, MG_EV_READ after a protocol
+// handler) as (id, ev, number) triples, handed to Python with the next crossing.
 #define PM_MAX_FRAMES ...
+#define PM_QUEUE_MAX ...
 struct pm_frames {
   unsigned depth;
-  uint64_t token[...];
+  uint64_t *token;  // PM_MAX_FRAMES of them
+  int64_t queue[...];
+  int64_t *trace;    // tests: every event bound for Python, as (id, ev) pairs
+  size_t trace_cap;  // in events
+  size_t trace_len;
   ...;
 };
 
-// Every event the shim forwards to Python: the Manager (by handle), the connection
-// (NULL for timers; valid during this call only), its id (or the timer's id), the
-// event, its raw data, and extra: the number that MG_EV_READ/WRITE/MQTT_OPEN/
-// SNTP_TIME carry, the frame token that views of HTTP/WS/MQTT messages check, or 0.
-extern "Python" void pm_on_event(void *owner, struct mg_connection *c,
-                                 unsigned long id, int ev, void *ev_data,
-                                 int64_t extra);
+// Every event the shim forwards to Python: the Manager (by handle), how many
+// deferred events wait in its queue (deliver them first), the connection's id (or
+// the timer's id), the event, its raw data (for MG_EV_OPEN and MG_EV_CLOSE,
+// which have none, the struct mg_connection *, valid during this call), and extra: the number that
+// MG_EV_READ/WRITE/MQTT_OPEN/SNTP_TIME carry, the frame token that views of
+// HTTP/WS/MQTT messages check, or 0.
+extern "Python" void pm_on_event(void *owner, unsigned queued, unsigned long id,
+                                 int ev, void *ev_data, int64_t extra);
 // One complete line of Mongoose's log output, without its line ending.
 extern "Python" void pm_on_log(const char *line, size_t len);
 
@@ -318,11 +328,11 @@ int pm_conn_addr(const struct mg_connection *c, bool remote, uint8_t ip[16],
 
 // Sending, by connection id; each returns false, sending nothing, once it closed.
 bool pm_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len);
-bool pm_http_reply(struct mg_mgr *mgr, unsigned long id, int status,
-                   const char *headers, size_t headers_len, const char *body,
-                   size_t body_len);
-bool pm_http_head(struct mg_mgr *mgr, unsigned long id, int status,
-                  const char *headers, size_t headers_len);
+// A complete response (or, with "Transfer-Encoding: chunked", its head and body as
+// a first chunk). Headers as "name\0value\0..." (pairs of them; kv NULL: none),
+// checked while copied. 1: queued; 0: the connection has closed; -1: headers refused.
+int pm_http_respond(struct mg_mgr *mgr, unsigned long id, int status, const char *kv,
+                    size_t kv_len, unsigned pairs, const char *body, size_t body_len);
 bool pm_http_chunk(struct mg_mgr *mgr, unsigned long id, const char *buf,
                    size_t len);
 bool pm_http_sse(struct mg_mgr *mgr, unsigned long id, const char *event,

@@ -22,11 +22,13 @@
 #include <time.h>
 
 /* Forward declarations of the extern "Python" functions cffi generates below. */
-static void pm_on_event(void *owner, struct mg_connection *c, unsigned long id,
-                        int ev, void *ev_data, int64_t extra);
+static void pm_on_event(void *owner, unsigned queued, unsigned long id, int ev,
+                        void *ev_data, int64_t extra);
 static void pm_on_log(const char *line, size_t len);
+static void pm_flush(struct mg_mgr *mgr);
 
 #define PM_EV_TIMER (-1)
+#define PM_EV_FLUSH (-2)  // no event: only deliver the queued ones
 
 enum { PM_PROTO_TCP, PM_PROTO_HTTP, PM_PROTO_MQTT, PM_PROTO_SNTP };
 
@@ -162,13 +164,25 @@ static void pm_table_del(struct pm_table *t, unsigned long id) {
 /* ---- the manager ---------------------------------------------------------------- */
 
 #define PM_MAX_FRAMES 64  // nesting depth of events whose views can be validated
+#define PM_QUEUE_MAX 512  // deferred events held before a crossing is forced
 
-/* Frames of events being delivered to Python. The struct is allocated and owned by
- * the Python Manager, so message views may keep it alive and read it safely. */
+/* Frames of events being delivered to Python, and the queue of deferred events.
+ * The struct and its token array are allocated and owned by the Python Manager;
+ * message views keep the token array alive, so they may read it safely.
+ *
+ * Deferred events (see pm_deferrable) wait in the queue as (id, ev, number) and
+ * cross into Python together, at the start of the next crossing or at the end of
+ * the poll, in the order Mongoose raised them. */
 struct pm_frames {
   unsigned depth;
   uint64_t counter;
-  uint64_t token[PM_MAX_FRAMES];  // token of the running frame at each depth, or 0
+  uint64_t *token;  // [PM_MAX_FRAMES]: the running frame's token at each depth, or 0
+  unsigned queued;                // deferred events waiting in queue
+  int64_t queue[3 * PM_QUEUE_MAX];
+  // For tests: when set, every event bound for Python, deferred or not, is also
+  // recorded here as (id, ev) in the order Mongoose raised it.
+  int64_t *trace;
+  size_t trace_cap, trace_len;  // in events
 };
 
 /* A Mongoose manager with pymongoose's bookkeeping. mgr comes first, so the
@@ -297,11 +311,13 @@ void pm_mgr_poll(struct mg_mgr *mgr, int ms) {
   if (pm_wait_for_io(mgr, ms)) {
     PyGILState_STATE gil = PyGILState_Ensure();
     mg_mgr_poll(mgr, 0);
+    pm_flush(mgr);
     PyGILState_Release(gil);
     return;
   }
 #endif
   mg_mgr_poll(mgr, ms);
+  pm_flush(mgr);
 }
 
 /* Connection ids count up from 1, so this one never names a connection: Mongoose
@@ -436,13 +452,12 @@ static int64_t pm_event_number(int ev, const void *ev_data) {
   }
 }
 
-/* Calls Python inside a numbered frame (see struct pm_frames). Python's last
- * argument is the event's number (pm_event_number) or, for the others, the frame
- * token that message views check. */
-static void pm_forward(struct mg_mgr *mgr, struct mg_connection *c,
-                       unsigned long id, int ev, void *ev_data) {
+/* Calls Python inside a numbered frame (see struct pm_frames), handing over the
+ * deferred events first. Python's last argument is the event's number
+ * (pm_event_number) or, for the others, the frame token that message views check. */
+static void pm_forward(struct mg_mgr *mgr, unsigned long id, int ev, void *ev_data) {
   struct pm_frames *f = ((struct pm_mgr *) mgr)->frames;
-  unsigned depth = f->depth;
+  unsigned depth = f->depth, queued = f->queued;
   int64_t extra = pm_event_number(ev, ev_data);
   uint64_t token = 0;
   if (depth < PM_MAX_FRAMES) {
@@ -450,9 +465,35 @@ static void pm_forward(struct mg_mgr *mgr, struct mg_connection *c,
     f->token[depth] = token;
   }
   f->depth = depth + 1;
-  pm_on_event(mgr->userdata, c, id, ev, ev_data, extra < 0 ? (int64_t) token : extra);
+  f->queued = 0;  // Python copies the queue out before it runs any handler
+  pm_on_event(mgr->userdata, queued, id, ev, ev_data, extra < 0 ? (int64_t) token : extra);
   f->depth = depth;
   if (depth < PM_MAX_FRAMES) f->token[depth] = 0;
+}
+
+/* Delivers the deferred events now, if there are any. */
+static void pm_flush(struct mg_mgr *mgr) {
+  if (((struct pm_mgr *) mgr)->frames->queued > 0 && mgr->userdata != NULL) {
+    pm_forward(mgr, 0, PM_EV_FLUSH, NULL);
+  }
+}
+
+/* Events whose data is a plain number and whose handler has nothing that must run
+ * at once: they need no crossing of their own. MG_EV_READ qualifies only where a
+ * protocol handler (HTTP, WebSocket, MQTT...) has already consumed what was read;
+ * on plain TCP/UDP the handler reads the buffer itself, so it runs at once. */
+static bool pm_deferrable(const struct mg_connection *c, int ev) {
+  return ev == MG_EV_POLL || ev == MG_EV_WRITE || (ev == MG_EV_READ && c->pfn != NULL);
+}
+
+static void pm_defer(struct mg_mgr *mgr, unsigned long id, int ev, void *ev_data) {
+  struct pm_frames *f = ((struct pm_mgr *) mgr)->frames;
+  int64_t *slot;
+  if (f->queued == PM_QUEUE_MAX) pm_flush(mgr);
+  slot = &f->queue[3 * f->queued++];
+  slot[0] = (int64_t) id;
+  slot[1] = ev;
+  slot[2] = pm_event_number(ev, ev_data);
 }
 
 /* Mongoose's MQTT client sends PINGREQ only when asked; brokers drop a client
@@ -518,7 +559,18 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
   }
   if (st->idle_timeout > 0) pm_idle_check(c, st, ev);
   if (pm->mgr.userdata != NULL && pm_wants(st, ev)) {
-    pm_forward(&pm->mgr, c, c->id, ev, ev_data);
+    struct pm_frames *f = pm->frames;
+    if (f->trace != NULL && f->trace_len < f->trace_cap) {
+      f->trace[2 * f->trace_len] = (int64_t) c->id;
+      f->trace[2 * f->trace_len++ + 1] = ev;
+    }
+    if (pm_deferrable(c, ev)) {
+      pm_defer(&pm->mgr, c->id, ev, ev_data);
+    } else {
+      // MG_EV_OPEN and MG_EV_CLOSE carry no data: Python gets the connection instead.
+      bool bookend = ev == MG_EV_OPEN || ev == MG_EV_CLOSE;
+      pm_forward(&pm->mgr, c->id, ev, bookend ? (void *) c : ev_data);
+    }
   }
   if (ev == MG_EV_CLOSE) {
     pm_table_del(&pm->conns, c->id);
@@ -680,6 +732,80 @@ bool pm_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len) 
   return true;
 }
 
+/* ---- HTTP responses: headers checked in the pass that copies them -------------- */
+
+#define PM_DEFAULT_CONTENT_TYPE "Content-Type: text/plain; charset=utf-8\r\n"
+#define PM_HAS_CONTENT_TYPE 1u
+#define PM_IS_CHUNKED 2u
+
+/* RFC 9110 token characters, allowed in header names. */
+static bool pm_is_tchar(unsigned char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+static bool pm_name_is(const char *name, size_t len, const char *wanted) {
+  size_t n = strlen(wanted);
+  return len == n && mg_ncasecmp(name, wanted, n) == 0;
+}
+
+static bool pm_contains_nocase(const char *s, size_t len, const char *wanted) {
+  size_t i, n = strlen(wanted);
+  for (i = 0; i + n <= len; i++) {
+    if (mg_ncasecmp(s + i, wanted, n) == 0) return true;
+  }
+  return false;
+}
+
+/* Checks headers given as "name\0value\0name\0value": exactly pairs of them, each
+ * name a token, no value holding CR or LF (a NUL in a value would make one field
+ * more than 2 * pairs). Sets PM_HAS_CONTENT_TYPE and PM_IS_CHUNKED in *flags.
+ * Returns how many bytes the "Name: value\r\n" lines take, or -1 if refused. */
+static long pm_headers_check(const char *kv, size_t len, unsigned pairs, unsigned *flags) {
+  size_t i = 0, fields = 0, name_start = 0, name_len = 0;
+  *flags = 0;
+  if (len == 0) return pairs == 0 ? 0 : -1;
+  for (;;) {
+    size_t start = i;
+    bool is_name = fields % 2 == 0;
+    while (i < len && kv[i] != '\0') {
+      unsigned char ch = (unsigned char) kv[i++];
+      if (is_name ? !pm_is_tchar(ch) : (ch == '\r' || ch == '\n')) return -1;
+    }
+    if (is_name) {
+      if (i == start) return -1;  // empty name
+      name_start = start, name_len = i - start;
+    } else if (pm_name_is(kv + name_start, name_len, "Content-Type")) {
+      *flags |= PM_HAS_CONTENT_TYPE;
+    } else if (pm_name_is(kv + name_start, name_len, "Transfer-Encoding") &&
+               pm_contains_nocase(kv + start, i - start, "chunked")) {
+      *flags |= PM_IS_CHUNKED;
+    }
+    fields++;
+    if (i == len) break;
+    i++;  // the separator
+  }
+  // Each pair turns its two NULs (one for the last) into ": " and "\r\n".
+  return fields == 2 * (size_t) pairs ? (long) (len + 1 + 3 * (size_t) pairs) : -1;
+}
+
+/* Copies "name\0value\0..." (checked) out as "Name: value\r\n" lines; returns the end. */
+static char *pm_headers_copy(char *p, const char *kv, size_t len) {
+  size_t i;
+  bool in_name = true;
+  for (i = 0; i < len; i++) {
+    if (kv[i] != '\0') {
+      *p++ = kv[i];
+    } else if (in_name) {
+      *p++ = ':', *p++ = ' ', in_name = false;
+    } else {
+      *p++ = '\r', *p++ = '\n', in_name = true;
+    }
+  }
+  if (len > 0) *p++ = '\r', *p++ = '\n';
+  return p;
+}
+
 /* Writes the decimal digits of v at out; returns how many. */
 static size_t pm_decimal(char *out, unsigned long v) {
   char digits[24];
@@ -694,25 +820,37 @@ static size_t pm_decimal(char *out, unsigned long v) {
 
 /* Like mg_http_reply(), but the body is sent byte for byte (NUL bytes included)
  * instead of being a printf format, and the response is laid out in one
- * allocation with memcpy (the hot path of every HTTP server). headers are complete
- * "Name: value\r\n" lines, already validated by Python. */
-bool pm_http_reply(struct mg_mgr *mgr, unsigned long id, int status,
-                   const char *headers, size_t headers_len, const char *body,
-                   size_t body_len) {
+ * allocation with memcpy (the hot path of every HTTP server).
+ *
+ * Headers come as "name\0value\0name\0value" (pairs of them), checked here in
+ * the pass that copies them (see pm_headers_check); kv NULL means none. A
+ * text/plain Content-Type is added unless one is given. With "Transfer-Encoding:
+ * chunked" only the head is sent, then body as a first chunk if it is not empty.
+ *
+ * Returns 1 when queued, 0 (sending nothing) when the connection has closed, -1
+ * (sending nothing) when the headers are refused. */
+int pm_http_respond(struct mg_mgr *mgr, unsigned long id, int status, const char *kv,
+                    size_t kv_len, unsigned pairs, const char *body, size_t body_len) {
   struct mg_connection *c = pm_conn(mgr, id);
   const char *reason;
-  size_t reason_len, head_len, start;
+  size_t reason_len, head_len, start, lines_len = 0, default_len = 0;
+  unsigned flags = 0;
   char *p;
-  if (c == NULL) return false;
+  if (kv != NULL) {
+    long n = pm_headers_check(kv, kv_len, pairs, &flags);
+    if (n < 0) return -1;
+    lines_len = (size_t) n;
+  }
+  if (c == NULL) return 0;
+  if (!(flags & PM_HAS_CONTENT_TYPE)) default_len = sizeof(PM_DEFAULT_CONTENT_TYPE) - 1;
   reason = mg_http_status_code_str(status);
   reason_len = strlen(reason);
   // "HTTP/1.1 " NNN " " reason CRLF headers "Content-Length: " digits CRLF CRLF
-  head_len = 9 + 3 + 1 + reason_len + 2 + headers_len + 16 + 20 + 4;
+  head_len = 9 + 3 + 1 + reason_len + 2 + default_len + lines_len + 16 + 20 + 4;
   start = c->send.len;
-  if (mg_iobuf_add(&c->send, start, NULL, head_len + body_len) == 0 &&
-      head_len + body_len > 0) {
+  if (mg_iobuf_add(&c->send, start, NULL, head_len + body_len) == 0) {
     mg_error(c, "OOM");
-    return true;
+    return 1;
   }
   p = (char *) c->send.buf + start;
   memcpy(p, "HTTP/1.1 ", 9), p += 9;
@@ -720,24 +858,23 @@ bool pm_http_reply(struct mg_mgr *mgr, unsigned long id, int status,
   *p++ = ' ';
   memcpy(p, reason, reason_len), p += reason_len;
   memcpy(p, "\r\n", 2), p += 2;
-  memcpy(p, headers, headers_len), p += headers_len;
-  memcpy(p, "Content-Length: ", 16), p += 16;
-  p += pm_decimal(p, (unsigned long) body_len);
-  memcpy(p, "\r\n\r\n", 4), p += 4;
-  memcpy(p, body, body_len), p += body_len;
-  c->send.len = (size_t) (p - (char *) c->send.buf);  // the head's digits ran short
-  c->is_resp = 0;
-  return true;
-}
-
-/* The status line and headers of a response whose body follows in chunks. */
-bool pm_http_head(struct mg_mgr *mgr, unsigned long id, int status,
-                  const char *headers, size_t headers_len) {
-  struct mg_connection *c = pm_conn(mgr, id);
-  if (c == NULL) return false;
-  mg_printf(c, "HTTP/1.1 %d %s\r\n%.*s\r\n", status,
-            mg_http_status_code_str(status), (int) headers_len, headers);
-  return true;
+  memcpy(p, PM_DEFAULT_CONTENT_TYPE, default_len), p += default_len;
+  if (kv != NULL) p = pm_headers_copy(p, kv, kv_len);
+  if (!(flags & PM_IS_CHUNKED)) {
+    memcpy(p, "Content-Length: ", 16), p += 16;
+    p += pm_decimal(p, (unsigned long) body_len);
+    memcpy(p, "\r\n", 2), p += 2;
+  }
+  memcpy(p, "\r\n", 2), p += 2;
+  c->send.len = (size_t) (p - (char *) c->send.buf);  // the estimate ran over
+  if (!(flags & PM_IS_CHUNKED)) {
+    memcpy(p, body, body_len);
+    c->send.len += body_len;
+    c->is_resp = 0;  // the response is complete: Mongoose may parse the next request
+  } else if (body_len > 0) {
+    mg_http_write_chunk(c, body, body_len);  // the empty chunk will end the response
+  }
+  return 1;
 }
 
 bool pm_http_chunk(struct mg_mgr *mgr, unsigned long id, const char *buf,
@@ -874,6 +1011,7 @@ unsigned pm_bench_events(struct mg_mgr *mgr, unsigned long id, int ev,
   for (i = 0; c != NULL && i < n && c->fn_data != NULL; i++) {
     pm_event_handler(c, ev, ev_data);
   }
+  pm_flush(mgr);
 #if PM_DISPATCH_WITH_GIL
   PyGILState_Release(gil);
 #endif
@@ -893,7 +1031,7 @@ struct pm_timer {
 
 static void pm_timer_fn(void *arg) {
   struct pm_timer *t = (struct pm_timer *) arg;
-  if (t->mgr->userdata != NULL) pm_forward(t->mgr, NULL, t->id, PM_EV_TIMER, NULL);
+  if (t->mgr->userdata != NULL) pm_forward(t->mgr, t->id, PM_EV_TIMER, NULL);
 }
 
 bool pm_timer_add(struct mg_mgr *mgr, uint64_t period_ms, bool repeat,
