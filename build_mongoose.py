@@ -68,6 +68,9 @@ MONGOOSE_DEFINES = [
     ("MG_TLS", "MG_TLS_BUILTIN"),  # TLS without an external library
     ("MG_ENABLE_IPV6", "1"),
     ("MG_IO_SIZE", "16384"),  # Buffer growth step: fewer reallocations per request
+    # Connections the kernel queues for accept() (Mongoose's default, 128, drops SYNs
+    # in a burst; the kernel caps it at net.core.somaxconn).
+    ("MG_SOCK_LISTEN_BACKLOG_SIZE", "4096"),
     # Without one of these Mongoose uses select(), limited to FD_SETSIZE sockets.
     ("MG_ENABLE_EPOLL" if sys.platform.startswith("linux") else "MG_ENABLE_POLL", "1"),
 ]

@@ -21,6 +21,7 @@ from .mqtt import MQTT_CMD_SUBSCRIBE, MQTT_CMD_UNSUBSCRIBE, parse_subscribe
 
 _NULL = ffi.NULL
 _cast = ffi.cast
+_unpack = ffi.unpack
 _DEPTH_MASK = 63  # a frame token carries its depth in its low 6 bits (see shim.c)
 
 
@@ -171,36 +172,48 @@ def _form_var(source: Any, name: str) -> Optional[str]:
     return decode(ffi.unpack(out, n)) if n >= 0 else None
 
 
-class WsMessage(_MessageView):
-    """A WebSocket message, passed with ``MG_EV_WS_MSG`` and ``MG_EV_WS_CTL``."""
+class WsMessage:
+    """A WebSocket message, passed with ``MG_EV_WS_MSG`` and ``MG_EV_WS_CTL``.
 
-    __slots__ = ()
-    _CTYPE = ffi.typeof("struct mg_ws_message *")
+    Unlike the other messages it owns a copy of its payload, made as it arrives
+    (a handler reads it almost always): it stays usable after the handler returns.
+    """
+
+    __slots__ = ("_data", "_flags")
+
+    def __init__(self, payload: Any, tokens: Any, size_and_flags: int) -> None:
+        # Made by the event dispatch from the shim's (payload, length << 8 | flags).
+        n = size_and_flags >> 8
+        self._data = _unpack(payload, n) if n else b""
+        self._flags = size_and_flags & 0xFF
 
     @property
     def data(self) -> bytes:
         """The payload, byte for byte."""
-        return from_mg_str(self._ptr().data)
+        return self._data
 
     @property
     def text(self) -> str:
-        """The payload decoded as UTF-8."""
-        return decode(from_mg_str(self._ptr().data))
+        """The payload decoded as UTF-8 (invalid bytes become U+FFFD)."""
+        return self._data.decode("utf-8", "replace")
 
     @property
     def flags(self) -> int:
         """First byte of the frame header: FIN (bit 7) and opcode (bits 0-3)."""
-        return int(self._ptr().flags)
+        return self._flags
 
     @property
     def op(self) -> int:
         """The opcode, one of the ``WEBSOCKET_OP_*`` constants."""
-        return int(self._ptr().flags) & 0x0F
+        return self._flags & 0x0F
+
+    @property
+    def valid(self) -> bool:
+        """Always True: the message owns its payload."""
+        return True
 
     def __repr__(self) -> str:
-        if not self.valid:
-            return "<WsMessage (expired)>"
-        return f"<WsMessage op={self.op} {len(self.data)} bytes>"
+        return f"<WsMessage op={self.op} {len(self._data)} bytes>"
 
 
 class MqttMessage(_MessageView):

@@ -65,11 +65,18 @@ class WebSocketMethods:
         manager = self._manager
         if manager._owner != get_ident():  # @on_loop's check, inline: a hot path
             return call_owning_loop(manager, WebSocketMethods.ws_send, self, data, op)
-        if op not in _OPCODES:
-            raise ValueError(f"op must be one of the WEBSOCKET_OP_* constants, not {op!r}")
-        payload = data if type(data) is bytes else to_bytes(data, "data")
+        if type(data) is str:
+            payload = data.encode()
+        else:
+            payload = data if type(data) is bytes else to_bytes(data, "data")
         mgr = manager._ptr
-        if mgr is not None and lib.pm_ws_send(mgr, self._id, payload, len(payload), op):
+        try:
+            sent = 0 if mgr is None else lib.pm_ws_send(mgr, self._id, payload, len(payload), op)
+        except TypeError:  # op is not an int
+            sent = -1
+        if sent > 0:
             return True
+        if sent < 0 or op not in _OPCODES:  # the shim checks the opcode
+            raise ValueError(f"op must be one of the WEBSOCKET_OP_* constants, not {op!r}")
         self._dropped("ws_send")
         return False

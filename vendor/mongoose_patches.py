@@ -51,6 +51,49 @@ PATCHES: List[Patch] = [
     }
 """,
     ),
+    Patch(
+        name="accept-all-pending",
+        why=(
+            "mg_mgr_poll accepts one connection per listener per iteration, so a burst "
+            "of thousands of new connections waits thousands of iterations (each one "
+            "visiting every open connection). Accept what is pending, up to a bound, in "
+            "the iteration that sees the listener readable."
+        ),
+        old="""\
+    } else if (c->is_listening && c->is_udp == 0) {
+      if (c->is_readable) accept_conn(mgr, c);
+""",
+        new="""\
+    } else if (c->is_listening && c->is_udp == 0) {
+      // pymongoose: accept every pending connection (vendor/mongoose_patches.py);
+      // accept_conn puts a new connection at the head of mgr->conns.
+      if (c->is_readable) {
+        struct mg_connection *head;
+        unsigned accepted = 0;
+        do {
+          head = mgr->conns;
+          accept_conn(mgr, c);
+        } while (mgr->conns != head && ++accepted < 128 && !c->is_closing);
+      }
+""",
+    ),
+    Patch(
+        name="accept-quiet-when-drained",
+        why=(
+            "With every pending connection accepted, the last accept() finds none "
+            "(EAGAIN): that is the normal end of a burst, not an error to log."
+        ),
+        old="""\
+  if (fd == MG_INVALID_SOCKET) {
+#if MG_ARCH == MG_ARCH_THREADX || defined(__ECOS)
+""",
+        new="""\
+  if (fd == MG_INVALID_SOCKET && MG_SOCK_PENDING(-1)) {
+    // pymongoose: nothing left to accept (vendor/mongoose_patches.py)
+  } else if (fd == MG_INVALID_SOCKET) {
+#if MG_ARCH == MG_ARCH_THREADX || defined(__ECOS)
+""",
+    ),
 ]
 
 

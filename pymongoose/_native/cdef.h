@@ -263,14 +263,15 @@ struct pm_frames {
   ...;
 };
 
-// Every event the shim forwards to Python: the Manager (by handle), how many
-// deferred events wait in its queue (deliver them first), the connection's id (or
-// the timer's id), the event, its raw data (for MG_EV_OPEN and MG_EV_CLOSE,
-// which have none, the struct mg_connection *, valid during this call), and extra: the number that
-// MG_EV_READ/WRITE/MQTT_OPEN/SNTP_TIME carry, the frame token that views of
-// HTTP/WS/MQTT messages check, or 0.
+// Every event the shim forwards to Python: the Manager (by handle); how many
+// deferred events wait in its queue (deliver them first); the connection's id (or
+// the timer's id); the event; its data, valid during this call: Mongoose's
+// ev_data, except the connection for MG_EV_OPEN/CLOSE (which have none) and the
+// payload for MG_EV_WS_MSG/CTL; and extra: the number that MG_EV_READ/WRITE/
+// MQTT_OPEN/SNTP_TIME carry, (payload length << 8) | frame flags for WebSocket
+// messages, the frame token that views of HTTP and MQTT messages check, or 0.
 extern "Python" void pm_on_event(void *owner, unsigned queued, unsigned long id,
-                                 int ev, void *ev_data, int64_t extra);
+                                 int ev, char *ev_data, int64_t extra);
 // One complete line of Mongoose's log output, without its line ending.
 extern "Python" void pm_on_log(const char *line, size_t len);
 
@@ -337,8 +338,9 @@ bool pm_http_chunk(struct mg_mgr *mgr, unsigned long id, const char *buf,
                    size_t len);
 bool pm_http_sse(struct mg_mgr *mgr, unsigned long id, const char *event,
                  size_t event_len, const char *data, size_t data_len);
-bool pm_ws_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len,
-                int op);
+// 1: queued; 0: the connection has closed; -1: op is not a WebSocket opcode.
+int pm_ws_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len,
+               int op);
 void pm_ws_upgrade(struct mg_connection *c, struct mg_http_message *hm,
                    const char *extra_headers);
 void pm_error(struct mg_connection *c, const char *message);

@@ -23,7 +23,7 @@
 
 /* Forward declarations of the extern "Python" functions cffi generates below. */
 static void pm_on_event(void *owner, unsigned queued, unsigned long id, int ev,
-                        void *ev_data, int64_t extra);
+                        char *ev_data, int64_t extra);
 static void pm_on_log(const char *line, size_t len);
 static void pm_flush(struct mg_mgr *mgr);
 
@@ -433,19 +433,24 @@ static bool pm_wants(const struct pm_conn *st, int ev) {
 }
 
 /* The data of events that carry a number, read here so that Python receives an
- * int instead of a pointer to convert; -1 for events whose data Python views in
- * place (they need the frame token); 0 for the others. */
+ * int instead of a pointer to convert; for WebSocket messages, whose payload
+ * Python copies out at once, its length and the frame flags as (len << 8) | flags;
+ * -1 for events whose data Python views in place (they need the frame token);
+ * 0 for the others. */
 static int64_t pm_event_number(int ev, const void *ev_data) {
   switch (ev) {
     case MG_EV_READ:
     case MG_EV_WRITE: return ev_data == NULL ? 0 : *(const long *) ev_data;
     case MG_EV_MQTT_OPEN: return ev_data == NULL ? 0 : *(const int *) ev_data;
     case MG_EV_SNTP_TIME: return ev_data == NULL ? 0 : *(const int64_t *) ev_data;
+    case MG_EV_WS_MSG:
+    case MG_EV_WS_CTL: {
+      const struct mg_ws_message *wm = (const struct mg_ws_message *) ev_data;
+      return (int64_t) wm->data.len << 8 | wm->flags;
+    }
     case MG_EV_HTTP_HDRS:
     case MG_EV_HTTP_MSG:
     case MG_EV_WS_OPEN:
-    case MG_EV_WS_MSG:
-    case MG_EV_WS_CTL:
     case MG_EV_MQTT_CMD:
     case MG_EV_MQTT_MSG: return -1;
     default: return 0;  // a small int costs Python nothing to make
@@ -466,7 +471,11 @@ static void pm_forward(struct mg_mgr *mgr, unsigned long id, int ev, void *ev_da
   }
   f->depth = depth + 1;
   f->queued = 0;  // Python copies the queue out before it runs any handler
-  pm_on_event(mgr->userdata, queued, id, ev, ev_data, extra < 0 ? (int64_t) token : extra);
+  if (ev == MG_EV_WS_MSG || ev == MG_EV_WS_CTL) {
+    ev_data = ((struct mg_ws_message *) ev_data)->data.buf;  // the payload, to copy
+  }
+  pm_on_event(mgr->userdata, queued, id, ev, (char *) ev_data,
+              extra < 0 ? (int64_t) token : extra);
   f->depth = depth;
   if (depth < PM_MAX_FRAMES) f->token[depth] = 0;
 }
@@ -896,12 +905,18 @@ bool pm_http_sse(struct mg_mgr *mgr, unsigned long id, const char *event,
   return true;
 }
 
-bool pm_ws_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len,
-                int op) {
-  struct mg_connection *c = pm_conn(mgr, id);
-  if (c == NULL) return false;
+/* Returns 1 when queued, 0 when the connection has closed, -1 for an opcode that
+ * is not one of RFC 6455's (nothing is sent). */
+int pm_ws_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len,
+               int op) {
+  struct mg_connection *c;
+  if (op != WEBSOCKET_OP_CONTINUE && op != WEBSOCKET_OP_TEXT && op != WEBSOCKET_OP_BINARY &&
+      op != WEBSOCKET_OP_CLOSE && op != WEBSOCKET_OP_PING && op != WEBSOCKET_OP_PONG) {
+    return -1;
+  }
+  if ((c = pm_conn(mgr, id)) == NULL) return 0;
   mg_ws_send(c, buf, len, op);
-  return true;
+  return 1;
 }
 
 void pm_ws_upgrade(struct mg_connection *c, struct mg_http_message *hm,
