@@ -2,7 +2,7 @@
 
     python3 benchmarks/run.py              # all suites, 3 rounds (about 15 minutes)
     python3 benchmarks/run.py --quick      # 1 round, shorter runs
-    python3 benchmarks/run.py --only http  # one suite: http, websocket, mqtt, static, scale
+    python3 benchmarks/run.py --only http  # one suite: http, websocket, mqtt, static, scale, burst
 
 It prepares what it needs under benchmarks/.work/ (git-ignored): a CPython and a
 PyPy virtualenv with this checkout of pymongoose installed, one with cymongoose
@@ -65,8 +65,8 @@ def c_baseline() -> Path:
 def environments() -> Dict[str, Path]:
     repo = str(REPO)
     return {
-        "cpython": venv("cpython", sys.executable, repo, "websocket-client", "paho-mqtt", "matplotlib"),
-        "pypy": venv("pypy", shutil.which("pypy3") or "pypy3", repo),
+        "cpython": venv("cpython", sys.executable, repo, "websocket-client", "paho-mqtt", "matplotlib", "socketify"),
+        "pypy": venv("pypy", shutil.which("pypy3") or "pypy3", repo, "socketify"),
         "cymongoose": venv("cymongoose", sys.executable, "cymongoose==0.2.5"),
     }
 
@@ -144,6 +144,9 @@ def http_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
         "pymongoose PyPy, all events": lambda port: [str(envs["pypy"]), server, "hello", str(port)],
         "pymongoose PyPy, events=[HTTP_MSG]": lambda port: [str(envs["pypy"]), server, "hello", str(port),
                                                             "--events", "http"],
+        "socketify CPython": lambda port: [str(envs["cpython"]), str(HERE / "socketify_server.py"), "hello",
+                                           str(port)],
+        "socketify PyPy": lambda port: [str(envs["pypy"]), str(HERE / "socketify_server.py"), "hello", str(port)],
     }
 
     def measure(make: Callable[[int], List[str]]) -> Callable[[], float]:
@@ -169,6 +172,8 @@ def websocket_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
         "cymongoose (CPython)": [str(envs["cymongoose"]), server_script, "ws", "--binding", "cymongoose"],
         "pymongoose CPython": [str(envs["cpython"]), server_script, "ws"],
         "pymongoose PyPy": [str(envs["pypy"]), server_script, "ws"],
+        "socketify CPython": [str(envs["cpython"]), str(HERE / "socketify_server.py"), "ws"],
+        "socketify PyPy": [str(envs["pypy"]), str(HERE / "socketify_server.py"), "ws"],
     }
 
     def measure(command: List[str]) -> Callable[[], float]:
@@ -176,6 +181,8 @@ def websocket_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
             port = free_port()
             server = Server([*command, str(port)])
             try:
+                if "pypy" in command[0]:  # let the JIT warm up
+                    load([str(envs["pypy"]), generator, str(port), "--seconds", "2"])
                 out = load([str(envs["pypy"]), generator, str(port), "--seconds", str(args.duration)])
             finally:
                 server.stop()
@@ -272,8 +279,41 @@ def scale_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
     return results
 
 
+def burst_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
+    """A burst of new connections, one request each: connections/second, and
+    milliseconds to the first response."""
+    server_script, generator = str(HERE / "server.py"), str(HERE / "burst.py")
+    commands = {
+        "cymongoose (CPython)": [str(envs["cymongoose"]), server_script, "hello", "--binding", "cymongoose"],
+        "pymongoose CPython": [str(envs["cpython"]), server_script, "hello"],
+        "pymongoose PyPy": [str(envs["pypy"]), server_script, "hello"],
+    }
+    configs: Dict[str, Callable[[], float]] = {}
+    firsts: Dict[str, List[float]] = {name: [] for name in commands}
+
+    def measure(name: str, command: List[str]) -> Callable[[], float]:
+        def run() -> float:
+            port = free_port()
+            server = Server([command[0], command[1], command[2], str(port), *command[3:]])
+            try:
+                rate, first, _ = map(float, load([str(envs["pypy"]), generator, str(port), "--connections",
+                                                  str(args.burst)]).split())
+            finally:
+                server.stop()
+            firsts[name].append(first)
+            return rate
+        return run
+
+    for name, command in commands.items():
+        configs[name] = measure(name, command)
+    results = rounds(configs, args.rounds)
+    for name in commands:
+        results[f"{name}: ms to first response"] = statistics.median(firsts[name])
+    return results
+
+
 SUITES = {"http": http_suite, "websocket": websocket_suite, "mqtt": mqtt_suite, "static": static_suite,
-          "scale": scale_suite}
+          "scale": scale_suite, "burst": burst_suite}
 
 
 # ---- report --------------------------------------------------------------------------
@@ -284,16 +324,19 @@ def ratio(results: Dict[str, float], name: str, reference: str) -> Optional[floa
 
 def report(all_results: Dict[str, Dict[str, float]]) -> str:
     lines = ["| suite | configuration | result | vs cymongoose | vs C baseline |", "|---|---|---|---|---|"]
-    units = {"http": "req/s", "websocket": "msg/s", "mqtt": "msg/s", "static": "MB/s", "scale": ""}
+    units = {"http": "req/s", "websocket": "msg/s", "mqtt": "msg/s", "static": "MB/s", "scale": "",
+             "burst": "conn/s"}
     for suite, results in all_results.items():
         cym = next((k for k in results if k.startswith("cymongoose")), None)
         for name, value in results.items():
-            versus_cym = ratio(results, name, cym) if cym and suite in ("http", "websocket", "static") else None
+            comparable = suite in ("http", "websocket", "static") or (suite == "burst" and ":" not in name)
+            versus_cym = ratio(results, name, cym) if cym and comparable else None
             versus_c = ratio(results, name, "C baseline") if suite == "http" else None
             if suite == "mqtt":
                 qos = name.split(":")[0]
                 versus_cym = ratio(results, name, f"{qos}: paho-mqtt CPython")
-            cells = [suite, name, f"{value:,.1f} {units[suite]}".strip(),
+            unit = "ms" if name.endswith("ms to first response") else units[suite]
+            cells = [suite, name, f"{value:,.1f} {unit}".strip(),
                      f"{versus_cym:.2f}x" + (" (vs paho)" if suite == "mqtt" else "") if versus_cym else "",
                      f"{versus_c:.2f}x" if versus_c else ""]
             lines.append("| " + " | ".join(cells) + " |")
@@ -327,6 +370,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="1 round of 3 seconds")
     parser.add_argument("--only", choices=sorted(SUITES), action="append")
     parser.add_argument("--connections", type=int, default=10_000)
+    parser.add_argument("--burst", type=int, default=5_000, help="connections in the burst suite")
     parser.add_argument("--mqtt-messages", type=int, default=100_000)
     args = parser.parse_args()
     if args.quick:
