@@ -94,6 +94,21 @@ PATCHES: List[Patch] = [
 #if MG_ARCH == MG_ARCH_THREADX || defined(__ECOS)
 """,
     ),
+    Patch(
+        name="static-file-chunk",
+        why=(
+            "serve_dir/serve_file read a file into the send buffer MG_IO_SIZE (16 KiB) "
+            "at a time, one chunk per loop iteration: a large file costs thousands of "
+            "iterations, each paying the poll's fixed cost. Read 64 KiB at a time (only "
+            "connections sending a file get the larger buffer)."
+        ),
+        old="""\
+    size_t n, max = MG_IO_SIZE, space;
+""",
+        new="""\
+    size_t n, max = 4 * MG_IO_SIZE, space;  // pymongoose: vendor/mongoose_patches.py
+""",
+    ),
 ]
 
 
