@@ -30,14 +30,14 @@ def main():
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
     pool = ThreadPoolExecutor(max_workers=args.workers)
-    manager = Manager()
+    manager = Manager(enable_wakeup=True)
 
     def finish(conn_id, n, future):
         body = json.dumps({"n": n, "digest": future.result()})
         try:
-            manager.wakeup(conn_id, body.encode())
-        except (KeyError, RuntimeError):
-            pass  # the client left, or the server is stopping
+            manager.wakeup(conn_id, body.encode())  # False if the client left
+        except RuntimeError:
+            pass  # the server is stopping
 
     def handler(conn, event, data):
         if event == MG_EV_HTTP_MSG:

@@ -16,6 +16,7 @@ True
 from .connection import Address, Connection, EventHandler
 from .errors import (
     ConnectError,
+    ConnectionClosedError,
     ListenError,
     ManagerClosedError,
     MessageExpiredError,
@@ -81,11 +82,25 @@ from .multipart import http_parse_multipart, iter_multipart
 from .timers import Timer
 from .tls import TlsError, TlsOpts
 from .urls import url_decode, url_encode, url_host, url_is_ssl, url_pass, url_port, url_uri, url_user
+from .utils import (
+    base64_decode,
+    base64_encode,
+    crc32,
+    hmac_sha256,
+    http_var,
+    match,
+    md5,
+    millis,
+    random_bytes,
+    random_str,
+    sha1,
+    sha256,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Address", "Connection", "ConnectError", "EventHandler", "HttpMessage", "ListenError",
+    "Address", "Connection", "ConnectError", "ConnectionClosedError", "EventHandler", "HttpMessage", "ListenError",
     "Manager", "ManagerClosedError", "MessageExpiredError", "MongooseError", "MqttMessage",
     "Timer", "TlsError", "TlsOpts", "WrongThreadError", "WsMessage",
     "MQTT_CMD_CONNACK", "MQTT_CMD_CONNECT", "MQTT_CMD_DISCONNECT", "MQTT_CMD_PINGREQ", "MQTT_CMD_PINGRESP",
@@ -101,5 +116,7 @@ __all__ = [
     "event_name", "http_parse_multipart", "iter_multipart", "json_get", "json_get_bool",
     "json_get_long", "json_get_num", "json_get_str", "log_get", "log_set", "url_decode",
     "url_encode", "url_host", "url_is_ssl", "url_pass", "url_port", "url_uri", "url_user",
+    "base64_decode", "base64_encode", "crc32", "hmac_sha256", "http_var", "match", "md5", "millis",
+    "random_bytes", "random_str", "sha1", "sha256",
     "__version__",
 ]

@@ -2,9 +2,10 @@
 
 Connections are made by :class:`~pymongoose.Manager` (``listen``, ``connect``...) and
 handed to handlers; you never construct one. Once its ``MG_EV_CLOSE`` has been
-delivered a connection is *closed*: its read-only properties keep their last values,
-calls that would send are dropped (logged at debug level), as asyncio transports do,
-and nothing touches the freed C memory.
+delivered a connection is *closed*: its flags and addresses keep their last values,
+its buffers read as empty, calls that would send raise
+:class:`~pymongoose.ConnectionClosedError` (a RuntimeError, as with cymongoose),
+``close()`` and ``drain()`` do nothing, and nothing touches the freed C memory.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Iterable, List, Name
 from ._binding import ffi, lib
 from ._loop import call_owning_loop, on_loop
 from ._text import BytesLike, to_bytes, to_cstr
-from .errors import WrongThreadError
+from .errors import ConnectionClosedError, WrongThreadError
 from .http import HttpMethods
 from .mqtt import MqttMethods
 from .tls import TlsMethods
@@ -73,11 +74,9 @@ class _Final:
         self.flags = lib.PM_IS_CLOSING
         self.local = self.remote = None
         self.recv_len = self.recv_size = self.send_len = self.send_size = 0
-        if c is not None:
+        if c is not None:  # its buffers are freed with it: they read as empty
             self.flags |= int(lib.pm_conn_flags(c))
             self.local, self.remote = _read_address(c, False), _read_address(c, True)
-            self.recv_len, self.recv_size = int(c.recv.len), int(c.recv.size)
-            self.send_len, self.send_size = int(c.send.len), int(c.send.size)
 
 
 _CLOSED = _Final()  # for a connection whose MG_EV_CLOSE bookkeeping did not run
@@ -304,10 +303,12 @@ class Connection(HttpMethods, WebSocketMethods, MqttMethods, TlsMethods):
         return sent
 
     def _dropped(self, action: str) -> None:
-        logger.debug("%r: %s() dropped: the connection is closed", self, action)
+        raise ConnectionClosedError(f"Connection has been closed: {action}() on connection {self._id}")
 
     def send(self, data: BytesLike) -> bool:
-        """Queue raw bytes (str is UTF-8 encoded) for sending. False if closed."""
+        """Queue raw bytes (str is UTF-8 encoded) for sending; True.
+
+        :raises ConnectionClosedError: once the connection has closed."""
         manager = self._manager
         if manager._owner != get_ident():  # @on_loop's check, inline: a hot path
             return call_owning_loop(manager, Connection.send, self, data)

@@ -13,12 +13,23 @@ class ManagerClosedError(MongooseError, RuntimeError):
     """The :class:`~pymongoose.Manager` was closed; it cannot be used again."""
 
 
-class ListenError(MongooseError, RuntimeError):
-    """A listener could not be created; the message names the URL and the cause."""
+class ListenError(MongooseError, RuntimeError, ValueError):
+    """A listener could not be created; the message names the URL and the cause.
+
+    A RuntimeError as the Cython binding raises, and a ValueError as earlier
+    releases of this package raised for a malformed URL: code written for either
+    catches it."""
 
 
-class ConnectError(MongooseError, RuntimeError):
-    """An outbound connection could not be started; names the URL and the cause."""
+class ConnectError(MongooseError, RuntimeError, ValueError):
+    """An outbound connection could not be started; names the URL and the cause.
+    (RuntimeError and ValueError, as :class:`ListenError`.)"""
+
+
+class ConnectionClosedError(MongooseError, RuntimeError):
+    """A call that sends (``send``, ``reply``, ``ws_send``...) was made on a connection
+    whose ``MG_EV_CLOSE`` has been delivered. A RuntimeError, as with cymongoose;
+    the message starts "Connection has been closed" and names the connection."""
 
 
 class MessageExpiredError(MongooseError, RuntimeError):

@@ -55,14 +55,17 @@ _EVENT_NAMES: Dict[int, str] = {
 
 
 def event_name(event: int) -> str:
-    """Return the constant's name for an event number (``MG_EV_USER+n`` past the end).
+    """Return the constant's name for any event number: ``MG_EV_USER+n`` past the
+    end, ``MG_EV_UNKNOWN(n)`` for a number no event has (as cymongoose names them).
 
     >>> event_name(MG_EV_USER + 2)
     'MG_EV_USER+2'
+    >>> event_name(-5)
+    'MG_EV_UNKNOWN(-5)'
     """
     name = _EVENT_NAMES.get(event)
     if name is not None:
         return name
-    if event > MG_EV_USER:
+    if isinstance(event, int) and event > MG_EV_USER:
         return f"MG_EV_USER+{event - MG_EV_USER}"
-    return f"MG_EV_{event}"
+    return f"MG_EV_UNKNOWN({event!r})"

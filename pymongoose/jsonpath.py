@@ -41,18 +41,23 @@ def json_get(json: JsonText, path: str) -> Optional[str]:
     return data[offset:offset + toklen[0]].decode("utf-8", "replace")
 
 
-def json_get_num(json: JsonText, path: str) -> Optional[float]:
-    """Return the number at ``path`` as a float, or None if absent or not a number."""
+def json_get_num(json: JsonText, path: str, default: Optional[float] = None) -> Optional[float]:
+    """Return the number at ``path`` as a float, or ``default`` if it is absent or
+    not a number.
+
+    >>> json_get_num('{"a": "x"}', "$.a", default=0.0)
+    0.0
+    """
     value = ffi.new("double *")
     found, _ = _call(json, path, lib.mg_json_get_num, value)
-    return float(value[0]) if found else None
+    return float(value[0]) if found else default
 
 
-def json_get_bool(json: JsonText, path: str) -> Optional[bool]:
-    """Return the boolean at ``path``, or None if absent or not a boolean."""
+def json_get_bool(json: JsonText, path: str, default: Optional[bool] = None) -> Optional[bool]:
+    """Return the boolean at ``path``, or ``default`` if it is absent or not a boolean."""
     value = ffi.new("bool *")
     found, _ = _call(json, path, lib.mg_json_get_bool, value)
-    return bool(value[0]) if found else None
+    return bool(value[0]) if found else default
 
 
 def json_get_long(json: JsonText, path: str, default: int = 0) -> int:

@@ -184,7 +184,9 @@ class Manager:
 
     :param handler: called as ``handler(conn, event, data)`` for the events of every
         connection that has no handler of its own.
-    :param enable_wakeup: accepted for compatibility; :meth:`wakeup` always works.
+    :param enable_wakeup: allow :meth:`wakeup` (as the Cython binding requires);
+        without it, ``wakeup()`` returns False. :meth:`call_soon_threadsafe` always
+        works.
     :param events: the ``MG_EV_*`` events delivered to Python by default (None: all).
         Others are filtered out in C, before they cost anything.
     :param dns: DNS server URL (``"udp://127.0.0.1:53"``); default: the system's.
@@ -205,6 +207,8 @@ class Manager:
             raise TypeError("error_handler must be callable or None")
         self._manager = self  # so on_loop-guarded methods find their manager uniformly
         self._handler = handler
+        self._enable_wakeup = bool(enable_wakeup)
+        self._warned_wakeup = False
         self._error_handler = error_handler
         self._mask = events_mask(events)
         self._conns: Dict[int, Connection] = {}
@@ -455,8 +459,8 @@ class Manager:
         raw_url = to_cstr(url, "url")
         scheme, separator, _ = url.partition("://")
         if not separator or scheme.lower() not in _KNOWN_SCHEMES:
-            raise ValueError(f"{url!r} is not a URL with a supported scheme "
-                             f"({', '.join(sorted(_KNOWN_SCHEMES))})")
+            raise error(f"cannot {what} {url!r}: not a URL with a supported scheme "
+                        f"({', '.join(sorted(_KNOWN_SCHEMES))})")
         chosen = self._check_handler(handler)
         mask = self._mask if events is None else events_mask(events)
         if tls is None and client and url_is_ssl(url):
@@ -626,18 +630,28 @@ class Manager:
         """Deliver ``MG_EV_WAKEUP`` with ``data`` to a connection, from any thread.
 
         Wakeups reach the connection's handler, on the polling thread, whole and in
-        the order each sender made them. One that cannot be delivered is refused:
-        :class:`ManagerClosedError` for a closed manager, :class:`KeyError` for an
-        id with no open connection.
+        the order each sender made them. Returns False, as the Cython binding does,
+        when the manager was made without ``enable_wakeup=True`` or no open
+        connection has this id; raises :class:`ManagerClosedError` once the manager
+        is closed.
+
+        >>> mgr = Manager(handler, enable_wakeup=True)  # doctest: +SKIP
+        >>> mgr.wakeup(conn_id, b"result")  # doctest: +SKIP
+        True
         """
         if self._closed:
             raise ManagerClosedError("the Manager is closed")
         payload = to_bytes(data, "data")
         if isinstance(connection_id, bool) or not isinstance(connection_id, int):
             raise TypeError("connection_id must be an int")
+        if not self._enable_wakeup:
+            if not self._warned_wakeup:
+                self._warned_wakeup = True
+                logger.warning("wakeup() on %r made without enable_wakeup=True: nothing is delivered", self)
+            return False
         conn = self._conns.get(connection_id)
         if conn is None or conn._closed:
-            raise KeyError(f"no open connection with id {connection_id}")
+            return False
         self._post(self._deliver_wakeup, (conn, payload))
         return True
 

@@ -136,12 +136,11 @@ class HttpMessage(_MessageView):
         """Return the URL-decoded value of field ``name`` of a form-encoded body."""
         return _form_var(self._ptr().body, name)
 
-    def status(self) -> Optional[int]:
-        """Return a response's status code, or None if this is not a response."""
-        hm = self._ptr()
-        if not from_mg_str(hm.method).startswith(b"HTTP/"):
-            return None
-        return int(lib.mg_http_status(hm))
+    def status(self) -> int:
+        """Return what Mongoose's ``mg_http_status`` reads: a response's status code;
+        on a request, the number its URI field starts with (usually 0), as the
+        Cython binding returns."""
+        return int(lib.mg_http_status(self._ptr()))
 
     def header_var(self, header: str, var: str) -> Optional[str]:
         """Return variable ``var`` of header ``header``, e.g. ``charset`` of

@@ -61,7 +61,9 @@ class WebSocketMethods:
         self._call(lib.pm_ws_upgrade, hm, extra_header_lines(extra_headers), action="ws_upgrade")
 
     def ws_send(self: "Connection", data: BytesLike, op: int = WEBSOCKET_OP_TEXT) -> bool:
-        """Send one WebSocket message (str is UTF-8 encoded). False if closed."""
+        """Send one WebSocket message (str is UTF-8 encoded); True.
+
+        :raises ConnectionClosedError: once the connection has closed."""
         manager = self._manager
         if manager._owner != get_ident():  # @on_loop's check, inline: a hot path
             return call_owning_loop(manager, WebSocketMethods.ws_send, self, data, op)

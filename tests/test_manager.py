@@ -24,6 +24,7 @@ from pymongoose import (
     MG_EV_OPEN,
     MG_EV_READ,
     MG_EV_WRITE,
+    ConnectionClosedError,
     ListenError,
     Manager,
     ManagerClosedError,
@@ -391,13 +392,16 @@ def test_closed_connection_keeps_values_and_drops_sends(caplog: Any) -> None:
         poll_until(mgr, lambda: kept and kept[0].is_closed)
         client.join(DEFAULT_TIMEOUT)
         conn = kept[0]
-        caplog.set_level(logging.DEBUG, logger="pymongoose")
-        assert conn.send(b"late") is False
-        conn.reply(200, "late")
-        conn.http_chunk("late")
-        conn.close()
+        for late in (lambda: conn.send(b"late"), lambda: conn.reply(200, "late"),
+                     lambda: conn.http_chunk("late"), lambda: conn.ws_send("late")):
+            with pytest.raises(ConnectionClosedError, match=f"Connection has been closed.*connection {conn.id}"):
+                late()
+        with pytest.raises(RuntimeError):  # what cymongoose raises
+            conn.send(b"late")
+        conn.close()  # closing again is harmless
         conn.drain()
-        assert "dropped" in caplog.text
+        assert conn.recv_len == 0 and conn.send_len == 0
+        assert conn.recv_data() == b"" and conn.send_data() == b""
         assert conn.is_closing and conn.is_closed
         assert conn.remote_addr.ip == "127.0.0.1" and conn.local_addr.port == port
         assert conn.recv_data() == b"" and conn.send_len == 0
@@ -487,7 +491,8 @@ def test_bookkeeping_cut_short_by_an_interrupt_leaves_nothing_dangling(monkeypat
         client.join(DEFAULT_TIMEOUT)
         conn, message = kept[0]
         assert not conn.is_closed  # Python's bookkeeping never ran...
-        assert conn.send(b"after") is False  # ...yet nothing reaches the freed connection
+        with pytest.raises(ConnectionClosedError):  # ...yet nothing reaches the freed connection
+            conn.send(b"after")
         assert conn.recv_data() == b"" and conn.is_closing
         conn.close()
         with pytest.raises(MessageExpiredError):

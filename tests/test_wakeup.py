@@ -27,7 +27,7 @@ def test_eight_threads_thousands_of_wakeups_all_delivered_in_order() -> None:
             received[sender].append(sequence)
             total[0] += 1
 
-    mgr = Manager()
+    mgr = Manager(enable_wakeup=True)
     target = mgr.listen("tcp://127.0.0.1:0", handler)
     loop = LoopThread(mgr, poll_ms=50).start()
     start = threading.Barrier(SENDERS)
@@ -53,7 +53,8 @@ def test_eight_threads_thousands_of_wakeups_all_delivered_in_order() -> None:
 def test_large_payloads_arrive_whole(serve: Any) -> None:
     payloads = [b"", b"x", bytes(range(256)) * 4096, b"\0" * (8 << 20)]
     received: List[bytes] = []
-    server = serve(lambda c, e, d: e == MG_EV_WAKEUP and received.append(d), url="tcp://127.0.0.1:0")
+    server = serve(lambda c, e, d: e == MG_EV_WAKEUP and received.append(d), url="tcp://127.0.0.1:0",
+                   manager=Manager(enable_wakeup=True))
     for payload in payloads:
         server.manager.wakeup(server.listener.id, payload)
     wait_for(lambda: len(received) == len(payloads))
@@ -62,25 +63,24 @@ def test_large_payloads_arrive_whole(serve: Any) -> None:
 
 def test_str_payloads_are_utf8(serve: Any) -> None:
     received: List[bytes] = []
-    server = serve(lambda c, e, d: e == MG_EV_WAKEUP and received.append(d), url="tcp://127.0.0.1:0")
+    server = serve(lambda c, e, d: e == MG_EV_WAKEUP and received.append(d), url="tcp://127.0.0.1:0",
+                   manager=Manager(enable_wakeup=True))
     server.manager.wakeup(server.listener.id, "héllo")
     wait_for(lambda: received)
     assert received == ["héllo".encode()]
 
 
 def test_refused_wakeups_raise() -> None:
-    mgr = Manager()
+    mgr = Manager(enable_wakeup=True)
     conn = mgr.listen("tcp://127.0.0.1:0")
-    with pytest.raises(KeyError):
-        mgr.wakeup(999_999, b"nobody")
+    assert mgr.wakeup(999_999, b"nobody") is False
     with pytest.raises(TypeError):
         mgr.wakeup(conn.id, 42)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         mgr.wakeup("1", b"x")  # type: ignore[arg-type]
     conn.close()
     mgr.poll(0)
-    with pytest.raises(KeyError):
-        mgr.wakeup(conn.id, b"closed")
+    assert mgr.wakeup(conn.id, b"closed") is False
     mgr.close()
     with pytest.raises(ManagerClosedError):
         mgr.wakeup(conn.id, b"after close")
@@ -98,14 +98,14 @@ def test_worker_threads_answer_through_wakeup(serve: Any) -> None:
         elif event == MG_EV_WAKEUP:
             conn.reply(200, data)
 
-    server = serve(handler)
+    server = serve(handler, manager=Manager(enable_wakeup=True))
     assert [requests.get(f"{server.url}/?n={n}", timeout=DEFAULT_TIMEOUT).text for n in range(10)] == \
         [str(n * n) for n in range(10)]
 
 
 def test_wakeups_racing_close_are_delivered_or_refused() -> None:
     for _ in range(20):
-        mgr = Manager()
+        mgr = Manager(enable_wakeup=True)
         target = mgr.listen("tcp://127.0.0.1:0")
         loop = LoopThread(mgr, poll_ms=1).start()
         outcomes: List[str] = []
@@ -113,11 +113,13 @@ def test_wakeups_racing_close_are_delivered_or_refused() -> None:
         def hammer(mgr: Manager = mgr, target: Any = target, outcomes: List[str] = outcomes) -> None:
             for i in range(500):
                 try:
-                    mgr.wakeup(target.id, b"%d" % i)
-                    outcomes.append("sent")
-                except (ManagerClosedError, KeyError):
+                    sent = mgr.wakeup(target.id, b"%d" % i)
+                except ManagerClosedError:
+                    sent = False
+                if not sent:
                     outcomes.append("refused")
                     return
+                outcomes.append("sent")
 
         threads = [threading.Thread(target=hammer) for _ in range(4)]
         for t in threads:
@@ -130,3 +132,15 @@ def test_wakeups_racing_close_are_delivered_or_refused() -> None:
         except ManagerClosedError:
             pass
         assert outcomes and mgr.closed
+
+
+def test_wakeup_without_enable_wakeup_returns_false_and_warns(caplog: Any) -> None:
+    """As the Cython binding: no enable_wakeup=True, no wakeup (and a warning once)."""
+    woken: List[bytes] = []
+    with Manager(lambda c, e, d: e == MG_EV_WAKEUP and woken.append(d)) as mgr:
+        conn = mgr.listen("tcp://127.0.0.1:0")
+        assert mgr.wakeup(conn.id, b"x") is False
+        assert mgr.wakeup(conn.id, b"y") is False
+        mgr.poll(10)
+    assert woken == []
+    assert caplog.text.count("enable_wakeup=True") == 1

@@ -17,6 +17,7 @@ from pymongoose import (
     WEBSOCKET_OP_BINARY,
     WEBSOCKET_OP_PING,
     WEBSOCKET_OP_TEXT,
+    ConnectionClosedError,
     HttpMessage,
     Manager,
     WsMessage,
@@ -210,7 +211,8 @@ def test_ws_send_rejects_bad_opcodes_and_closed_connections_drop(serve: Any) -> 
     ws.close()
     wait_for(lambda: kept[0].is_closed)
     assert errors == [ValueError] * 3
-    assert server.loop.call(lambda: kept[0].ws_send("late")) is False
+    with pytest.raises(ConnectionClosedError):
+        server.loop.call(lambda: kept[0].ws_send("late"))
 
 
 def test_many_clients_in_parallel_threads(serve: Any) -> None:

@@ -214,6 +214,7 @@ uint32_t mg_crc32(uint32_t crc, const char *buf, size_t len);
 size_t mg_base64_encode(const unsigned char *p, size_t n, char *buf, size_t);
 size_t mg_base64_decode(const char *src, size_t n, char *dst, size_t);
 void mg_sha256(uint8_t dst[32], uint8_t *data, size_t datasz);
+char *mg_random_str(char *buf, size_t len);
 void mg_hmac_sha256(uint8_t dst[32], uint8_t *key, size_t keysz, uint8_t *data,
                     size_t datasz);
 
@@ -344,6 +345,10 @@ int pm_ws_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len
 void pm_ws_upgrade(struct mg_connection *c, struct mg_http_message *hm,
                    const char *extra_headers);
 void pm_error(struct mg_connection *c, const char *message);
+
+// One-shot MD5 and SHA-1 (Mongoose has them as init/update/final).
+void pm_md5(const void *data, size_t len, uint8_t out[16]);
+void pm_sha1(const void *data, size_t len, uint8_t out[20]);
 
 // mg_resolve()/mg_resolve_cancel(), guarded against Mongoose's DNS client's flaws.
 void pm_resolve(struct mg_connection *c, const char *url);

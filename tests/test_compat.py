@@ -1,0 +1,137 @@
+"""Drop-in behaviour: what programs written for the Cython binding, or for
+cymongoose 0.2.5, rely on (see docs/compatibility.md)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import zlib
+from typing import Any
+
+import pytest
+
+import pymongoose
+from pymongoose import (
+    ConnectError,
+    ListenError,
+    Manager,
+    MongooseError,
+    base64_decode,
+    base64_encode,
+    crc32,
+    event_name,
+    hmac_sha256,
+    http_var,
+    json_get_bool,
+    json_get_num,
+    match,
+    md5,
+    millis,
+    random_bytes,
+    random_str,
+    sha1,
+    sha256,
+)
+
+
+def test_the_cython_module_name_is_an_alias_of_the_api() -> None:
+    from pymongoose import _mongoose
+    from pymongoose._mongoose import MG_EV_HTTP_MSG
+    from pymongoose._mongoose import Manager as AliasedManager
+
+    assert MG_EV_HTTP_MSG == pymongoose.MG_EV_HTTP_MSG
+    assert AliasedManager is Manager
+    assert set(_mongoose.__all__) == set(pymongoose.__all__)
+
+
+@pytest.mark.parametrize("url", ["invalid://address", "nonsense"])
+def test_a_bad_listen_url_raises_what_either_binding_raised(url: str) -> None:
+    with Manager() as mgr:
+        for caught in (RuntimeError, ValueError, MongooseError, ListenError):
+            with pytest.raises(caught, match="cannot listen on"):
+                mgr.listen(url)
+        with pytest.raises(ConnectError) as info:
+            mgr.connect(url)
+        assert isinstance(info.value, RuntimeError) and isinstance(info.value, ValueError)
+
+
+def test_json_getters_take_a_default() -> None:
+    doc = '{"n": 2.5, "b": true, "s": "x"}'
+    assert json_get_num(doc, "$.n", default=7) == 2.5
+    assert json_get_num(doc, "$.missing", default=7) == 7
+    assert json_get_num(doc, "$.s", default=7) == 7  # of another type
+    assert json_get_num(doc, "$.missing") is None
+    assert json_get_bool(doc, "$.b", default=False) is True
+    assert json_get_bool(doc, "$.n", default=False) is False
+    assert json_get_bool(doc, "$.missing") is None
+
+
+def test_event_name_for_any_number() -> None:
+    assert event_name(pymongoose.MG_EV_ERROR) == "MG_EV_ERROR"
+    assert event_name(pymongoose.MG_EV_USER + 3) == "MG_EV_USER+3"
+    assert event_name(-5) == "MG_EV_UNKNOWN(-5)"
+
+
+@pytest.mark.parametrize("data", [b"", b"hi", b"\x00\xff" * 100, "héllo"])
+def test_base64_round_trips_and_matches_the_standard_library(data: Any) -> None:
+    raw = data.encode() if isinstance(data, str) else data
+    encoded = base64_encode(data)
+    assert encoded == base64.b64encode(raw).decode()
+    assert base64_decode(encoded) == raw
+
+
+def test_base64_decode_of_invalid_input_is_empty_as_cymongoose() -> None:
+    assert base64_decode("!!!") == b""
+    assert base64_decode("aGk") == b""  # unpadded
+
+
+@pytest.mark.parametrize("data", [b"", b"abc", b"x" * 1000, "héllo"])
+def test_digests_match_hashlib(data: Any) -> None:
+    raw = data.encode() if isinstance(data, str) else data
+    assert md5(data) == hashlib.md5(raw).digest()
+    assert sha1(data) == hashlib.sha1(raw).digest()
+    assert sha256(data) == hashlib.sha256(raw).digest()
+    assert hmac_sha256(b"key", data) == hmac.new(b"key", raw, hashlib.sha256).digest()
+    assert crc32(data) == zlib.crc32(raw)
+    assert crc32(raw[3:], crc32(raw[:3])) == zlib.crc32(raw)
+
+
+def test_helpers_refuse_bad_arguments() -> None:
+    with pytest.raises(TypeError):
+        md5(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        crc32(b"x", -1)
+    with pytest.raises(ValueError):
+        random_bytes(-1)
+    with pytest.raises(TypeError):
+        random_str(2.5)  # type: ignore[arg-type]
+
+
+def test_randomness_and_clock() -> None:
+    assert random_bytes(0) == b"" and len(random_bytes(33)) == 33
+    assert random_bytes(16) != random_bytes(16)
+    text = random_str(40)
+    assert len(text) == 40 and text.isalnum() and text.isascii()
+    assert random_str(0) == ""
+    before = millis()
+    assert isinstance(before, int) and millis() >= before
+
+
+def test_http_var_returns_the_raw_value() -> None:
+    assert http_var("a=1&b=%20x", "b") == "%20x"
+    assert http_var(b"a=1", "a") == "1"
+    assert http_var("a=1", "zz") is None
+
+
+@pytest.mark.parametrize("s, pattern, expected", [
+    ("foo/bar", "foo/*", (True, ["bar"])),
+    ("a/b/c", "a/#", (True, ["b/c"])),
+    ("abc", "a?c", (True, ["b"])),
+    ("xyz", "*y*", (True, ["x", "z"])),
+    ("a/b", "a", (False, [])),
+    ("a/b", "*", (False, [])),  # * does not cross /
+    ("", "", (True, [])),
+])
+def test_match_is_mongoose_glob_with_captures(s: str, pattern: str, expected: Any) -> None:
+    assert match(s, pattern) == expected
