@@ -4,33 +4,71 @@ A Mongoose manager is not thread-safe: its C state may be used by one thread at 
 time. That thread *owns the loop*: the thread inside :meth:`Manager.poll` (and so
 inside every handler it runs), or a thread making a call while no poll runs. The
 manager's ``_lock`` is held by the owner and ``_owner`` names it.
+
+A call from any other thread is carried over to the loop: it runs at once if no
+poll is in progress, otherwise on the polling thread right after the current poll
+iteration (the poll is woken), and the caller waits for its result. That is what
+the Cython binding's examples do when they send from the main thread while a worker
+polls, made safe.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from threading import get_ident
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, List, TypeVar
 
-from .errors import WrongThreadError
+from .errors import ManagerClosedError
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
+# How often a caller waiting for the loop checks that somebody still polls it.
+_RECHECK_SECONDS = 0.05
+
 
 def call_owning_loop(manager: Any, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call ``method`` from a thread that does not own the loop: only if no poll is
-    in progress, owning the loop meanwhile; otherwise raise WrongThreadError."""
-    if not manager._lock.acquire(blocking=False):
-        raise WrongThreadError(
-            f"{method.__name__}() called from a thread other than the one polling "
-            f"{manager!r}; hand the work over with Manager.wakeup() or "
-            "Manager.call_soon_threadsafe()"
-        )
-    manager._owner = get_ident()
-    try:
-        return method(*args, **kwargs)
-    finally:
-        manager._release_loop()
+    """Call ``method`` from a thread that does not own the loop, and return its
+    result (or raise its exception): directly while no poll is in progress,
+    otherwise on the polling thread after its current iteration."""
+    if manager._lock.acquire(blocking=False):
+        manager._owner = get_ident()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            manager._release_loop()
+    return _run_on_polling_thread(manager, method, args, kwargs)
+
+
+def _run_on_polling_thread(manager: Any, method: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    done = threading.Event()
+    outcome: List[Any] = []  # [True, value] or [False, exception]
+
+    def run() -> None:
+        try:
+            outcome[:] = [True, method(*args, **kwargs)]
+        except BaseException as exc:  # handed back to the caller, never lost
+            outcome[:] = [False, exc]
+        finally:
+            done.set()
+
+    manager._post(run, ())
+    while not done.wait(_RECHECK_SECONDS):
+        # The poll may have ended before it reached the call: then nobody owns the
+        # loop, and this thread runs what is waiting.
+        if manager._lock.acquire(blocking=False):
+            manager._owner = get_ident()
+            try:
+                if manager._ptr is not None:
+                    manager._run_inbox()
+            finally:
+                manager._release_loop()
+            if not done.is_set():
+                raise ManagerClosedError(f"{method.__name__}() was not run: the Manager was closed")
+    ok, value = outcome
+    if not ok:
+        raise value
+    return value
 
 
 def on_loop(method: _F) -> _F:

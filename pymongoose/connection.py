@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Iterable, List, Name
 from ._binding import ffi, lib
 from ._loop import call_owning_loop, on_loop
 from ._text import BytesLike, to_bytes, to_cstr
-from .errors import ConnectionClosedError, WrongThreadError
+from .errors import ConnectionClosedError
 from .http import HttpMethods
 from .mqtt import MqttMethods
 from .tls import TlsMethods
@@ -366,11 +366,11 @@ class Connection(HttpMethods, WebSocketMethods, MqttMethods, TlsMethods):
         self._final = _Final(c)
 
     def __repr__(self) -> str:
-        try:
-            flags = self._flags()
-            local, remote = self.local_addr, self.remote_addr
-        except WrongThreadError:
-            return f"<Connection id={self._id}>"
+        manager = self._manager
+        if manager._owner != get_ident() and manager._lock.locked():
+            return f"<Connection id={self._id}>"  # a repr never waits for a poll
+        flags = self._flags()
+        local, remote = self.local_addr, self.remote_addr
         kind = "udp" if flags & lib.PM_IS_UDP else "tcp"
         if flags & lib.PM_IS_TLS:
             kind += "+tls"

@@ -41,6 +41,5 @@ class MessageExpiredError(MongooseError, RuntimeError):
 
 
 class WrongThreadError(MongooseError, RuntimeError):
-    """A call that touches the event loop came from a thread other than the one
-    polling it. Hand the work over with :meth:`Manager.wakeup` or
-    :meth:`Manager.call_soon_threadsafe` instead."""
+    """Kept for programs that catch it: calls from other threads are now carried
+    over to the polling thread (see the README's Threads section) instead."""

@@ -29,7 +29,6 @@ from pymongoose import (
     Manager,
     ManagerClosedError,
     MessageExpiredError,
-    WrongThreadError,
 )
 
 from support import DEFAULT_TIMEOUT, LoopThread, poll_until, raw_request, run_python, wait_for
@@ -429,16 +428,80 @@ def test_message_used_after_its_callback_raises(serve: Any) -> None:
     assert "expired" in repr(message)
 
 
-def test_calls_from_a_foreign_thread_while_polling_are_refused(serve: Any) -> None:
+def test_calls_from_a_foreign_thread_while_polling_run_on_the_loop(serve: Any) -> None:
+    """As the Cython binding allows (its UDP echo example sends from the main thread
+    while a worker polls), but carried over to the polling thread, never racing it."""
     server = serve(ok_handler)
-    with pytest.raises(WrongThreadError):
-        server.listener.send(b"x")
-    with pytest.raises(WrongThreadError):
-        server.manager.listen("tcp://127.0.0.1:0")
-    # ... but the listener's address, fixed since listen(), may be read from anywhere.
-    assert server.listener.local_addr.port == server.port
-    # call_soon_threadsafe is the way in:
+    assert server.listener.send(b"x") is True
+    other = server.manager.listen("tcp://127.0.0.1:0")
+    assert other.is_listening and other.local_addr.port
+    assert "Connection id=" in repr(other)
+    with pytest.raises(ConnectionClosedError):  # exceptions come back to the caller
+        other.close()
+        wait_for(lambda: other.is_closed)
+        other.send(b"late")
+    # call_soon_threadsafe still works too:
     assert server.loop.call(lambda: server.listener.is_listening) is True
+
+
+def test_udp_client_driven_from_the_main_thread_while_a_worker_polls() -> None:
+    """The Cython binding's UDP echo example, as written."""
+    import socket
+
+    echo = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    echo.bind(("127.0.0.1", 0))
+    echo.settimeout(DEFAULT_TIMEOUT)
+    replies: List[bytes] = []
+
+    def client(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_READ:
+            replies.append(conn.recv_data())
+            conn.consume(conn.recv_len)
+
+    mgr = Manager(client)
+    loop = LoopThread(mgr, poll_ms=50).start()
+    try:
+        conn = mgr.connect(f"udp://127.0.0.1:{echo.getsockname()[1]}")
+        for i in range(20):
+            assert conn.send(b"ping %d" % i) is True
+            data, peer = echo.recvfrom(100)
+            echo.sendto(data.replace(b"ping", b"pong"), peer)
+        wait_for(lambda: len(replies) == 20)
+        assert replies == [b"pong %d" % i for i in range(20)]
+    finally:
+        loop.stop()
+        mgr.close()
+        echo.close()
+
+
+def test_many_threads_sending_while_polling_and_closing_never_hang_or_crash() -> None:
+    for _ in range(5):
+        mgr = Manager()
+        listener = mgr.listen("tcp://127.0.0.1:0")
+        loop = LoopThread(mgr, poll_ms=1).start()
+        outcomes: List[str] = []
+
+        def sender(listener: Any = listener, outcomes: List[str] = outcomes) -> None:
+            for _ in range(200):
+                try:
+                    listener.send(b"x")
+                    outcomes.append("sent")
+                except (ManagerClosedError, ConnectionClosedError):
+                    outcomes.append("refused")
+                    return
+
+        threads = [threading.Thread(target=sender) for _ in range(4)]
+        for t in threads:
+            t.start()
+        mgr.close()
+        for t in threads:
+            t.join(DEFAULT_TIMEOUT)
+            assert not t.is_alive()
+        try:
+            loop.stop()  # the loop either saw the stop flag first or was refused a poll
+        except ManagerClosedError:
+            pass
+        assert outcomes and set(outcomes) <= {"sent", "refused"}
 
 
 def test_repr_of_connections_and_manager(manager: Manager) -> None:
