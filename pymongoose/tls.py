@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
 from ._binding import ffi, lib
 from ._loop import on_loop
 from ._text import to_bytes
+from .errors import MongooseError
 from .log import capture_errors
 
 if TYPE_CHECKING:
@@ -33,8 +34,10 @@ _CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bund
                "/etc/ssl/ca-bundle.pem", "/etc/ssl/cert.pem")
 
 
-class TlsError(ValueError):
-    """TLS options Mongoose cannot use (bad PEM, missing or unsupported key...)."""
+class TlsError(MongooseError, ValueError):
+    """TLS options Mongoose cannot use (bad PEM, missing or unsupported key...),
+    raised when they are used: by ``listen``/``connect`` with ``tls=``, or
+    ``tls_init``."""
 
 
 def _check_certificates(data: bytes, what: str) -> None:
@@ -64,10 +67,7 @@ def _material(value: PemInput, what: str) -> bytes:
     if isinstance(value, os.PathLike):
         with open(value, "rb") as f:
             return f.read()
-    data = to_bytes(value, what)
-    if b"-----BEGIN" in data and b"-----END" not in data:
-        raise TlsError(f"{what} is truncated PEM: it has a BEGIN line but no END line")
-    return data
+    return to_bytes(value, what)
 
 
 class TlsOpts:
@@ -81,13 +81,17 @@ class TlsOpts:
     :param name: the server name to send (SNI) and to check the certificate against.
     :param skip_verification: accept any certificate (development only).
 
-    >>> TlsOpts(key="-----BEGIN EC PRIVATE KEY-----\\n...")
+    Options are stored as given, as the Cython binding does; they are checked
+    when first used, and what Mongoose cannot use raises :class:`TlsError` then:
+
+    >>> opts = TlsOpts(ca="not a certificate")
+    >>> mgr.connect("https://example.test", tls=opts)  # doctest: +SKIP
     Traceback (most recent call last):
     ...
-    pymongoose.tls.TlsError: key is truncated PEM: it has a BEGIN line but no END line
+    pymongoose.tls.TlsError: ca is not a valid certificate: ...
     """
 
-    __slots__ = ("ca", "cert", "key", "name", "skip_verification")
+    __slots__ = ("ca", "cert", "key", "name", "skip_verification", "_checked")
 
     def __init__(self, ca: PemInput = None, cert: PemInput = None, key: PemInput = None,
                  name: Union[str, bytes, None] = None, skip_verification: bool = False) -> None:
@@ -98,10 +102,21 @@ class TlsOpts:
         if b"\0" in self.name or len(self.name) > 250:
             raise TlsError("name must be a host name without NUL characters")
         self.skip_verification = bool(skip_verification)
-        if self.cert and not self.key:
-            if b"PRIVATE KEY-----" not in self.cert:
-                raise TlsError("cert was given without its private key (key=...)")
+        if self.cert and not self.key and b"PRIVATE KEY-----" in self.cert:
             self.key = self.cert  # one PEM file holding both
+        self._checked = False
+
+    def _validate(self) -> None:
+        """Raise TlsError, naming the field, for material Mongoose would choke on or
+        misread: it only decodes certificates when a handshake needs them."""
+        if self._checked:
+            return
+        for field in ("ca", "cert", "key"):
+            data = getattr(self, field)
+            if b"-----BEGIN" in data and b"-----END" not in data:
+                raise TlsError(f"{field} is truncated PEM: it has a BEGIN line but no END line")
+        if self.cert and not self.key:
+            raise TlsError("cert was given without its private key (key=...)")
         if self.key and not self.cert:
             raise TlsError("key was given without its certificate (cert=...)")
         if self.cert:
@@ -110,6 +125,7 @@ class TlsOpts:
         # hundreds of certificates again for every connection would cost milliseconds.
         if self.ca and self.ca is not _system_bundle_cache.get("pem"):
             _check_certificates(self.ca, "ca")
+        self._checked = True
 
     def _to_c(self) -> Tuple[Any, List[Any]]:
         """A ``struct mg_tls_opts *`` and the buffers it points into (keep them)."""
@@ -126,6 +142,7 @@ class TlsOpts:
 
     def _check(self, mgr: Any, client: bool) -> None:
         """Raise TlsError now if Mongoose would refuse these options."""
+        self._validate()
         opts, _keep = self._to_c()
         error = ffi.new("char[]", 256)
         if not lib.pm_tls_check(mgr, opts, client, error, 256):

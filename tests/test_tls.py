@@ -13,6 +13,7 @@ from typing import Any, Dict, Iterator, List
 import pytest
 import requests
 
+import pymongoose
 from pymongoose import (
     MG_EV_CONNECT,
     MG_EV_ERROR,
@@ -247,26 +248,31 @@ def test_mqtts_client_against_mosquitto(pki: TestPKI, tmp_path: Path) -> None:
 
 # ---- bad options ------------------------------------------------------------------
 
-def test_bad_options_raise_clear_errors(pki: TestPKI, manager: Manager) -> None:
+def test_bad_options_are_accepted_when_made_and_refused_clearly_when_used(pki: TestPKI, manager: Manager) -> None:
+    """As the Cython binding, TlsOpts stores anything; using it gives the error."""
     cert, key = pki.issue("localhost")
-    with pytest.raises(TlsError, match="without its private key"):
-        TlsOpts(cert=cert.read_text())
-    with pytest.raises(TlsError, match="without its certificate"):
-        TlsOpts(key=key.read_text())
-    with pytest.raises(TlsError, match="truncated"):
-        TlsOpts(ca="-----BEGIN CERTIFICATE-----\nMIIB")
-    with pytest.raises(TlsError, match="not a valid certificate"):
-        TlsOpts(cert=b"-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n",
-                key=key.read_bytes())
-    with pytest.raises(TlsError, match="not a valid certificate"):
-        TlsOpts(ca=b"\x30\x03garbage DER")
-    wrong_key = TlsOpts(cert=cert, key=b"-----BEGIN SOMETHING-----\nAAAA\n-----END SOMETHING-----\n")
-    with pytest.raises(TlsError):
-        manager.listen("https://127.0.0.1:0", tls=wrong_key)
+    bad = [
+        ("without its private key", TlsOpts(cert=cert.read_text())),
+        ("without its certificate", TlsOpts(key=key.read_text())),
+        ("truncated", TlsOpts(ca="-----BEGIN CERTIFICATE-----\nMIIB")),
+        ("not a valid certificate", TlsOpts(cert=b"-----BEGIN CERTIFICATE-----\nnot base64 at all\n"
+                                                 b"-----END CERTIFICATE-----\n", key=key.read_bytes())),
+        ("not a valid certificate", TlsOpts(ca=b"\x30\x03garbage DER")),
+        ("not a valid certificate", TlsOpts(ca="any string at all")),
+        ("invalid TLS options: Expected", TlsOpts(cert=cert, key=b"-----BEGIN SOMETHING-----\nAAAA\n-----END SOMETHING-----\n")),
+    ]
+    plain = manager.listen("tcp://127.0.0.1:0")
+    for message, opts in bad:
+        with pytest.raises(TlsError, match=message):
+            manager.listen("https://127.0.0.1:0", tls=opts)
+        with pytest.raises(TlsError, match=message):
+            manager.connect("https://127.0.0.1:1", tls=opts)
+        with pytest.raises(TlsError, match=message):
+            plain.tls_init(opts)
     with pytest.raises(TypeError):
         manager.listen("https://127.0.0.1:0", tls="not options")  # type: ignore[arg-type]
-    assert isinstance(TlsError("x"), ValueError)
-    assert manager.connections == ()
+    assert isinstance(TlsError("x"), ValueError) and isinstance(TlsError("x"), pymongoose.MongooseError)
+    assert manager.connections == (plain,)
 
 
 def test_options_accept_str_bytes_and_paths(pki: TestPKI) -> None:
