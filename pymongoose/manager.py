@@ -714,6 +714,13 @@ class Manager:
     # ---- introspection ----------------------------------------------------------
 
     @property
+    def wakeup_id(self) -> int:
+        """The id of the connection behind Mongoose's wakeup pipe, or 0 when the
+        manager was made without ``enable_wakeup=True`` (as cymongoose)."""
+        pointer = self._ptr
+        return int(lib.pm_mgr_wakeup_id(pointer)) if self._enable_wakeup and pointer is not None else 0
+
+    @property
     def connections(self) -> Tuple[Connection, ...]:
         """The open connections, as a snapshot."""
         return tuple(self._conns.values())

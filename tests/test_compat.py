@@ -135,3 +135,16 @@ def test_http_var_returns_the_raw_value() -> None:
 ])
 def test_match_is_mongoose_glob_with_captures(s: str, pattern: str, expected: Any) -> None:
     assert match(s, pattern) == expected
+
+
+def test_mqtt_property_types_are_mongooses() -> None:
+    names = ["BYTE", "STRING", "STRING_PAIR", "BINARY_DATA", "VARIABLE_INT", "INT", "SHORT"]
+    assert [getattr(pymongoose, f"MQTT_PROP_TYPE_{name}") for name in names] == list(range(7))
+
+
+def test_wakeup_id_names_the_pipe_only_when_wakeup_is_enabled() -> None:
+    with Manager(enable_wakeup=True) as mgr:
+        assert mgr.wakeup_id > 0
+        assert mgr.wakeup_id not in {conn.id for conn in mgr.connections}  # not a user connection
+    with Manager() as mgr:
+        assert mgr.wakeup_id == 0

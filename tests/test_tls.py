@@ -259,7 +259,8 @@ def test_bad_options_are_accepted_when_made_and_refused_clearly_when_used(pki: T
                                                  b"-----END CERTIFICATE-----\n", key=key.read_bytes())),
         ("not a valid certificate", TlsOpts(ca=b"\x30\x03garbage DER")),
         ("not a valid certificate", TlsOpts(ca="any string at all")),
-        ("invalid TLS options: Expected", TlsOpts(cert=cert, key=b"-----BEGIN SOMETHING-----\nAAAA\n-----END SOMETHING-----\n")),
+        ("invalid TLS options: Expected",
+         TlsOpts(cert=cert, key=b"-----BEGIN SOMETHING-----\nAAAA\n-----END SOMETHING-----\n")),
     ]
     plain = manager.listen("tcp://127.0.0.1:0")
     for message, opts in bad:

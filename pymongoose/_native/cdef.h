@@ -67,6 +67,15 @@ static const int MG_EV_SNTP_TIME;
 static const int MG_EV_WAKEUP;
 static const int MG_EV_USER;
 
+// MQTT 5 property value types (mongoose.h's enum), for programs that name them.
+static const int MQTT_PROP_TYPE_BYTE;
+static const int MQTT_PROP_TYPE_STRING;
+static const int MQTT_PROP_TYPE_STRING_PAIR;
+static const int MQTT_PROP_TYPE_BINARY_DATA;
+static const int MQTT_PROP_TYPE_VARIABLE_INT;
+static const int MQTT_PROP_TYPE_INT;
+static const int MQTT_PROP_TYPE_SHORT;
+
 
 
 
@@ -289,6 +298,8 @@ size_t pm_ecdsa_der(uint8_t *out, const uint8_t *sig);
 
 void pm_init(void);
 struct mg_mgr *pm_mgr_new(void *owner, struct pm_frames *frames);
+// The id of the connection Mongoose made for its wakeup pipe.
+unsigned long pm_mgr_wakeup_id(struct mg_mgr *mgr);
 void pm_mgr_free(struct mg_mgr *mgr);
 void pm_mgr_disown(struct mg_mgr *mgr);
 bool pm_mgr_wake(struct mg_mgr *mgr);

@@ -191,6 +191,7 @@ struct pm_mgr {
   struct mg_mgr mgr;
   struct pm_table conns;
   struct pm_frames *frames;
+  unsigned long wakeup_id;    // the wakeup pipe's connection
   unsigned in_dns_callback;   // depth of calls into Mongoose's DNS handler
   unsigned deferred_cancels;  // resolve_cancel calls waiting for it to return
 };
@@ -241,9 +242,14 @@ struct mg_mgr *pm_mgr_new(void *owner, struct pm_frames *frames) {
     free(pm);
     return NULL;
   }
+  pm->wakeup_id = pm->mgr.conns == NULL ? 0 : pm->mgr.conns->id;  // made just now
   pm->frames = frames;
   pm->mgr.userdata = owner;
   return &pm->mgr;
+}
+
+unsigned long pm_mgr_wakeup_id(struct mg_mgr *mgr) {
+  return ((struct pm_mgr *) mgr)->wakeup_id;
 }
 
 /* Closes every connection (their MG_EV_CLOSE still reaches Python unless the manager
