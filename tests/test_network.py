@@ -15,6 +15,7 @@ from pymongoose import (
     MG_EV_READ,
     MG_EV_RESOLVE,
     MG_EV_SNTP_TIME,
+    ConnectionClosedError,
     Manager,
 )
 from pymongoose._resolv import system_dns
@@ -170,12 +171,16 @@ def test_sntp_request_asks_again() -> None:
     try:
         with Manager() as mgr:
             conn = mgr.sntp_connect(sntp.url, lambda c, e, d: e == MG_EV_SNTP_TIME and times.append(d))
-            poll_until(mgr, lambda: sntp.requests >= 1)
+            # Mongoose asks once on connect and closes after the first answer, so
+            # ask again before polling: no answer can have arrived yet.
             conn.sntp_request()
             poll_until(mgr, lambda: times)
+            poll_until(mgr, lambda: conn.is_closed)
+            with pytest.raises(ConnectionClosedError):
+                conn.sntp_request()
     finally:
         sntp.stop()
-    wait_for(lambda: sntp.requests >= 1)
+    wait_for(lambda: sntp.requests >= 2)
 
 
 def test_sntp_needs_a_url() -> None:
