@@ -7,7 +7,7 @@ import base64
 import hashlib
 import hmac
 import zlib
-from typing import Any
+from typing import Any, List
 
 import pytest
 
@@ -148,3 +148,49 @@ def test_wakeup_id_names_the_pipe_only_when_wakeup_is_enabled() -> None:
         assert mgr.wakeup_id not in {conn.id for conn in mgr.connections}  # not a user connection
     with Manager() as mgr:
         assert mgr.wakeup_id == 0
+
+
+def test_broadcast_by_iterating_the_managers_connections() -> None:
+    """The Cython binding's broadcast example, as written: a timer sends to every
+    WebSocket connection found in mgr.connections."""
+    import threading
+
+    import websocket  # websocket-client
+
+    from support import DEFAULT_TIMEOUT, LoopThread
+
+    def handler(conn: Any, event: int, data: Any) -> None:
+        if event == pymongoose.MG_EV_HTTP_MSG:
+            conn.ws_upgrade(data)
+
+    mgr = Manager(handler)
+    port = mgr.listen("http://127.0.0.1:0", http=True).local_addr.port
+
+    def broadcast() -> None:
+        for c in mgr.connections:
+            if c.is_websocket:
+                c.ws_send("tick")
+
+    loop = LoopThread(mgr).start()
+    clients = [websocket.create_connection(f"ws://127.0.0.1:{port}/", timeout=DEFAULT_TIMEOUT) for _ in range(3)]
+    mgr.timer_add(20, broadcast, repeat=True)  # from this thread while the loop polls
+    try:
+        received: List[str] = []
+        lock = threading.Lock()
+
+        def read(ws: Any) -> None:
+            message = ws.recv()
+            with lock:
+                received.append(message)
+
+        readers = [threading.Thread(target=read, args=(ws,)) for ws in clients]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join(DEFAULT_TIMEOUT)
+        assert received == ["tick"] * 3
+    finally:
+        for ws in clients:
+            ws.close()
+        loop.stop()
+        mgr.close()
