@@ -27,6 +27,8 @@ from .websocket import WebSocketMethods
 if TYPE_CHECKING:
     from .manager import Manager
 
+_pm_send = lib.pm_send  # bound once: the hot path skips a lookup on lib
+
 logger = logging.getLogger("pymongoose")
 
 EventHandler = Callable[["Connection", int, Any], None]
@@ -314,7 +316,7 @@ class Connection(HttpMethods, WebSocketMethods, MqttMethods, TlsMethods):
             return call_owning_loop(manager, Connection.send, self, data)
         payload = data if type(data) is bytes else to_bytes(data, "data")
         mgr = manager._ptr
-        if mgr is not None and lib.pm_send(mgr, self._id, payload, len(payload)):
+        if mgr is not None and _pm_send(mgr, self._id, payload, len(payload)):
             return True
         self._dropped("send")
         return False

@@ -20,6 +20,8 @@ from .messages import HttpMessage
 if TYPE_CHECKING:
     from .connection import Connection
 
+_pm_http_respond = lib.pm_http_respond  # bound once: the hot path skips a lookup on lib
+
 _NULL = ffi.NULL
 # RFC 9110 token characters, for header names.
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -128,7 +130,7 @@ class HttpMethods:
         else:
             kv, pairs = header_pairs(headers)
         mgr = manager._ptr
-        sent = 0 if mgr is None else lib.pm_http_respond(mgr, self._id, status_code, kv, len(kv) if pairs else 0,
+        sent = 0 if mgr is None else _pm_http_respond(mgr, self._id, status_code, kv, len(kv) if pairs else 0,
                                                           pairs, payload, len(payload))
         if sent < 0:
             format_headers(headers)  # raises ValueError naming the header

@@ -35,6 +35,8 @@ from .messages import HttpMessage
 if TYPE_CHECKING:
     from .connection import Connection
 
+_pm_ws_send = lib.pm_ws_send  # bound once: the hot path skips a lookup on lib
+
 _OPCODES = frozenset({WEBSOCKET_OP_CONTINUE, WEBSOCKET_OP_TEXT, WEBSOCKET_OP_BINARY, WEBSOCKET_OP_CLOSE,
                       WEBSOCKET_OP_PING, WEBSOCKET_OP_PONG})
 
@@ -73,7 +75,7 @@ class WebSocketMethods:
             payload = data if type(data) is bytes else to_bytes(data, "data")
         mgr = manager._ptr
         try:
-            sent = 0 if mgr is None else lib.pm_ws_send(mgr, self._id, payload, len(payload), op)
+            sent = 0 if mgr is None else _pm_ws_send(mgr, self._id, payload, len(payload), op)
         except TypeError:  # op is not an int
             sent = -1
         if sent > 0:
