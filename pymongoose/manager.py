@@ -157,16 +157,12 @@ def pm_on_event(owner, queued, conn_id, ev, ev_data, extra):  # type: ignore[no-
         data = plan(ev_data, manager._tokens, extra)
     if conn is None:
         return
-    handler = conn._handler
-    if handler is None:
-        return
-    try:
-        handler(conn, ev, data)
-    except Exception as exc:
-        manager._handler_failed(exc, f"handler for {event_name(ev)} on {conn!r}")
-    except BaseException as exc:  # KeyboardInterrupt, SystemExit: leave poll()
-        if manager._held is None:
-            manager._held = exc
+    handler = conn._handler  # Manager._deliver, inline: one call less per crossing
+    if handler is not None:
+        try:
+            handler(conn, ev, data)
+        except BaseException as exc:
+            manager._handler_raised(exc, conn, ev)
 
 
 def _free_abandoned(pointer: Any, keepalive: Any) -> None:
@@ -373,15 +369,22 @@ class Manager:
     def _deliver(self, conn: Connection, ev: int, data: Any) -> None:
         """Call conn's handler under the manager's error policy."""
         handler = conn._handler
-        if handler is None:
-            return
-        try:
-            handler(conn, ev, data)
-        except Exception as exc:
-            self._handler_failed(exc, f"handler for {event_name(ev)} on {conn!r}")
-        except BaseException as exc:  # KeyboardInterrupt, SystemExit: leave poll()
-            if self._held is None:
-                self._held = exc
+        if handler is not None:
+            try:
+                handler(conn, ev, data)
+            except BaseException as exc:
+                self._handler_raised(exc, conn, ev)
+
+    def _handler_raised(self, exc: BaseException, conn: Connection, ev: int) -> None:
+        self._raised(exc, f"handler for {event_name(ev)} on {conn!r}")
+
+    def _raised(self, exc: BaseException, where: str) -> None:
+        """The error policy for user code: an Exception is reported and the loop goes
+        on; a KeyboardInterrupt or SystemExit leaves poll() once the iteration is over."""
+        if isinstance(exc, Exception):
+            self._handler_failed(exc, where)
+        elif self._held is None:
+            self._held = exc
 
     def _run_queued(self, queued: int) -> None:
         """Deliver the deferred events (MG_EV_POLL, MG_EV_WRITE, and MG_EV_READ after
@@ -398,11 +401,8 @@ class Manager:
                 continue
             try:
                 handler(conn, ev, None if ev == _POLL else number)
-            except Exception as exc:
-                self._handler_failed(exc, f"handler for {event_name(ev)} on {conn!r}")
-            except BaseException as exc:  # KeyboardInterrupt, SystemExit: leave poll()
-                if self._held is None:
-                    self._held = exc
+            except BaseException as exc:
+                self._handler_raised(exc, conn, ev)
 
     def _handler_failed(self, exc: Exception, where: str) -> None:
         if self._error_handler is not None:
@@ -614,11 +614,8 @@ class Manager:
         timer._fired()
         try:
             timer._callback()
-        except Exception as exc:
-            self._handler_failed(exc, f"callback of {timer!r}")
         except BaseException as exc:
-            if self._held is None:
-                self._held = exc
+            self._raised(exc, f"callback of {timer!r}")
 
     def _cancel_timer(self, timer_id: int) -> None:
         if self._ptr is not None:  # after close(), mg_mgr_free has freed every timer
@@ -671,11 +668,8 @@ class Manager:
     def _call_guarded(self, callback: Callable[..., Any], args: Tuple[Any, ...]) -> None:
         try:
             callback(*args)
-        except Exception as exc:
-            self._handler_failed(exc, f"callback {callback!r}")
         except BaseException as exc:
-            if self._held is None:
-                self._held = exc
+            self._raised(exc, f"callback {callback!r}")
 
     def _post(self, function: Callable[..., Any], args: Tuple[Any, ...]) -> None:
         if self._closed:
