@@ -310,10 +310,15 @@ def test_random_flood_to_each_listener_type(serve: Any, tls_opts: TlsOpts, kind:
             before = len(echoed)
             if kind == "tcp":
                 raw_request(port, b"marker", timeout=0.5)
+                wait_for(lambda: b"marker" in echoed[before:])
             else:
+                # UDP may drop a datagram while the flood's backlog fills the socket
+                # buffer: send the marker until one arrives.
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                    s.sendto(b"marker", ("127.0.0.1", port))
-            wait_for(lambda: b"marker" in echoed[before:])
+                    def marker_echoed() -> bool:
+                        s.sendto(b"marker", ("127.0.0.1", port))
+                        return b"marker" in echoed[before:]
+                    wait_for(marker_echoed)
     finally:
         if loop is not None:
             loop.stop()
