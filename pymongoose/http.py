@@ -40,10 +40,13 @@ def format_headers(headers: Optional[Mapping[str, str]], default_type: bytes = _
     for name, value in headers.items():
         raw_name = to_bytes(name, "header name")
         raw_value = to_bytes(value if isinstance(value, (str, bytes)) else str(value), "header value")
+        # The CR/LF/NUL messages are cymongoose's words: programs may match on them.
+        if b"\r" in raw_name or b"\n" in raw_name or b"\0" in raw_name:
+            raise ValueError(f"Header name contains illegal character (CR, LF, or NUL): {name!r}")
         if not _TOKEN.match(raw_name):
-            raise ValueError(f"invalid header name {name!r}")
+            raise ValueError(f"invalid header name {name!r}: not an RFC 9110 token")
         if b"\r" in raw_value or b"\n" in raw_value or b"\0" in raw_value:
-            raise ValueError(f"header {name!r} has CR, LF or NUL in its value")
+            raise ValueError(f"Header value contains illegal character (CR, LF, or NUL): {value!r}")
         has_type = has_type or raw_name.lower() == b"content-type"
         lines.append(b"%s: %s\r\n" % (raw_name, raw_value))
     if not has_type:

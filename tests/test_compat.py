@@ -194,3 +194,29 @@ def test_broadcast_by_iterating_the_managers_connections() -> None:
             ws.close()
         loop.stop()
         mgr.close()
+
+
+@pytest.mark.parametrize("headers, message", [
+    ({"X-Bad": "a\r\nInjected: 1"}, "Header value contains illegal character (CR, LF, or NUL): 'a\\r\\nInjected: 1'"),
+    ({"X": "a\0b"}, "Header value contains illegal character (CR, LF, or NUL): 'a\\x00b'"),
+    ({"X\r\nY": "v"}, "Header name contains illegal character (CR, LF, or NUL): 'X\\r\\nY'"),
+    ({"Bad Name": "v"}, "invalid header name 'Bad Name'"),
+])
+def test_refused_headers_are_worded_as_cymongoose_words_them(serve: Any, headers: Any, message: str) -> None:
+    import requests
+
+    from support import DEFAULT_TIMEOUT
+
+    errors: List[str] = []
+
+    def handler(conn: Any, event: int, data: Any) -> None:
+        if event == pymongoose.MG_EV_HTTP_MSG:
+            try:
+                conn.reply(200, "x", headers)
+            except ValueError as exc:
+                errors.append(str(exc))
+                conn.reply(500, "refused")
+
+    server = serve(handler)
+    assert requests.get(server.url, timeout=DEFAULT_TIMEOUT).status_code == 500
+    assert errors and errors[0].startswith(message)
