@@ -54,7 +54,7 @@ from .events import (
 )
 from .log import capture_errors
 from .messages import HttpMessage, MqttMessage, WsMessage
-from .mqtt import _qos, _string, _topic, mqtt_opts
+from .mqtt import Property, _qos, _string, _topic, mqtt_opts, mqtt_props
 from .timers import Timer
 from .tls import TlsOpts, default_client_tls
 from .urls import url_host, url_is_ssl
@@ -541,10 +541,13 @@ class Manager:
     def mqtt_connect(self, url: str, handler: Optional[EventHandler] = None, client_id: str = "",
                      username: str = "", password: str = "", clean_session: bool = True, keepalive: int = 60,
                      *, will_topic: str = "", will_message: BytesLike = b"", will_qos: int = 0,
-                     will_retain: bool = False, events: Optional[Iterable[int]] = None,
+                     will_retain: bool = False, version: int = 4, properties: Optional[Iterable[Property]] = None,
+                     will_properties: Optional[Iterable[Property]] = None, events: Optional[Iterable[int]] = None,
                      tls: Optional[TlsOpts] = None) -> Connection:
         """Connect to an MQTT broker (``mqtt://host:1883``, ``mqtts://...``) as an MQTT
-        3.1.1 client. ``MG_EV_MQTT_OPEN`` brings the CONNACK code (0: accepted).
+        client, 3.1.1 (``version=4``) or 5 (``version=5``, with CONNECT ``properties``
+        and ``will_properties`` as for :meth:`Connection.mqtt_pub`).
+        ``MG_EV_MQTT_OPEN`` brings the CONNACK code (0: accepted).
 
         An empty ``client_id`` lets Mongoose make one up. With ``keepalive`` seconds
         (0: none) pymongoose pings the broker when idle. ``will_*`` set the last will.
@@ -553,13 +556,19 @@ class Manager:
             raise ValueError("keepalive must be a number of seconds from 0 to 65535")
         if will_message and not will_topic:
             raise ValueError("will_message needs a will_topic")
+        if version not in (4, 5) or isinstance(version, bool):
+            raise ValueError(f"version must be 4 (MQTT 3.1.1) or 5, not {version!r}")
+        if version == 4 and (properties is not None or will_properties is not None):
+            raise ValueError("properties need MQTT 5 (version=5)")
         keep: List[Any] = []
         opts = mqtt_opts(keep, client_id=_string(client_id, "client_id", allow_empty=True),
                          user=_string(username, "username", allow_empty=True),
                          **{"pass": _string(password, "password", allow_empty=True)},
                          topic=_topic(will_topic, wildcards=False) if will_topic else b"",
                          message=to_bytes(will_message, "will_message"), qos=_qos(will_qos),
-                         retain=bool(will_retain), clean=bool(clean_session), keepalive=keepalive, version=4)
+                         retain=bool(will_retain), clean=bool(clean_session), keepalive=keepalive, version=version)
+        opts.props, opts.num_props = mqtt_props(keep, properties)
+        opts.will_props, opts.num_will_props = mqtt_props(keep, will_properties)
         return self._open("connect to", ConnectError, url, handler, events,
                           lambda p, u, m, t: lib.pm_mqtt_connect(p, u, opts, m, t), tls, client=True)
 

@@ -12,12 +12,12 @@ reading memory that now holds something else. Keep copies, not views::
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ._binding import ffi, lib
 from ._text import decode, from_mg_str, to_cstr
 from .errors import MessageExpiredError
-from .mqtt import MQTT_CMD_SUBSCRIBE, MQTT_CMD_UNSUBSCRIBE, parse_subscribe
+from .mqtt import MQTT_CMD_SUBSCRIBE, MQTT_CMD_UNSUBSCRIBE, parse_subscribe, read_props
 
 _NULL = ffi.NULL
 _cast = ffi.cast
@@ -267,6 +267,14 @@ class MqttMessage(_MessageView):
     def dgram(self) -> bytes:
         """The whole raw packet, fixed header included."""
         return from_mg_str(self._ptr().dgram)
+
+    @property
+    def properties(self) -> List[Dict[str, Any]]:
+        """The MQTT 5 properties of this packet (none on MQTT 3.1.1), as cymongoose
+        gives them: dicts with ``id`` (``MQTT_PROP_*``) and ``iv`` for integer
+        properties, ``val`` for strings (bytes for binary data), ``key`` and ``val``
+        for user properties."""
+        return read_props(self._ptr())
 
     def subscriptions(self) -> List[Tuple[str, int]]:
         """For a SUBSCRIBE packet (broker side), its ``(topic, qos)`` pairs; for an

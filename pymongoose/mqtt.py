@@ -15,7 +15,7 @@ when the connection has been idle for half the keepalive period.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, List, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from ._binding import ffi, lib
 from ._loop import on_loop
@@ -32,6 +32,35 @@ MQTT_PROP_TYPE_BINARY_DATA = lib.MQTT_PROP_TYPE_BINARY_DATA
 MQTT_PROP_TYPE_VARIABLE_INT = lib.MQTT_PROP_TYPE_VARIABLE_INT
 MQTT_PROP_TYPE_INT = lib.MQTT_PROP_TYPE_INT
 MQTT_PROP_TYPE_SHORT = lib.MQTT_PROP_TYPE_SHORT
+
+# MQTT 5 property identifiers (for ``properties=`` and MqttMessage.properties).
+MQTT_PROP_PAYLOAD_FORMAT_INDICATOR = 0x01
+MQTT_PROP_MESSAGE_EXPIRY_INTERVAL = 0x02
+MQTT_PROP_CONTENT_TYPE = 0x03
+MQTT_PROP_RESPONSE_TOPIC = 0x08
+MQTT_PROP_CORRELATION_DATA = 0x09
+MQTT_PROP_SUBSCRIPTION_IDENTIFIER = 0x0B
+MQTT_PROP_SESSION_EXPIRY_INTERVAL = 0x11
+MQTT_PROP_ASSIGNED_CLIENT_IDENTIFIER = 0x12
+MQTT_PROP_SERVER_KEEP_ALIVE = 0x13
+MQTT_PROP_AUTHENTICATION_METHOD = 0x15
+MQTT_PROP_AUTHENTICATION_DATA = 0x16
+MQTT_PROP_REQUEST_PROBLEM_INFORMATION = 0x17
+MQTT_PROP_WILL_DELAY_INTERVAL = 0x18
+MQTT_PROP_REQUEST_RESPONSE_INFORMATION = 0x19
+MQTT_PROP_RESPONSE_INFORMATION = 0x1A
+MQTT_PROP_SERVER_REFERENCE = 0x1C
+MQTT_PROP_REASON_STRING = 0x1F
+MQTT_PROP_RECEIVE_MAXIMUM = 0x21
+MQTT_PROP_TOPIC_ALIAS_MAXIMUM = 0x22
+MQTT_PROP_TOPIC_ALIAS = 0x23
+MQTT_PROP_MAXIMUM_QOS = 0x24
+MQTT_PROP_RETAIN_AVAILABLE = 0x25
+MQTT_PROP_USER_PROPERTY = 0x26
+MQTT_PROP_MAXIMUM_PACKET_SIZE = 0x27
+MQTT_PROP_WILDCARD_SUBSCRIPTION_AVAILABLE = 0x28
+MQTT_PROP_SUBSCRIPTION_IDENTIFIER_AVAILABLE = 0x29
+MQTT_PROP_SHARED_SUBSCRIPTION_AVAILABLE = 0x2A
 
 MQTT_CMD_CONNECT = 1
 MQTT_CMD_CONNACK = 2
@@ -75,6 +104,85 @@ def _topic(topic: BytesLike, wildcards: bool) -> bytes:
     return data
 
 
+# One property: (id, value), value an int, str or bytes, or (key, value) for a user
+# property; or a dict as MqttMessage.properties gives them ({"id", "iv", "key", "val"}).
+Property = Union[Tuple[int, Any], Dict[str, Any]]
+_INT_TYPES = frozenset({lib.MQTT_PROP_TYPE_BYTE, lib.MQTT_PROP_TYPE_SHORT, lib.MQTT_PROP_TYPE_INT,
+                        lib.MQTT_PROP_TYPE_VARIABLE_INT})
+_INT_LIMITS = {lib.MQTT_PROP_TYPE_BYTE: 0xFF, lib.MQTT_PROP_TYPE_SHORT: 0xFFFF,
+               lib.MQTT_PROP_TYPE_INT: 0xFFFFFFFF, lib.MQTT_PROP_TYPE_VARIABLE_INT: 268_435_455}
+
+
+def mqtt_props(keep: List[Any], properties: Optional[Iterable[Property]]) -> Tuple[Any, int]:
+    """A ``struct mg_mqtt_prop[]`` and its length for ``properties`` (NULL, 0 for
+    none), each value checked against its property's type; buffers go to ``keep``.
+
+    >>> mqtt_props([], [(MQTT_PROP_CONTENT_TYPE, "text/plain"), (MQTT_PROP_USER_PROPERTY, ("k", "v"))])[1]
+    2
+    """
+    if properties is None:
+        return ffi.NULL, 0
+    if isinstance(properties, (str, bytes, dict)) or not hasattr(properties, "__iter__"):
+        raise TypeError("properties must be a list of (MQTT_PROP_*, value) pairs")
+    items = list(properties)
+    array = ffi.new("struct mg_mqtt_prop[]", max(len(items), 1))
+    keep.append(array)
+
+    def mg_str(value: Any, what: str, binary: bool = False) -> Tuple[Any, int]:
+        data = to_bytes(value, what) if binary else _string(value, what, allow_empty=True)  # text: no NUL
+        if len(data) > _MAX_STRING:
+            raise ValueError(f"{what} is longer than MQTT allows ({_MAX_STRING} bytes)")
+        buffer = ffi.new("char[]", data or b"\0")
+        keep.append(buffer)
+        return buffer, len(data)
+
+    for slot, item in zip(array, items):
+        if isinstance(item, dict):
+            prop_id = item.get("id")
+            value = item.get("iv") if "iv" in item else ((item.get("key"), item.get("val")) if "key" in item
+                                                           else item.get("val"))
+        else:
+            prop_id, value = item
+        kind = -1 if isinstance(prop_id, bool) or not isinstance(prop_id, int) else lib.pm_mqtt_prop_type(prop_id)
+        if kind < 0:
+            raise ValueError(f"{prop_id!r} is not an MQTT 5 property id (MQTT_PROP_*)")
+        slot.id = prop_id
+        if kind in _INT_TYPES:
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _INT_LIMITS[kind]:
+                raise ValueError(f"property 0x{prop_id:02x} takes an int from 0 to {_INT_LIMITS[kind]}, not {value!r}")
+            slot.iv = value
+        elif kind == lib.MQTT_PROP_TYPE_STRING_PAIR:
+            if not isinstance(value, tuple) or len(value) != 2:
+                raise ValueError("a user property takes a (key, value) pair")
+            slot.key, slot.val = mg_str(value[0], "user property key"), mg_str(value[1], "user property value")
+        else:  # a UTF-8 string or binary data
+            slot.val = mg_str(value, f"property 0x{prop_id:02x}", binary=kind == lib.MQTT_PROP_TYPE_BINARY_DATA)
+    return array, len(items)
+
+
+def read_props(message: Any) -> List[Dict[str, Any]]:
+    """The MQTT 5 properties of a received ``struct mg_mqtt_message *``, as dicts
+    (``id`` and ``iv``, ``val`` or ``key``/``val``), as cymongoose gives them;
+    binary values (correlation and authentication data) are bytes."""
+    prop = ffi.new("struct mg_mqtt_prop *")
+    result: List[Dict[str, Any]] = []
+    offset = lib.mg_mqtt_next_prop(message, prop, 0)
+    while offset:
+        kind = lib.pm_mqtt_prop_type(prop.id)
+        entry: Dict[str, Any] = {"id": int(prop.id)}
+        if kind in _INT_TYPES:
+            entry["iv"] = int(prop.iv)
+        else:
+            val = ffi.unpack(prop.val.buf, prop.val.len) if prop.val.len else b""
+            entry["val"] = val if kind == lib.MQTT_PROP_TYPE_BINARY_DATA else val.decode("utf-8", "replace")
+            if kind == lib.MQTT_PROP_TYPE_STRING_PAIR:
+                key = ffi.unpack(prop.key.buf, prop.key.len) if prop.key.len else b""
+                entry["key"] = key.decode("utf-8", "replace")
+        result.append(entry)
+        offset = lib.mg_mqtt_next_prop(message, prop, offset)
+    return result
+
+
 def mqtt_opts(keep: List[Any], **fields: Any) -> Any:
     """A ``struct mg_mqtt_opts *``: bytes fields become mg_str slices of buffers
     appended to ``keep``, which must outlive the C call."""
@@ -97,19 +205,36 @@ class MqttMethods:
     __slots__ = ()
 
     @on_loop
-    def mqtt_pub(self: "Connection", topic: str, message: BytesLike, qos: int = 0, retain: bool = False) -> int:
-        """Publish ``message`` to ``topic``; returns the packet id (0 for QoS 0)."""
+    def mqtt_pub(self: "Connection", topic: str, message: BytesLike, qos: int = 0, retain: bool = False, *,
+                 properties: Optional[Iterable[Property]] = None) -> int:
+        """Publish ``message`` to ``topic``; returns the packet id (0 for QoS 0).
+
+        ``properties`` (MQTT 5 connections): ``(MQTT_PROP_*, value)`` pairs, e.g.
+        ``[(MQTT_PROP_CONTENT_TYPE, "application/json"),
+        (MQTT_PROP_USER_PROPERTY, ("origin", "kitchen"))]``."""
         keep: List[Any] = []
         opts = mqtt_opts(keep, topic=_topic(topic, wildcards=False), message=to_bytes(message, "message"),
                          qos=_qos(qos), retain=bool(retain))
+        self._mqtt5_props(opts, keep, properties)
         return int(self._call(lib.mg_mqtt_pub, opts, action="mqtt_pub") or 0)
 
     @on_loop
-    def mqtt_sub(self: "Connection", topic: str, qos: int = 0) -> None:
-        """Subscribe to ``topic`` (wildcards allowed); the broker answers with SUBACK."""
+    def mqtt_sub(self: "Connection", topic: str, qos: int = 0, *,
+                 properties: Optional[Iterable[Property]] = None) -> None:
+        """Subscribe to ``topic`` (wildcards allowed); the broker answers with SUBACK.
+        ``properties`` as for :meth:`mqtt_pub` (MQTT 5)."""
         keep: List[Any] = []
         opts = mqtt_opts(keep, topic=_topic(topic, wildcards=True), qos=_qos(qos))
+        self._mqtt5_props(opts, keep, properties)
         self._call(lib.mg_mqtt_sub, opts, action="mqtt_sub")
+
+    def _mqtt5_props(self: "Connection", opts: Any, keep: List[Any], properties: Any) -> None:
+        if properties is None:
+            return
+        opts.props, opts.num_props = mqtt_props(keep, properties)
+        c = self._c()
+        if c is not None and not lib.pm_conn_flags(c) & lib.PM_IS_MQTT5:
+            raise ValueError("properties need an MQTT 5 connection (mqtt_connect(..., version=5))")
 
     @on_loop
     def mqtt_unsub(self: "Connection", topic: str) -> None:

@@ -154,6 +154,15 @@ struct mg_ws_message {
 
 /* ---- mongoose.h: MQTT --------------------------------------------------------- */
 
+// An MQTT 5 property: id (MQTT_PROP_*), and iv for integer types, val for
+// string and binary ones, key and val for a user property.
+struct mg_mqtt_prop {
+  uint8_t id;
+  uint32_t iv;
+  struct mg_str key;
+  struct mg_str val;
+};
+
 struct mg_mqtt_opts {
   struct mg_str user;       // CONNECT: username
   struct mg_str pass;       // CONNECT: password
@@ -166,6 +175,10 @@ struct mg_mqtt_opts {
   uint16_t retransmit_id;   // PUBLISH: packet ID for retransmit
   bool retain;              // PUBLISH/CONNECT will: retain flag
   bool clean;               // CONNECT: clean session
+  struct mg_mqtt_prop *props;       // MQTT 5: properties; NULL if none
+  size_t num_props;
+  struct mg_mqtt_prop *will_props;  // MQTT 5 CONNECT: will properties
+  size_t num_will_props;
   ...;
 };
 
@@ -186,6 +199,11 @@ void mg_mqtt_unsub(struct mg_connection *c, const struct mg_mqtt_opts *opts);
 void mg_mqtt_ping(struct mg_connection *);
 void mg_mqtt_pong(struct mg_connection *);
 void mg_mqtt_disconnect(struct mg_connection *, const struct mg_mqtt_opts *);
+// Iterate a received message's MQTT 5 properties: start at 0, pass the result
+// back; 0 when done.
+size_t mg_mqtt_next_prop(struct mg_mqtt_message *, struct mg_mqtt_prop *, size_t ofs);
+// The value type (MQTT_PROP_TYPE_*) of a property id, or -1 for an unknown id.
+int pm_mqtt_prop_type(int id);
 
 /* ---- mongoose.h: SNTP and TLS ------------------------------------------------- */
 
@@ -256,6 +274,7 @@ void mg_hmac_sha256(uint8_t dst[32], uint8_t *key, size_t keysz, uint8_t *data,
 #define PM_IS_FULL ...
 #define PM_IS_READABLE ...
 #define PM_IS_WRITABLE ...
+#define PM_IS_MQTT5 ...
 
 // Frames of events being delivered to Python (owned by the Python Manager): a
 // message view is valid while token[its frame's depth] still holds its frame token.

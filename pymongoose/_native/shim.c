@@ -46,6 +46,7 @@ enum { PM_PROTO_TCP, PM_PROTO_HTTP, PM_PROTO_MQTT, PM_PROTO_SNTP };
 #define PM_IS_FULL (1u << 11)
 #define PM_IS_READABLE (1u << 12)
 #define PM_IS_WRITABLE (1u << 13)
+#define PM_IS_MQTT5 (1u << 14)
 
 /* ---- build facts, for tests and diagnostics ---------------------------------- */
 
@@ -721,7 +722,7 @@ unsigned pm_conn_flags(const struct mg_connection *c) {
          (c->is_draining ? PM_IS_DRAINING : 0) |
          (c->is_closing ? PM_IS_CLOSING : 0) | (c->is_full ? PM_IS_FULL : 0) |
          (c->is_readable ? PM_IS_READABLE : 0) |
-         (c->is_writable ? PM_IS_WRITABLE : 0);
+         (c->is_writable ? PM_IS_WRITABLE : 0) | (c->is_mqtt5 ? PM_IS_MQTT5 : 0);
 }
 
 void pm_conn_set_full(struct mg_connection *c, bool full) { c->is_full = full; }
@@ -932,6 +933,12 @@ void pm_ws_upgrade(struct mg_connection *c, struct mg_http_message *hm,
 
 void pm_error(struct mg_connection *c, const char *message) {
   mg_error(c, "%s", message);
+}
+
+/* ---- MQTT 5 properties --------------------------------------------------------- */
+
+int pm_mqtt_prop_type(int id) {
+  return id < 0 || id > 255 ? -1 : mqtt_prop_type_by_id((uint8_t) id);
 }
 
 /* ---- one-shot digests (helpers in utils.py) ------------------------------------ */
