@@ -121,7 +121,6 @@ def _trampoline_failed(exc_type: type, exc: BaseException, tb: Any) -> None:
 _from_handle = ffi.from_handle
 _unpack = ffi.unpack
 _PM_EV_FLUSH = lib.PM_EV_FLUSH
-_POLL = MG_EV_POLL
 
 
 @ffi.def_extern(onerror=_trampoline_failed)
@@ -400,7 +399,7 @@ class Manager:
             if handler is None:
                 continue
             try:
-                handler(conn, ev, None if ev == _POLL else number)
+                handler(conn, ev, None if ev == MG_EV_POLL else number)
             except BaseException as exc:
                 self._handler_raised(exc, conn, ev)
 
