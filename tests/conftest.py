@@ -10,7 +10,7 @@ import pytest
 import pymongoose
 from pymongoose import Manager
 
-from support import LoopThread, Server
+from support import LoopThread, Mosquitto, Server
 
 
 def pytest_report_header(config: Any) -> str:
@@ -44,3 +44,11 @@ def manager() -> Iterator[Manager]:
     mgr = Manager()
     yield mgr
     mgr.close()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: Any) -> Iterator[Mosquitto]:
+    """A mosquitto broker for the module's tests (skips if mosquitto is missing)."""
+    server = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    yield server
+    server.stop()

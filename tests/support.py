@@ -7,6 +7,7 @@ chooses. They wait on conditions, never on fixed sleeps.
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import socket
@@ -388,3 +389,11 @@ class SntpResponder(UdpResponder):
         now = time.time() + self.offset_ms / 1000 + 2208988800  # NTP counts from 1900
         stamp = struct.pack("!II", int(now), int((now % 1) * 2**32))
         return bytes([0x24, 1, 0, 0]) + bytes(20) + request[40:48] + stamp + stamp
+
+
+_topics = itertools.count()
+
+
+def unique_topic(name: str) -> str:
+    """An MQTT topic no other test uses (retained messages outlive tests)."""
+    return f"pymongoose-test/{next(_topics)}/{name}"

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
 
@@ -22,21 +21,7 @@ from pymongoose import (
     MqttMessage,
 )
 
-from support import Mosquitto, poll_until
-
-_topics = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: Any) -> Iterator[Mosquitto]:
-    server = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
-    yield server
-    server.stop()
-
-
-def topic(name: str) -> str:
-    """A topic no other test uses (retained messages outlive tests)."""
-    return f"pymongoose-test/{next(_topics)}/{name}"
+from support import Mosquitto, poll_until, unique_topic
 
 
 class Client:
@@ -74,7 +59,7 @@ class Client:
 
 @pytest.mark.parametrize("qos", [0, 1, 2])
 def test_publish_and_receive_at_each_qos(broker: Mosquitto, qos: int) -> None:
-    name = topic(f"qos{qos}")
+    name = unique_topic(f"qos{qos}")
     with Manager() as mgr:
         sub = Client(mgr, broker.url, client_id=f"sub-{qos}").wait_open()
         pub = Client(mgr, broker.url).wait_open()
@@ -93,7 +78,7 @@ def test_publish_and_receive_at_each_qos(broker: Mosquitto, qos: int) -> None:
 
 
 def test_binary_and_large_payloads(broker: Mosquitto) -> None:
-    name = topic("binary")
+    name = unique_topic("binary")
     payloads = [b"", b"\x00\xff\x00", bytes(range(256)) * 1024]
     with Manager() as mgr:
         client = Client(mgr, broker.url).wait_open()
@@ -105,7 +90,7 @@ def test_binary_and_large_payloads(broker: Mosquitto) -> None:
 
 
 def test_retained_message_reaches_a_later_subscriber(broker: Mosquitto) -> None:
-    name = topic("retained")
+    name = unique_topic("retained")
     with Manager() as mgr:
         pub = Client(mgr, broker.url).wait_open()
         pub.conn.mqtt_pub(name, b"kept", qos=1, retain=True)
@@ -117,7 +102,7 @@ def test_retained_message_reaches_a_later_subscriber(broker: Mosquitto) -> None:
 
 
 def test_wildcard_subscriptions(broker: Mosquitto) -> None:
-    base = topic("wild")
+    base = unique_topic("wild")
     with Manager() as mgr:
         plus = Client(mgr, broker.url).wait_open()
         hash_ = Client(mgr, broker.url).wait_open()
@@ -132,7 +117,7 @@ def test_wildcard_subscriptions(broker: Mosquitto) -> None:
 
 
 def test_unsubscribe(broker: Mosquitto) -> None:
-    name = topic("unsub")
+    name = unique_topic("unsub")
     with Manager() as mgr:
         client = Client(mgr, broker.url).wait_open()
         client.subscribe(name)
@@ -141,7 +126,7 @@ def test_unsubscribe(broker: Mosquitto) -> None:
         client.conn.mqtt_unsub(name)
         poll_until(mgr, lambda: 11 in client.commands, what="UNSUBACK")
         client.conn.mqtt_pub(name, "two")
-        marker = topic("marker")
+        marker = unique_topic("marker")
         client.subscribe(marker)
         client.conn.mqtt_pub(marker, "three")
         poll_until(mgr, lambda: len(client.messages) == 2)
@@ -174,7 +159,7 @@ def test_keepalive_pings_keep_an_idle_client_connected(broker: Mosquitto) -> Non
 
 
 def test_clean_disconnect_suppresses_the_last_will(broker: Mosquitto) -> None:
-    will = topic("will")
+    will = unique_topic("will")
     with Manager() as mgr:
         watcher = Client(mgr, broker.url).wait_open()
         watcher.subscribe(will)

@@ -3,9 +3,8 @@ mosquitto broker (MQTT 5 is on by default in mosquitto 2) and paho-mqtt as the p
 
 from __future__ import annotations
 
-import itertools
 import threading
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
 
@@ -26,20 +25,7 @@ from pymongoose import (
     Manager,
 )
 
-from support import DEFAULT_TIMEOUT, Mosquitto, poll_until
-
-_topics = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: Any) -> Iterator[Mosquitto]:
-    server = Mosquitto(tmp_path_factory.mktemp("mosquitto5"))
-    yield server
-    server.stop()
-
-
-def topic(name: str) -> str:
-    return f"pymongoose-test5/{next(_topics)}/{name}"
+from support import DEFAULT_TIMEOUT, Mosquitto, poll_until, unique_topic
 
 
 class Received:
@@ -68,7 +54,7 @@ def paho_client(port: int) -> Any:
 def test_publish_properties_reach_a_paho_v5_subscriber(broker: Mosquitto) -> None:
     import paho.mqtt.client as paho
 
-    name = topic("to-paho")
+    name = unique_topic("to-paho")
     got: List[Any] = []
     subscribed = threading.Event()
     peer = paho_client(broker.port)
@@ -112,7 +98,7 @@ def test_received_properties_and_subscription_identifier(broker: Mosquitto) -> N
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
 
-    name = topic("from-paho")
+    name = unique_topic("from-paho")
     ours = Received()
     with Manager() as mgr:
         conn = mgr.mqtt_connect(broker.url, ours.handler, version=5)
@@ -148,7 +134,7 @@ def test_received_properties_and_subscription_identifier(broker: Mosquitto) -> N
 
 
 def test_topic_alias_is_accepted_by_the_broker(broker: Mosquitto) -> None:
-    name = topic("alias")
+    name = unique_topic("alias")
     ours = Received()
     with Manager() as mgr:
         conn = mgr.mqtt_connect(broker.url, ours.handler, version=5)
@@ -176,7 +162,7 @@ def test_bad_properties_are_refused_clearly(broker: Mosquitto) -> None:
         v3 = mgr.mqtt_connect(broker.url, ours.handler)
         poll_until(mgr, lambda: ours.connack is not None)
         with pytest.raises(ValueError, match="MQTT 5 connection"):
-            v3.mqtt_pub(topic("x"), b"x", properties=[(MQTT_PROP_CONTENT_TYPE, "text/plain")])
+            v3.mqtt_pub(unique_topic("x"), b"x", properties=[(MQTT_PROP_CONTENT_TYPE, "text/plain")])
         v5 = mgr.mqtt_connect(broker.url, Received().handler, version=5)
         for bad, message in [
             ([(0x7F, 1)], "not an MQTT 5 property id"),
@@ -187,4 +173,4 @@ def test_bad_properties_are_refused_clearly(broker: Mosquitto) -> None:
             ({MQTT_PROP_CONTENT_TYPE: "x"}, "list of"),
         ]:
             with pytest.raises((ValueError, TypeError), match=message):
-                v5.mqtt_pub(topic("x"), b"x", properties=bad)
+                v5.mqtt_pub(unique_topic("x"), b"x", properties=bad)
