@@ -325,3 +325,44 @@ def test_random_flood_to_each_listener_type(serve: Any, tls_opts: TlsOpts, kind:
             mgr.close()
 
 
+
+
+# ---- WebSocket: what handlers never see ------------------------------------------
+
+@pytest.mark.parametrize("payload", [
+    b"\xff", b"\xc0\xaf",  # not UTF-8; an overlong '/'
+    b"\xed\xa0\x80",  # a UTF-16 surrogate
+    b"\xf4\x90\x80\x80",  # above U+10FFFF
+    b"ok so far \xe2\x82",  # cut in the middle of a character
+    b"12345678\x80abcdefgh",  # a stray continuation byte after an ASCII block
+])
+def test_text_message_that_is_not_utf8_fails_the_connection_with_1007(serve: Any, payload: bytes) -> None:
+    delivered: List[bytes] = []
+
+    def handler(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_HTTP_MSG:
+            conn.ws_upgrade(data)
+        elif event == MG_EV_WS_MSG:
+            delivered.append(data.data)
+            conn.ws_send(data.data, data.op)
+
+    server = serve(handler)
+    s = ws_client(server.port)
+    try:
+        s.sendall(masked(0x1, payload))
+        s.settimeout(DEFAULT_TIMEOUT)
+        received = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+    finally:
+        s.close()
+    assert received[:1] == b"\x88"  # a close frame...
+    assert struct.unpack("!H", received[2:4])[0] == 1007  # ...with 1007
+    assert delivered == []
+    good = ws_client(server.port)
+    good.sendall(masked(0x1, "valid: héllo €𝄞".encode()))
+    assert good.recv(100).endswith("valid: héllo €𝄞".encode())
+    good.close()
