@@ -129,12 +129,13 @@ class HttpMethods:
         else:
             payload = body if type(body) is bytes else to_bytes(body, "body")
         if headers is None:
-            kv, pairs = _NULL, 0
+            kv, kv_len, pairs = _NULL, 0, 0
         else:
             kv, pairs = header_pairs(headers)
+            kv_len = len(kv)
         mgr = manager._ptr
-        sent = 0 if mgr is None else _pm_http_respond(mgr, self._id, status_code, kv, len(kv) if pairs else 0,
-                                                          pairs, payload, len(payload))
+        sent = 0 if mgr is None else _pm_http_respond(mgr, self._id, status_code, kv, kv_len, pairs,
+                                                          payload, len(payload))
         if sent < 0:
             format_headers(headers)  # raises ValueError naming the header
             raise ValueError("invalid headers")  # pragma: no cover (format_headers raised)

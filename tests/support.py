@@ -96,6 +96,14 @@ class LoopThread:
         if self.errors:
             raise self.errors[0]
 
+    def stop_after_close(self) -> None:
+        """Stop a loop whose manager another thread closed: it either saw the stop
+        flag first or polled again and was refused (ManagerClosedError)."""
+        try:
+            self.stop()
+        except pymongoose.ManagerClosedError:
+            pass
+
 
 class Server:
     """A manager with one listener, polled in the background."""
