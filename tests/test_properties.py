@@ -37,7 +37,8 @@ from pymongoose.mqtt import parse_subscribe
 EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 anything = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(), st.binary(),
                      st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.text(max_size=5)))
-json_text = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+json_number = st.floats(allow_nan=False, allow_infinity=False)  # json.dumps(inf) is not JSON
+json_text = st.recursive(st.none() | st.booleans() | st.integers() | json_number | st.text(),
                          lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6),
                                                                                             children, max_size=4),
                          max_leaves=12).map(json.dumps)
