@@ -40,6 +40,41 @@ def test_tcp_echo_with_a_raw_socket(serve: Any) -> None:
             assert received == payload
 
 
+def test_an_idle_poll_waits_after_writes_that_filled_the_socket() -> None:
+    """Output is written as soon as it is made, and a socket is registered for
+    writability only while the kernel's buffer is full (vendor/mongoose_patches.py:
+    write-after-read, epollout-*). Here the reader drains the socket only from a
+    timer, which runs after the poll's wait: the wait never sees the socket
+    writable, and the last write empties the buffer with the registration still in
+    place. It must then be dropped: an idle poll(ms) waits, it does not spin."""
+    size = 4_000_000
+    with Manager(lambda conn, event, data: None) as mgr:
+        port = mgr.listen("tcp://127.0.0.1:0").local_addr.port
+        with socket.create_connection(("127.0.0.1", port), timeout=DEFAULT_TIMEOUT) as s:
+            s.setblocking(False)
+            poll_until(mgr, lambda: any(c.is_accepted for c in mgr.connections))
+            served = next(c for c in mgr.connections if c.is_accepted)
+            served.send(b"z" * size)
+            received = 0
+
+            def drain() -> None:
+                nonlocal received
+                try:
+                    while True:
+                        received += len(s.recv(1 << 20))
+                except BlockingIOError:
+                    pass
+
+            timer = mgr.timer_add(5, drain, repeat=True)
+            poll_until(mgr, lambda: received == size)
+            timer.cancel()
+            mgr.poll(10)  # the leftover registration is reported (and dropped) here
+            started = time.monotonic()
+            for _ in range(5):
+                mgr.poll(100)
+            assert time.monotonic() - started >= 0.4, "poll() returned at once: a socket keeps waking it"
+
+
 def test_udp_echo_both_ways() -> None:
     replies: List[bytes] = []
 

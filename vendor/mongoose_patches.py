@@ -109,6 +109,60 @@ PATCHES: List[Patch] = [
     size_t n, max = 4 * MG_IO_SIZE, space;  // pymongoose: vendor/mongoose_patches.py
 """,
     ),
+    Patch(
+        name="write-after-read",
+        why=(
+            "A reply made while handling a read waits for the next iteration: poll "
+            "registers the socket for writability (epoll_ctl), waits, writes, then "
+            "unregisters it (epoll_ctl again). Two system calls and one iteration per "
+            "response. Write at once instead, in the iteration that made the data; the "
+            "socket is registered for writability only if the kernel's buffer is full."
+        ),
+        old="""\
+      if (c->is_readable) read_conn(c);
+      if (c->is_writable) write_conn(c);
+""",
+        new="""\
+      if (c->is_readable) read_conn(c);
+      // pymongoose: write what is ready now (vendor/mongoose_patches.py);
+      // TLS connections keep upstream's path.
+      if (c->is_writable || (!c->is_tls && c->send.len > 0)) write_conn(c);
+""",
+    ),
+    Patch(
+        name="epollout-only-when-registered",
+        why=(
+            "With writes made at once (write-after-read), an emptied send buffer "
+            "usually was never registered for writability: unregister only when "
+            "this iteration's wait reported it writable."
+        ),
+        old="""\
+      if (c->send.len == 0) {
+        MG_EPOLL_MOD(c, 0);
+      }
+""",
+        new="""\
+      if (c->send.len == 0 && c->is_writable) {  // pymongoose: see patches
+        MG_EPOLL_MOD(c, 0);
+      }
+""",
+    ),
+    Patch(
+        name="epollout-stale",
+        why=(
+            "A socket registered for writability whose buffer then emptied by an "
+            "immediate write (epollout-only-when-registered) stays registered; level-"
+            "triggered epoll would wake every iteration for it. Unregister it the "
+            "first time the wait reports it with nothing to send."
+        ),
+        old="""\
+      c->is_writable = can_write(c) && wr ? 1U : 0;
+""",
+        new="""\
+      c->is_writable = can_write(c) && wr ? 1U : 0;
+      if (wr && !can_write(c)) MG_EPOLL_MOD(c, 0);  // pymongoose: see patches
+""",
+    ),
 ]
 
 
