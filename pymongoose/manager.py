@@ -95,8 +95,8 @@ _PLANS: Dict[int, Any] = {
     MG_EV_HTTP_HDRS: HttpMessage,
     MG_EV_HTTP_MSG: HttpMessage,
     MG_EV_WS_OPEN: HttpMessage,
-    MG_EV_WS_MSG: WsMessage,
-    MG_EV_WS_CTL: WsMessage,
+    MG_EV_WS_MSG: WsMessage._from_event,  # not a view: a copy of the payload
+    MG_EV_WS_CTL: WsMessage._from_event,
     MG_EV_MQTT_CMD: MqttMessage,
     MG_EV_MQTT_MSG: MqttMessage,
 }
@@ -121,6 +121,8 @@ def _trampoline_failed(exc_type: type, exc: BaseException, tb: Any) -> None:
 _from_handle = ffi.from_handle
 _unpack = ffi.unpack
 _PM_EV_FLUSH = lib.PM_EV_FLUSH
+_HAS_PAYLOADS = lib.PM_QUEUE_HAS_PAYLOADS
+_new_object = object.__new__
 
 
 @ffi.def_extern(onerror=_trampoline_failed)
@@ -386,20 +388,36 @@ class Manager:
             self._held = exc
 
     def _run_queued(self, queued: int) -> None:
-        """Deliver the deferred events (MG_EV_POLL, MG_EV_WRITE, and MG_EV_READ after
-        a protocol handler), ``queued`` (id, event, number) triples in the shim's
-        queue, in order. Their data is a number (None for MG_EV_POLL)."""
-        items = _unpack(self._queue, 3 * queued)  # copied before any handler runs
+        """Deliver the deferred events: ``queued`` (id, event, number) triples in
+        the shim's queue, in the order Mongoose raised them. Their data is a number
+        (None for MG_EV_POLL) or, for MG_EV_WS_MSG, a message whose payload is the
+        next (number >> 8) bytes of the batch's payloads."""
+        payloads = b""
+        if queued & _HAS_PAYLOADS:
+            frames = self._frames  # copied before any handler runs, as the queue
+            payloads = _unpack(frames.payloads, frames.handed)
+            queued &= ~_HAS_PAYLOADS
+        items = _unpack(self._queue, 3 * queued)
+        offset = 0
         conns = self._conns
         for conn_id, ev, number in zip(items[0::3], items[1::3], items[2::3]):
+            if ev == MG_EV_WS_MSG:
+                end = offset + (number >> 8)
+                data = _new_object(WsMessage)
+                data.data = payloads[offset:end]
+                data.flags = number & 0xFF
+                offset = end
+            else:
+                data = None if ev == MG_EV_POLL else number
             conn = conns.get(conn_id)
             if conn is None:
                 continue
             handler = conn._handler
-            if handler is None:
+            # A handler earlier in the batch may have narrowed this connection's events.
+            if handler is None or not conn._mask >> ev & 1:
                 continue
             try:
-                handler(conn, ev, None if ev == MG_EV_POLL else number)
+                handler(conn, ev, data)
             except BaseException as exc:
                 self._handler_raised(exc, conn, ev)
 

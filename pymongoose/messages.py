@@ -176,35 +176,36 @@ class WsMessage:
 
     Unlike the other messages it owns a copy of its payload, made as it arrives
     (a handler reads it almost always): it stays usable after the handler returns.
+    ``data`` and ``flags`` are plain attributes, the cheapest a handler can read::
+
+        >>> message = WsMessage(b"hi", 0x81)
+        >>> message.data, message.text, message.op  # op 1: WEBSOCKET_OP_TEXT
+        (b'hi', 'hi', 1)
     """
 
-    __slots__ = ("_data", "_flags")
+    __slots__ = ("data", "flags")
+    data: bytes   # The payload, byte for byte.
+    flags: int    # First byte of the frame header: FIN (bit 7) and opcode (bits 0-3).
 
-    def __init__(self, payload: Any, tokens: Any, size_and_flags: int) -> None:
+    def __init__(self, data: bytes, flags: int) -> None:
+        self.data = data
+        self.flags = flags
+
+    @classmethod
+    def _from_event(cls, payload: Any, tokens: Any, size_and_flags: int) -> "WsMessage":
         # Made by the event dispatch from the shim's (payload, length << 8 | flags).
         n = size_and_flags >> 8
-        self._data = _unpack(payload, n) if n else b""
-        self._flags = size_and_flags & 0xFF
-
-    @property
-    def data(self) -> bytes:
-        """The payload, byte for byte."""
-        return self._data
+        return cls(_unpack(payload, n) if n else b"", size_and_flags & 0xFF)
 
     @property
     def text(self) -> str:
         """The payload decoded as UTF-8 (invalid bytes become U+FFFD)."""
-        return self._data.decode("utf-8", "replace")
-
-    @property
-    def flags(self) -> int:
-        """First byte of the frame header: FIN (bit 7) and opcode (bits 0-3)."""
-        return self._flags
+        return self.data.decode("utf-8", "replace")
 
     @property
     def op(self) -> int:
         """The opcode, one of the ``WEBSOCKET_OP_*`` constants."""
-        return self._flags & 0x0F
+        return self.flags & 0x0F
 
     @property
     def valid(self) -> bool:
@@ -212,7 +213,7 @@ class WsMessage:
         return True
 
     def __repr__(self) -> str:
-        return f"<WsMessage op={self.op} {len(self._data)} bytes>"
+        return f"<WsMessage op={self.op} {len(self.data)} bytes>"
 
 
 class MqttMessage(_MessageView):

@@ -1,5 +1,6 @@
-"""Deferred events: MG_EV_POLL, MG_EV_WRITE and MG_EV_READ after a protocol handler
-wait in C and cross into Python together (see pm_deferrable in shim.c).
+"""Deferred events: MG_EV_POLL, MG_EV_WRITE, MG_EV_READ after a protocol handler and
+small MG_EV_WS_MSG wait in C and cross into Python together (see pm_deferrable in
+shim.c).
 
 What a handler can observe must not change: each handler sees exactly the sequence
 of (connection, event) that Mongoose raised, with the same data. These tests compare
@@ -223,3 +224,123 @@ def test_websocket_echo_sequence_matches() -> None:
         raised, handled = trace_of(mgr, trace), list(seen)
     assert echoes == [f"m{i}" for i in range(20)]
     assert handled == raised
+
+
+# ---- WebSocket messages: those of one read cross together, before the writes --------
+
+def ws_frame(payload: bytes, op: int = WEBSOCKET_OP_TEXT) -> bytes:
+    """One masked client frame (RFC 6455 5.2)."""
+    mask = b"\x01\x02\x03\x04"
+    n = len(payload)
+    if n < 126:
+        header = bytes([0x80 | op, 0x80 | n])
+    elif n < 65536:
+        header = bytes([0x80 | op, 0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        header = bytes([0x80 | op, 0x80 | 127]) + n.to_bytes(8, "big")
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def ws_connect(mgr: Manager, port: int) -> socket.socket:
+    """A raw WebSocket client socket, upgraded (polling mgr meanwhile)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=DEFAULT_TIMEOUT)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    response = bytearray()
+    s.setblocking(False)
+
+    def upgraded() -> bool:
+        try:
+            response.extend(s.recv(4096))
+        except BlockingIOError:
+            pass
+        return b"\r\n\r\n" in response
+
+    poll_until(mgr, upgraded)
+    s.settimeout(DEFAULT_TIMEOUT)
+    assert response.startswith(b"HTTP/1.1 101") and response.endswith(b"\r\n\r\n")
+    return s
+
+
+class WsRecorder:
+    """An echo server's handler that records what it saw."""
+
+    def __init__(self) -> None:
+        self.seen: List[Tuple[int, int]] = []
+        self.messages: List[Tuple[bytes, int]] = []
+
+    def __call__(self, conn: Any, event: int, data: Any) -> None:
+        self.seen.append((conn.id, event))
+        if event == MG_EV_HTTP_MSG:
+            conn.ws_upgrade(data)
+        elif event == MG_EV_WS_MSG:
+            self.messages.append((data.data, data.flags))
+            conn.ws_send(data.data, data.op)
+
+
+def test_websocket_messages_of_one_read_arrive_in_order_and_intact() -> None:
+    # Around the sizes where a message stops being deferred (PM_DEFER_MESSAGE_MAX).
+    sizes = [0, 1, 125, 126, 5000, 16384, 16385, 3, 70000, 0, 9]
+    payloads = [bytes((i + k) % 251 for k in range(n)) for i, n in enumerate(sizes)]
+    record = WsRecorder()
+    with Manager(record) as mgr:
+        listener = mgr.listen("http://127.0.0.1:0")
+        with ws_connect(mgr, listener.local_addr.port) as s:
+            trace = start_trace(mgr)
+            record.seen.clear()
+            s.sendall(b"".join(ws_frame(p, 2) for p in payloads))
+            poll_until(mgr, lambda: len(record.messages) == len(payloads))
+            raised, handled = trace_of(mgr, trace), list(record.seen)
+    assert [data for data, _ in record.messages] == payloads
+    assert all(flags == 0x82 for _, flags in record.messages)  # FIN, binary
+    assert handled == raised
+
+
+def test_more_deferred_payload_than_the_buffer_holds_crosses_early() -> None:
+    payloads = [bytes([i]) * 10_000 for i in range(60)]  # 600 kB in one write: > PM_PAYLOADS_MAX
+    record = WsRecorder()
+    with Manager(record) as mgr:
+        listener = mgr.listen("http://127.0.0.1:0")
+        with ws_connect(mgr, listener.local_addr.port) as s:
+            s.sendall(b"".join(ws_frame(p, 2) for p in payloads))
+            poll_until(mgr, lambda: len(record.messages) == len(payloads))
+    assert [data for data, _ in record.messages] == payloads
+
+
+def test_replies_to_a_read_leave_in_the_iteration_that_read_it() -> None:
+    """Deferred messages cross with the MG_EV_READ that follows them, before
+    Mongoose writes: the echoes are on the wire without another poll."""
+    record = WsRecorder()
+    frames = [ws_frame(f"m{i}".encode()) for i in range(30)]
+    with Manager(record) as mgr:
+        listener = mgr.listen("http://127.0.0.1:0")
+        with ws_connect(mgr, listener.local_addr.port) as s:
+            s.sendall(b"".join(frames))
+            poll_until(mgr, lambda: len(record.messages) == len(frames))
+            expected = b"".join(bytes([0x81, len(f"m{i}")]) + f"m{i}".encode() for i in range(30))
+            received = b""
+            while len(received) < len(expected):  # no poll() any more
+                chunk = s.recv(65536)
+                assert chunk, "server closed"
+                received += chunk
+    assert received == expected
+
+
+def test_a_handler_that_narrows_events_mid_batch_sees_no_more() -> None:
+    """Direct delivery would filter the later messages in C once the mask changed;
+    batched delivery must do the same."""
+    delivered: List[bytes] = []
+
+    def handler(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_HTTP_MSG:
+            conn.ws_upgrade(data)
+        elif event == MG_EV_WS_MSG:
+            delivered.append(data.data)
+            conn.events = [MG_EV_CLOSE]
+
+    with Manager(handler) as mgr:
+        listener = mgr.listen("http://127.0.0.1:0")
+        with ws_connect(mgr, listener.local_addr.port) as s:
+            s.sendall(b"".join(ws_frame(b"x%d" % i) for i in range(5)) + ws_frame(b"", 0x8))  # then CLOSE
+            poll_until(mgr, lambda: len(mgr.connections) == 1)  # closed after the CLOSE frame
+    assert delivered == [b"x0"]

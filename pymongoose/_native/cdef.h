@@ -279,13 +279,18 @@ void mg_hmac_sha256(uint8_t dst[32], uint8_t *key, size_t keysz, uint8_t *data,
 // Frames of events being delivered to Python (owned by the Python Manager): a
 // message view is valid while token[its frame's depth] still holds its frame token.
 // queue holds deferred events (MG_EV_POLL, MG_EV_WRITE, MG_EV_READ after a protocol
-// handler) as (id, ev, number) triples, handed to Python with the next crossing.
+// handler, small MG_EV_WS_MSG) as (id, ev, number) triples, handed to Python with
+// the next crossing. When queued has PM_QUEUE_HAS_PAYLOADS, the batch's WebSocket
+// payloads are the first handed bytes of payloads, back to back, in queue order.
 #define PM_MAX_FRAMES ...
 #define PM_QUEUE_MAX ...
+#define PM_QUEUE_HAS_PAYLOADS ...
 struct pm_frames {
   unsigned depth;
   uint64_t *token;  // PM_MAX_FRAMES of them
   int64_t queue[...];
+  char *payloads;
+  size_t handed;
   int64_t *trace;    // tests: every event bound for Python, as (id, ev) pairs
   size_t trace_cap;  // in events
   size_t trace_len;

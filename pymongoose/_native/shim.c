@@ -166,6 +166,9 @@ static void pm_table_del(struct pm_table *t, unsigned long id) {
 
 #define PM_MAX_FRAMES 64  // nesting depth of events whose views can be validated
 #define PM_QUEUE_MAX 512  // deferred events held before a crossing is forced
+#define PM_DEFER_MESSAGE_MAX 16384    // larger WebSocket messages cross at once
+#define PM_PAYLOADS_MAX (256 * 1024)  // deferred payload bytes before a crossing is forced
+#define PM_QUEUE_HAS_PAYLOADS (1u << 16)  // flag in pm_on_event's queued: see payloads
 
 /* Frames of events being delivered to Python, and the queue of deferred events.
  * The struct and its token array are allocated and owned by the Python Manager;
@@ -173,13 +176,18 @@ static void pm_table_del(struct pm_table *t, unsigned long id) {
  *
  * Deferred events (see pm_deferrable) wait in the queue as (id, ev, number) and
  * cross into Python together, at the start of the next crossing or at the end of
- * the poll, in the order Mongoose raised them. */
+ * the poll, in the order Mongoose raised them. A deferred WebSocket message's
+ * payload waits in payloads (malloc'd here, freed with the manager), back to back
+ * with the others; as a batch crosses, handed says how many of its bytes are the
+ * batch's, and Python copies them out before any handler runs. */
 struct pm_frames {
   unsigned depth;
   uint64_t counter;
   uint64_t *token;  // [PM_MAX_FRAMES]: the running frame's token at each depth, or 0
   unsigned queued;                // deferred events waiting in queue
   int64_t queue[3 * PM_QUEUE_MAX];
+  char *payloads;
+  size_t payloads_len, payloads_cap, handed;
   // For tests: when set, every event bound for Python, deferred or not, is also
   // recorded here as (id, ev) in the order Mongoose raised it.
   int64_t *trace;
@@ -258,6 +266,8 @@ unsigned long pm_mgr_wakeup_id(struct mg_mgr *mgr) {
 void pm_mgr_free(struct mg_mgr *mgr) {
   struct pm_mgr *pm = (struct pm_mgr *) mgr;
   mg_mgr_free(mgr);
+  free(pm->frames->payloads);
+  pm->frames->payloads = NULL;
   free(pm->conns.slots);
   free(pm);
 }
@@ -479,6 +489,11 @@ static void pm_forward(struct mg_mgr *mgr, unsigned long id, int ev, void *ev_da
   }
   f->depth = depth + 1;
   f->queued = 0;  // Python copies the queue out before it runs any handler
+  f->handed = f->payloads_len;
+  if (f->payloads_len > 0) {
+    f->payloads_len = 0;
+    queued |= PM_QUEUE_HAS_PAYLOADS;
+  }
   if (ev == MG_EV_WS_MSG || ev == MG_EV_WS_CTL) {
     ev_data = ((struct mg_ws_message *) ev_data)->data.buf;  // the payload, to copy
   }
@@ -498,19 +513,47 @@ static void pm_flush(struct mg_mgr *mgr) {
 /* Events whose data is a plain number and whose handler has nothing that must run
  * at once: they need no crossing of their own. MG_EV_READ qualifies only where a
  * protocol handler (HTTP, WebSocket, MQTT...) has already consumed what was read;
- * on plain TCP/UDP the handler reads the buffer itself, so it runs at once. */
-static bool pm_deferrable(const struct mg_connection *c, int ev) {
-  return ev == MG_EV_POLL || ev == MG_EV_WRITE || (ev == MG_EV_READ && c->pfn != NULL);
+ * on plain TCP/UDP the handler reads the buffer itself, so it runs at once.
+ *
+ * So do WebSocket messages up to PM_DEFER_MESSAGE_MAX bytes, their payload copied
+ * (Python copies it anyway). The messages of one read then cross together, with
+ * the MG_EV_READ that follows them (pm_event_handler): before Mongoose writes that
+ * connection's output, so a reply leaves in the same iteration as it would have. */
+static bool pm_deferrable(const struct mg_connection *c, int ev, const void *ev_data) {
+  return ev == MG_EV_POLL || ev == MG_EV_WRITE || (ev == MG_EV_READ && c->pfn != NULL) ||
+         (ev == MG_EV_WS_MSG &&
+          ((const struct mg_ws_message *) ev_data)->data.len <= PM_DEFER_MESSAGE_MAX);
 }
 
-static void pm_defer(struct mg_mgr *mgr, unsigned long id, int ev, void *ev_data) {
+/* Appends a deferred message's payload; false (nothing deferred) without memory. */
+static bool pm_defer_payload(struct mg_mgr *mgr, const struct mg_str *data) {
+  struct pm_frames *f = ((struct pm_mgr *) mgr)->frames;
+  if (f->payloads_len + data->len > PM_PAYLOADS_MAX) pm_flush(mgr);
+  if (f->payloads_len + data->len > f->payloads_cap) {
+    size_t cap = f->payloads_cap == 0 ? 4 * PM_DEFER_MESSAGE_MAX : 2 * f->payloads_cap;
+    char *grown = (char *) realloc(f->payloads, cap);
+    if (grown == NULL) return false;
+    f->payloads = grown, f->payloads_cap = cap;
+  }
+  if (data->len > 0) memcpy(f->payloads + f->payloads_len, data->buf, data->len);
+  f->payloads_len += data->len;
+  return true;
+}
+
+/* Queues an event (pm_deferrable); false if it must cross now after all. */
+static bool pm_defer(struct mg_mgr *mgr, unsigned long id, int ev, void *ev_data) {
   struct pm_frames *f = ((struct pm_mgr *) mgr)->frames;
   int64_t *slot;
   if (f->queued == PM_QUEUE_MAX) pm_flush(mgr);
+  if (ev == MG_EV_WS_MSG &&
+      !pm_defer_payload(mgr, &((struct mg_ws_message *) ev_data)->data)) {
+    return false;
+  }
   slot = &f->queue[3 * f->queued++];
   slot[0] = (int64_t) id;
   slot[1] = ev;
   slot[2] = pm_event_number(ev, ev_data);
+  return true;
 }
 
 /* Mongoose's MQTT client sends PINGREQ only when asked; brokers drop a client
@@ -652,14 +695,15 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
       f->trace[2 * f->trace_len] = (int64_t) c->id;
       f->trace[2 * f->trace_len++ + 1] = ev;
     }
-    if (pm_deferrable(c, ev)) {
-      pm_defer(&pm->mgr, c->id, ev, ev_data);
-    } else {
+    if (!pm_deferrable(c, ev, ev_data) || !pm_defer(&pm->mgr, c->id, ev, ev_data)) {
       // MG_EV_OPEN and MG_EV_CLOSE carry no data: Python gets the connection instead.
       bool bookend = ev == MG_EV_OPEN || ev == MG_EV_CLOSE;
       pm_forward(&pm->mgr, c->id, ev, bookend ? (void *) c : ev_data);
     }
   }
+  // The messages this read brought are all parsed: deliver them before Mongoose
+  // writes (see pm_deferrable), whether or not MG_EV_READ itself was wanted.
+  if (ev == MG_EV_READ && pm->frames->payloads_len > 0) pm_flush(&pm->mgr);
   if (ev == MG_EV_CLOSE) {
     pm_table_del(&pm->conns, c->id);
     c->fn_data = NULL;
