@@ -1,7 +1,7 @@
 """cffi builder: compiles Mongoose and the shim into ``pymongoose._mongoose_cffi``.
 
 Out-of-line, API mode. The declarations Python may use are in
-``pymongoose/_native/cdef.h``; the C that must be C is in ``pymongoose/_native/shim.c``.
+``pymongoose/_native/cdef.h``; the C that must be C is in the units listed in C_UNITS.
 Both are compiled in one translation unit with Mongoose, which is fetched and
 verified by ``vendor/fetch_mongoose.py`` (or taken from ``MONGOOSE_SRC``), with the
 fixes in ``vendor/mongoose_patches.py`` applied to a copy.
@@ -89,6 +89,11 @@ def _compile_args() -> list:
     return args
 
 
+# pymongoose's C, by concern, in the order they build on each other (see core.c).
+C_UNITS = ("core.c", "tls.c", "wait.c", "ws.c", "mqtt.c", "dispatch.c", "connections.c",
+           "http.c", "dns.c", "timers.c", "utils.c", "bench.c")
+
+
 def _build() -> FFI:
     mongoose_dir = _mongoose_source_dir()
     patched_dir = _patched_mongoose(mongoose_dir)
@@ -96,8 +101,8 @@ def _build() -> FFI:
     builder.cdef((NATIVE_DIR / "cdef.h").read_text(encoding="utf-8"))
     builder.set_source(
         "pymongoose._mongoose_cffi",
-        # One translation unit: (patched) Mongoose, then the shim that builds on it.
-        '#include "mongoose.c"\n#include "shim.c"\n',
+        # One translation unit: (patched) Mongoose, then the units that build on it.
+        "".join(f'#include "{unit}"\n' for unit in ("mongoose.c", *C_UNITS)),
         include_dirs=[str(patched_dir), str(mongoose_dir), str(NATIVE_DIR)],
         define_macros=MONGOOSE_DEFINES,
         extra_compile_args=_compile_args(),

@@ -1,0 +1,145 @@
+/* Opening connections (listen, connect, by protocol) and reading or changing one:
+ * flags, addresses, events, idle timeout, raw sends. */
+
+static void pm_guard_dns(struct mg_mgr *mgr);
+
+static struct pm_conn *pm_new_state(uint32_t events, const struct mg_tls_opts *tls) {
+  struct pm_conn *st = (struct pm_conn *) calloc(1, sizeof(*st));
+  if (st == NULL) return NULL;
+  st->events = events;
+  if (tls != NULL && (st->tls = pm_tls_new(tls)) == NULL) {
+    free(st);
+    return NULL;
+  }
+  return st;
+}
+
+static void pm_free_state(struct pm_conn *st) {
+  if (st != NULL) pm_tls_release(st->tls);
+  free(st);
+}
+
+typedef struct mg_connection *(*pm_opener)(struct mg_mgr *, const char *url,
+                                           mg_event_handler_t, void *fn_data);
+
+/* Mongoose fires MG_EV_OPEN inside the opener, so the state must exist before the
+ * call; when the call fails no event has run and the state is still ours to free. */
+static unsigned long pm_open(pm_opener open, struct mg_mgr *mgr, const char *url,
+                             uint32_t events, const struct mg_tls_opts *tls) {
+  struct pm_conn *st = pm_new_state(events, tls);
+  struct mg_connection *c = st == NULL ? NULL : open(mgr, url, pm_event_handler, st);
+  if (c == NULL) pm_free_state(st);
+  pm_guard_dns(mgr);
+  return c == NULL ? 0 : c->id;
+}
+
+unsigned long pm_listen(struct mg_mgr *mgr, const char *url, int proto,
+                        uint32_t events, const struct mg_tls_opts *tls) {
+  pm_opener open = proto == PM_PROTO_HTTP   ? mg_http_listen
+                   : proto == PM_PROTO_MQTT ? mg_mqtt_listen
+                                            : mg_listen;
+  return pm_open(open, mgr, url, events, tls);
+}
+
+unsigned long pm_connect(struct mg_mgr *mgr, const char *url, int proto,
+                         uint32_t events, const struct mg_tls_opts *tls) {
+  pm_opener open = proto == PM_PROTO_HTTP   ? mg_http_connect
+                   : proto == PM_PROTO_SNTP ? mg_sntp_connect
+                                            : mg_connect;
+  return pm_open(open, mgr, url, events, tls);
+}
+
+unsigned long pm_ws_connect(struct mg_mgr *mgr, const char *url,
+                            const char *extra_headers, uint32_t events,
+                            const struct mg_tls_opts *tls) {
+  struct pm_conn *st = pm_new_state(events, tls);
+  struct mg_connection *c =
+      st == NULL ? NULL
+                 : mg_ws_connect(mgr, url, pm_event_handler, st, "%s",
+                                 extra_headers == NULL ? "" : extra_headers);
+  if (c == NULL) pm_free_state(st);
+  pm_guard_dns(mgr);
+  return c == NULL ? 0 : c->id;
+}
+
+unsigned long pm_mqtt_connect(struct mg_mgr *mgr, const char *url,
+                              const struct mg_mqtt_opts *opts, uint32_t events,
+                              const struct mg_tls_opts *tls) {
+  struct pm_conn *st = pm_new_state(events, tls);
+  struct mg_connection *c = NULL;
+  if (st != NULL) {
+    st->mqtt_keepalive = (uint64_t) opts->keepalive * 1000;
+    c = mg_mqtt_connect(mgr, url, opts, pm_event_handler, st);
+  }
+  if (c == NULL) pm_free_state(st);
+  pm_guard_dns(mgr);
+  return c == NULL ? 0 : c->id;
+}
+
+/* ---- connection accessors --------------------------------------------------------- */
+
+/* Close this connection (and, for a listener, those it accepts from now on) after
+ * ms without reading or writing; 0 turns that off. */
+void pm_conn_set_idle_timeout(struct mg_connection *c, uint64_t ms) {
+  struct pm_conn *st = (struct pm_conn *) c->fn_data;
+  if (st != NULL) {
+    st->idle_timeout = ms;
+    st->last_io = mg_millis();
+  }
+}
+
+uint32_t pm_conn_events(const struct mg_connection *c) {
+  const struct pm_conn *st = (const struct pm_conn *) c->fn_data;
+  return st == NULL ? 0 : st->events;
+}
+
+void pm_conn_set_events(struct mg_connection *c, uint32_t events) {
+  struct pm_conn *st = (struct pm_conn *) c->fn_data;
+  if (st != NULL) st->events = events;
+}
+
+unsigned long pm_conn_parent(const struct mg_connection *c) {
+  const struct pm_conn *st = (const struct pm_conn *) c->fn_data;
+  return st == NULL ? 0 : st->parent;
+}
+
+unsigned pm_conn_flags(const struct mg_connection *c) {
+  return (c->is_listening ? PM_IS_LISTENING : 0) | (c->is_client ? PM_IS_CLIENT : 0) |
+         (c->is_accepted ? PM_IS_ACCEPTED : 0) |
+         (c->is_resolving ? PM_IS_RESOLVING : 0) |
+         (c->is_connecting ? PM_IS_CONNECTING : 0) | (c->is_tls ? PM_IS_TLS : 0) |
+         (c->is_tls_hs ? PM_IS_TLS_HS : 0) | (c->is_udp ? PM_IS_UDP : 0) |
+         (c->is_websocket ? PM_IS_WEBSOCKET : 0) |
+         (c->is_draining ? PM_IS_DRAINING : 0) |
+         (c->is_closing ? PM_IS_CLOSING : 0) | (c->is_full ? PM_IS_FULL : 0) |
+         (c->is_readable ? PM_IS_READABLE : 0) |
+         (c->is_writable ? PM_IS_WRITABLE : 0) | (c->is_mqtt5 ? PM_IS_MQTT5 : 0);
+}
+
+void pm_conn_set_full(struct mg_connection *c, bool full) { c->is_full = full; }
+void pm_conn_drain(struct mg_connection *c) { c->is_draining = 1; }
+void pm_conn_close(struct mg_connection *c) { c->is_closing = 1; }
+
+int pm_conn_addr(const struct mg_connection *c, bool remote, uint8_t ip[16],
+                 bool *is_ip6) {
+  const struct mg_addr *a = remote ? &c->rem : &c->loc;
+  memcpy(ip, a->addr.ip, 16);
+  *is_ip6 = a->is_ip6;
+  return mg_ntohs(a->port);
+}
+
+/* ---- sending, by id: the hot calls look the connection up themselves ---------- */
+
+/* Each returns false, sending nothing, when the connection has closed. */
+
+bool pm_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len) {
+  struct mg_connection *c = pm_conn(mgr, id);
+  if (c == NULL) return false;
+  if (!mg_send(c, buf, len)) mg_error(c, "OOM");
+  return true;
+}
+
+
+void pm_error(struct mg_connection *c, const char *message) {
+  mg_error(c, "%s", message);
+}

@@ -1,0 +1,190 @@
+/* Dispatch: the one event handler every connection has. It filters by the
+ * connection's mask, defers what may wait, and forwards the rest to Python's single
+ * entry point (pm_on_event) inside a numbered frame. */
+
+/* Events numbered beyond the mask's width (user events) always cross. */
+#define PM_MASKABLE_EVENTS 32
+
+static bool pm_wants(const struct pm_conn *st, int ev) {
+  // Python creates its Connection on MG_EV_OPEN and retires it on MG_EV_CLOSE, so
+  // those two always cross; Python then decides whether the user handler sees them.
+  if (ev == MG_EV_OPEN || ev == MG_EV_CLOSE) return true;
+  if (ev < 0 || ev >= PM_MASKABLE_EVENTS) return true;
+  return (st->events & (1u << ev)) != 0;
+}
+
+/* The data of events that carry a number, read here so that Python receives an
+ * int instead of a pointer to convert; for WebSocket messages, whose payload
+ * Python copies out at once, its length and the frame flags as (len << 8) | flags;
+ * -1 for events whose data Python views in place (they need the frame token);
+ * 0 for the others. */
+static int64_t pm_event_number(int ev, const void *ev_data) {
+  switch (ev) {
+    case MG_EV_READ:
+    case MG_EV_WRITE: return ev_data == NULL ? 0 : *(const long *) ev_data;
+    case MG_EV_MQTT_OPEN: return ev_data == NULL ? 0 : *(const int *) ev_data;
+    case MG_EV_SNTP_TIME: return ev_data == NULL ? 0 : *(const int64_t *) ev_data;
+    case MG_EV_WS_MSG:
+    case MG_EV_WS_CTL: {
+      const struct mg_ws_message *wm = (const struct mg_ws_message *) ev_data;
+      return (int64_t) wm->data.len << 8 | wm->flags;
+    }
+    case MG_EV_HTTP_HDRS:
+    case MG_EV_HTTP_MSG:
+    case MG_EV_WS_OPEN:
+    case MG_EV_MQTT_CMD:
+    case MG_EV_MQTT_MSG: return -1;
+    default: return 0;  // a small int costs Python nothing to make
+  }
+}
+
+/* Calls Python inside a numbered frame (see struct pm_frames), handing over the
+ * deferred events first. Python's last argument is the event's number
+ * (pm_event_number) or, for the others, the frame token that message views check. */
+static void pm_forward(struct mg_mgr *mgr, unsigned long id, int ev, void *ev_data) {
+  struct pm_frames *f = ((struct pm_mgr *) mgr)->frames;
+  unsigned depth = f->depth, queued = f->queued;
+  int64_t extra = pm_event_number(ev, ev_data);
+  uint64_t token = 0;
+  if (depth < PM_MAX_FRAMES) {
+    token = (++f->counter << 6) | depth;  // depth in the low 6 bits
+    f->token[depth] = token;
+  }
+  f->depth = depth + 1;
+  f->queued = 0;  // Python copies the queue out before it runs any handler
+  f->handed = f->payloads_len;
+  if (f->payloads_len > 0) {
+    f->payloads_len = 0;
+    queued |= PM_QUEUE_HAS_PAYLOADS;
+  }
+  if (ev == MG_EV_WS_MSG || ev == MG_EV_WS_CTL) {
+    ev_data = ((struct mg_ws_message *) ev_data)->data.buf;  // the payload, to copy
+  }
+  pm_on_event(mgr->userdata, queued, id, ev, (char *) ev_data,
+              extra < 0 ? (int64_t) token : extra);
+  f->depth = depth;
+  if (depth < PM_MAX_FRAMES) f->token[depth] = 0;
+}
+
+/* Delivers the deferred events now, if there are any. */
+static void pm_flush(struct mg_mgr *mgr) {
+  if (((struct pm_mgr *) mgr)->frames->queued > 0 && mgr->userdata != NULL) {
+    pm_forward(mgr, 0, PM_EV_FLUSH, NULL);
+  }
+}
+
+/* Events whose data is a plain number and whose handler has nothing that must run
+ * at once: they need no crossing of their own. MG_EV_READ qualifies only where a
+ * protocol handler (HTTP, WebSocket, MQTT...) has already consumed what was read;
+ * on plain TCP/UDP the handler reads the buffer itself, so it runs at once.
+ *
+ * So do WebSocket messages up to PM_DEFER_MESSAGE_MAX bytes, their payload copied
+ * (Python copies it anyway). The messages of one read then cross together, with
+ * the MG_EV_READ that follows them (pm_event_handler): before Mongoose writes that
+ * connection's output, so a reply leaves in the same iteration as it would have. */
+static bool pm_deferrable(const struct mg_connection *c, int ev, const void *ev_data) {
+  return ev == MG_EV_POLL || ev == MG_EV_WRITE || (ev == MG_EV_READ && c->pfn != NULL) ||
+         (ev == MG_EV_WS_MSG &&
+          ((const struct mg_ws_message *) ev_data)->data.len <= PM_DEFER_MESSAGE_MAX);
+}
+
+/* Appends a deferred message's payload; false (nothing deferred) without memory. */
+static bool pm_defer_payload(struct mg_mgr *mgr, const struct mg_str *data) {
+  struct pm_frames *f = ((struct pm_mgr *) mgr)->frames;
+  if (f->payloads_len + data->len > PM_PAYLOADS_MAX) pm_flush(mgr);
+  if (f->payloads_len + data->len > f->payloads_cap) {
+    size_t cap = f->payloads_cap == 0 ? 4 * PM_DEFER_MESSAGE_MAX : 2 * f->payloads_cap;
+    char *grown = (char *) realloc(f->payloads, cap);
+    if (grown == NULL) return false;
+    f->payloads = grown, f->payloads_cap = cap;
+  }
+  if (data->len > 0) memcpy(f->payloads + f->payloads_len, data->buf, data->len);
+  f->payloads_len += data->len;
+  return true;
+}
+
+/* Queues an event (pm_deferrable); false if it must cross now after all. */
+static bool pm_defer(struct mg_mgr *mgr, unsigned long id, int ev, void *ev_data) {
+  struct pm_frames *f = ((struct pm_mgr *) mgr)->frames;
+  int64_t *slot;
+  if (f->queued == PM_QUEUE_MAX) pm_flush(mgr);
+  if (ev == MG_EV_WS_MSG &&
+      !pm_defer_payload(mgr, &((struct mg_ws_message *) ev_data)->data)) {
+    return false;
+  }
+  slot = &f->queue[3 * f->queued++];
+  slot[0] = (int64_t) id;
+  slot[1] = ev;
+  slot[2] = pm_event_number(ev, ev_data);
+  return true;
+}
+
+/* Mongoose has no timeouts of its own: a client that connects and stays silent, or
+ * sends a request a byte a minute (slowloris), holds its connection forever. With an
+ * idle timeout, a connection (not a listener) closes after that long without I/O. */
+static void pm_idle_check(struct mg_connection *c, struct pm_conn *st, int ev) {
+  if (ev == MG_EV_READ || ev == MG_EV_WRITE) {
+    st->last_io = mg_millis();
+  } else if (ev == MG_EV_POLL && !c->is_listening && !c->is_closing &&
+             mg_millis() - st->last_io >= st->idle_timeout) {
+    mg_error(c, "idle timeout");
+  }
+}
+
+
+static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
+  struct pm_conn *st = (struct pm_conn *) c->fn_data;
+  struct pm_mgr *pm = (struct pm_mgr *) c->mgr;
+  if (st == NULL) return;  // Out of memory when it opened: already closing
+  if (ev == MG_EV_OPEN) {
+    if (c->is_accepted) {
+      struct pm_conn *own = (struct pm_conn *) calloc(1, sizeof(*own));
+      if (own == NULL) {
+        c->fn_data = NULL;
+        c->is_closing = 1;
+        return;
+      }
+      own->events = st->events;
+      own->parent = st->id;
+      own->idle_timeout = st->idle_timeout;
+      own->tls = st->tls;
+      if (own->tls != NULL) own->tls->refs++;
+      c->fn_data = st = own;
+    }
+    st->id = c->id;
+    st->last_io = mg_millis();
+    if (!pm_table_put(&pm->conns, c->id, c)) {
+      c->fn_data = NULL;
+      c->is_closing = 1;
+      pm_tls_release(st->tls);
+      free(st);
+      return;
+    }
+  } else if ((ev == MG_EV_ACCEPT || ev == MG_EV_CONNECT) && st->tls != NULL) {
+    mg_tls_init(c, &st->tls->opts);  // before the handler, which may send already
+  } else if (st->mqtt_keepalive > 0) {
+    pm_mqtt_keepalive(c, st, ev);
+  }
+  if (st->idle_timeout > 0) pm_idle_check(c, st, ev);
+  if (pm_ws_check(c, st, ev, ev_data) && pm->mgr.userdata != NULL && pm_wants(st, ev)) {
+    struct pm_frames *f = pm->frames;
+    if (f->trace != NULL && f->trace_len < f->trace_cap) {
+      f->trace[2 * f->trace_len] = (int64_t) c->id;
+      f->trace[2 * f->trace_len++ + 1] = ev;
+    }
+    if (!pm_deferrable(c, ev, ev_data) || !pm_defer(&pm->mgr, c->id, ev, ev_data)) {
+      // MG_EV_OPEN and MG_EV_CLOSE carry no data: Python gets the connection instead.
+      bool bookend = ev == MG_EV_OPEN || ev == MG_EV_CLOSE;
+      pm_forward(&pm->mgr, c->id, ev, bookend ? (void *) c : ev_data);
+    }
+  }
+  // The messages this read brought are all parsed: deliver them before Mongoose
+  // writes (see pm_deferrable), whether or not MG_EV_READ itself was wanted.
+  if (ev == MG_EV_READ && pm->frames->payloads_len > 0) pm_flush(&pm->mgr);
+  if (ev == MG_EV_CLOSE) {
+    pm_table_del(&pm->conns, c->id);
+    c->fn_data = NULL;
+    pm_tls_release(st->tls);
+    free(st);
+  }
+}

@@ -1,0 +1,163 @@
+/* ---- HTTP responses: headers checked in the pass that copies them -------------- */
+
+#define PM_DEFAULT_CONTENT_TYPE "Content-Type: text/plain; charset=utf-8\r\n"
+#define PM_HAS_CONTENT_TYPE 1u
+#define PM_IS_CHUNKED 2u
+
+/* RFC 9110 token characters, allowed in header names. */
+static bool pm_is_tchar(unsigned char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+static bool pm_name_is(const char *name, size_t len, const char *wanted) {
+  size_t n = strlen(wanted);
+  return len == n && mg_ncasecmp(name, wanted, n) == 0;
+}
+
+static bool pm_contains_nocase(const char *s, size_t len, const char *wanted) {
+  size_t i, n = strlen(wanted);
+  for (i = 0; i + n <= len; i++) {
+    if (mg_ncasecmp(s + i, wanted, n) == 0) return true;
+  }
+  return false;
+}
+
+/* Checks headers given as "name\0value\0name\0value": exactly pairs of them, each
+ * name a token, no value holding CR or LF (a NUL in a value would make one field
+ * more than 2 * pairs). Sets PM_HAS_CONTENT_TYPE and PM_IS_CHUNKED in *flags.
+ * Returns how many bytes the "Name: value\r\n" lines take, or -1 if refused. */
+static long pm_headers_check(const char *kv, size_t len, unsigned pairs, unsigned *flags) {
+  size_t i = 0, fields = 0, name_start = 0, name_len = 0;
+  *flags = 0;
+  if (len == 0) return pairs == 0 ? 0 : -1;
+  for (;;) {
+    size_t start = i;
+    bool is_name = fields % 2 == 0;
+    while (i < len && kv[i] != '\0') {
+      unsigned char ch = (unsigned char) kv[i++];
+      if (is_name ? !pm_is_tchar(ch) : (ch == '\r' || ch == '\n')) return -1;
+    }
+    if (is_name) {
+      if (i == start) return -1;  // empty name
+      name_start = start, name_len = i - start;
+    } else if (pm_name_is(kv + name_start, name_len, "Content-Type")) {
+      *flags |= PM_HAS_CONTENT_TYPE;
+    } else if (pm_name_is(kv + name_start, name_len, "Transfer-Encoding") &&
+               pm_contains_nocase(kv + start, i - start, "chunked")) {
+      *flags |= PM_IS_CHUNKED;
+    }
+    fields++;
+    if (i == len) break;
+    i++;  // the separator
+  }
+  // Each pair turns its two NULs (one for the last) into ": " and "\r\n".
+  return fields == 2 * (size_t) pairs ? (long) (len + 1 + 3 * (size_t) pairs) : -1;
+}
+
+/* Copies "name\0value\0..." (checked) out as "Name: value\r\n" lines; returns the end. */
+static char *pm_headers_copy(char *p, const char *kv, size_t len) {
+  size_t i;
+  bool in_name = true;
+  for (i = 0; i < len; i++) {
+    if (kv[i] != '\0') {
+      *p++ = kv[i];
+    } else if (in_name) {
+      *p++ = ':', *p++ = ' ', in_name = false;
+    } else {
+      *p++ = '\r', *p++ = '\n', in_name = true;
+    }
+  }
+  if (len > 0) *p++ = '\r', *p++ = '\n';
+  return p;
+}
+
+/* Writes the decimal digits of v at out; returns how many. */
+static size_t pm_decimal(char *out, unsigned long v) {
+  char digits[24];
+  size_t n = 0, i;
+  do {
+    digits[n++] = (char) ('0' + v % 10);
+    v /= 10;
+  } while (v > 0);
+  for (i = 0; i < n; i++) out[i] = digits[n - 1 - i];
+  return n;
+}
+
+/* Like mg_http_reply(), but the body is sent byte for byte (NUL bytes included)
+ * instead of being a printf format, and the response is laid out in one
+ * allocation with memcpy (the hot path of every HTTP server).
+ *
+ * Headers come as "name\0value\0name\0value" (pairs of them), checked here in
+ * the pass that copies them (see pm_headers_check); kv NULL means none. A
+ * text/plain Content-Type is added unless one is given. With "Transfer-Encoding:
+ * chunked" only the head is sent, then body as a first chunk if it is not empty.
+ *
+ * Returns 1 when queued, 0 (sending nothing) when the connection has closed, -1
+ * (sending nothing) when the headers are refused. */
+int pm_http_respond(struct mg_mgr *mgr, unsigned long id, int status, const char *kv,
+                    size_t kv_len, unsigned pairs, const char *body, size_t body_len) {
+  struct mg_connection *c = pm_conn(mgr, id);
+  const char *reason;
+  size_t reason_len, head_len, start, lines_len = 0, default_len = 0;
+  unsigned flags = 0;
+  char *p;
+  if (kv != NULL) {
+    long n = pm_headers_check(kv, kv_len, pairs, &flags);
+    if (n < 0) return -1;
+    lines_len = (size_t) n;
+  }
+  if (c == NULL) return 0;
+  if (!(flags & PM_HAS_CONTENT_TYPE)) default_len = sizeof(PM_DEFAULT_CONTENT_TYPE) - 1;
+  reason = mg_http_status_code_str(status);
+  reason_len = strlen(reason);
+  // "HTTP/1.1 " NNN " " reason CRLF headers "Content-Length: " digits CRLF CRLF
+  head_len = 9 + 3 + 1 + reason_len + 2 + default_len + lines_len + 16 + 20 + 4;
+  start = c->send.len;
+  if (mg_iobuf_add(&c->send, start, NULL, head_len + body_len) == 0) {
+    mg_error(c, "OOM");
+    return 1;
+  }
+  p = (char *) c->send.buf + start;
+  memcpy(p, "HTTP/1.1 ", 9), p += 9;
+  p += pm_decimal(p, (unsigned long) status);
+  *p++ = ' ';
+  memcpy(p, reason, reason_len), p += reason_len;
+  memcpy(p, "\r\n", 2), p += 2;
+  memcpy(p, PM_DEFAULT_CONTENT_TYPE, default_len), p += default_len;
+  if (kv != NULL) p = pm_headers_copy(p, kv, kv_len);
+  if (!(flags & PM_IS_CHUNKED)) {
+    memcpy(p, "Content-Length: ", 16), p += 16;
+    p += pm_decimal(p, (unsigned long) body_len);
+    memcpy(p, "\r\n", 2), p += 2;
+  }
+  memcpy(p, "\r\n", 2), p += 2;
+  c->send.len = (size_t) (p - (char *) c->send.buf);  // the estimate ran over
+  if (!(flags & PM_IS_CHUNKED)) {
+    memcpy(p, body, body_len);
+    c->send.len += body_len;
+    c->is_resp = 0;  // the response is complete: Mongoose may parse the next request
+  } else if (body_len > 0) {
+    mg_http_write_chunk(c, body, body_len);  // the empty chunk will end the response
+  }
+  return 1;
+}
+
+bool pm_http_chunk(struct mg_mgr *mgr, unsigned long id, const char *buf,
+                   size_t len) {
+  struct mg_connection *c = pm_conn(mgr, id);
+  if (c == NULL) return false;
+  mg_http_write_chunk(c, buf, len);
+  return true;
+}
+
+/* One Server-Sent Event, as a chunk of a chunked response. */
+bool pm_http_sse(struct mg_mgr *mgr, unsigned long id, const char *event,
+                 size_t event_len, const char *data, size_t data_len) {
+  struct mg_connection *c = pm_conn(mgr, id);
+  size_t len = 7 + event_len + 7 + data_len + 2;  // "event: " E "\ndata: " D "\n\n"
+  if (c == NULL) return false;
+  mg_printf(c, "%lx\r\nevent: %.*s\ndata: %.*s\n\n\r\n", (unsigned long) len,
+            (int) event_len, event, (int) data_len, data);
+  return true;
+}

@@ -1,0 +1,108 @@
+/* TLS: the options a listener shares with the connections it accepts, checked
+ * before use, and the DER signature fix that vendor/mongoose_patches.py calls. */
+
+/* ---- TLS signature encoding (used by vendor/mongoose_patches.py) -------------- */
+
+/* Writes an ECDSA P-256 signature (r and s, 32 bytes each, big-endian) as the DER
+ * SEQUENCE of two INTEGERs that TLS expects: minimal (leading zero bytes dropped)
+ * and positive (a zero byte added before a high bit). Returns its length (<= 72). */
+size_t pm_ecdsa_der(uint8_t *out, const uint8_t *sig) {
+  size_t i, n = 2;
+  for (i = 0; i < 2; i++) {
+    const uint8_t *v = sig + 32 * i;
+    size_t skip = 0, len;
+    while (skip < 31 && v[skip] == 0 && !(v[skip + 1] & 0x80)) skip++;
+    len = 32 - skip;
+    out[n++] = 0x02;  // INTEGER
+    out[n++] = (uint8_t) (len + (v[skip] >> 7));
+    if (v[skip] & 0x80) out[n++] = 0;
+    memmove(out + n, v + skip, len);
+    n += len;
+  }
+  out[0] = 0x30;  // SEQUENCE
+  out[1] = (uint8_t) (n - 2);
+  return n;
+}
+
+/* ---- TLS options a listener shares with the connections it accepts ------------ */
+
+/* A deep copy of struct mg_tls_opts, reference-counted: a listener and each
+ * connection it accepted hold one reference, since accepted connections may outlive
+ * their listener. Mongoose copies what it needs in mg_tls_init(). */
+struct pm_tls {
+  unsigned refs;
+  struct mg_tls_opts opts;
+};
+
+static struct mg_str pm_copy_into(char **cursor, struct mg_str s) {
+  struct mg_str copy = {NULL, 0};  // Mongoose tests .buf == NULL for "not given"
+  if (s.len > 0) {
+    memcpy(*cursor, s.buf, s.len);
+    copy.buf = *cursor;
+    copy.len = s.len;
+    *cursor += s.len;
+  }
+  return copy;
+}
+
+static struct pm_tls *pm_tls_new(const struct mg_tls_opts *o) {
+  size_t size = o->ca.len + o->cert.len + o->key.len + o->name.len;
+  struct pm_tls *t = (struct pm_tls *) calloc(1, sizeof(*t) + size + 1);
+  char *cursor = (char *) (t + 1);
+  if (t == NULL) return NULL;
+  t->refs = 1;
+  t->opts.ca = pm_copy_into(&cursor, o->ca);
+  t->opts.cert = pm_copy_into(&cursor, o->cert);
+  t->opts.key = pm_copy_into(&cursor, o->key);
+  t->opts.name = pm_copy_into(&cursor, o->name);
+  t->opts.skip_verification = o->skip_verification;
+  return t;
+}
+
+static void pm_tls_release(struct pm_tls *t) {
+  if (t != NULL && --t->refs == 0) free(t);
+}
+
+struct pm_tls_error {
+  char *buf;
+  size_t len;
+};
+
+static void pm_record_error(struct mg_connection *c, int ev, void *ev_data) {
+  struct pm_tls_error *error = (struct pm_tls_error *) c->fn_data;
+  if (ev == MG_EV_ERROR && error->buf[0] == '\0') {
+    snprintf(error->buf, error->len, "%s", (const char *) ev_data);
+  }
+}
+
+/* Parses opts as mg_tls_init() would, on a throwaway connection, so bad PEM or a
+ * missing key is reported when the options are given, not at the first accept.
+ * Returns false and fills err on failure. */
+bool pm_tls_check(struct mg_mgr *mgr, const struct mg_tls_opts *opts, bool client,
+                  char *err, size_t err_len) {
+  struct mg_connection probe;
+  struct pm_tls_error error = {err, err_len};
+  memset(&probe, 0, sizeof(probe));
+  err[0] = '\0';
+  probe.mgr = mgr;
+  probe.is_client = client;
+  probe.fn = pm_record_error;
+  probe.fn_data = &error;
+  mg_tls_init(&probe, opts);
+  mg_tls_free(&probe);
+  return err[0] == '\0' && !probe.is_closing;
+}
+
+/* Use these TLS options from now on: a listener starts TLS on each connection it
+ * accepts, a client when its TCP connection is established. */
+bool pm_conn_set_tls(struct mg_connection *c, const struct mg_tls_opts *opts) {
+  struct pm_conn *st = (struct pm_conn *) c->fn_data;
+  struct pm_tls *tls = pm_tls_new(opts);
+  if (st == NULL || tls == NULL) {
+    pm_tls_release(tls);
+    return false;
+  }
+  pm_tls_release(st->tls);
+  st->tls = tls;
+  return true;
+}
