@@ -55,6 +55,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 1
         address = listener.local_addr
+        assert address is not None  # a listener that opened has its address
         host = f"[{address.ip}]" if address.is_ipv6 else address.ip
         scheme = args.listen.split("://", 1)[0]
         print(f"Serving {root} on {scheme}://{host}:{address.port}/ (Ctrl-C to stop)", flush=True)

@@ -17,17 +17,33 @@ from __future__ import annotations
 import functools
 import threading
 from threading import get_ident
-from typing import Any, Callable, List, TypeVar
+from typing import Any, Callable, List, Optional, Protocol, TypeVar
 
 from .errors import ManagerClosedError
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
+
+class LoopOwner(Protocol):
+    """What connections and the helpers here use of their manager. Manager, higher
+    up, provides it; modules below it name this instead, so imports run one way."""
+
+    _ptr: Any                 # the C manager (struct mg_mgr *), None once closed
+    _owner: Optional[int]     # the thread that owns the loop, if any
+    _lock: Any                # held by that thread (threading.Lock)
+    _handler: Any             # the manager's default handler
+
+    def _release_loop(self) -> None: ...
+
+    def _post(self, function: Callable[..., Any], args: Any) -> None: ...
+
+    def _run_inbox(self) -> None: ...
+
 # How often a caller waiting for the loop checks that somebody still polls it.
 _RECHECK_SECONDS = 0.05
 
 
-def call_owning_loop(manager: Any, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def call_owning_loop(manager: LoopOwner, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call ``method`` from a thread that does not own the loop, and return its
     result (or raise its exception): directly while no poll is in progress,
     otherwise on the polling thread after its current iteration."""
@@ -40,7 +56,7 @@ def call_owning_loop(manager: Any, method: Callable[..., Any], *args: Any, **kwa
     return _run_on_polling_thread(manager, method, args, kwargs)
 
 
-def _run_on_polling_thread(manager: Any, method: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+def _run_on_polling_thread(manager: LoopOwner, method: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     done = threading.Event()
     outcome: List[Any] = []  # [True, value] or [False, exception]
 

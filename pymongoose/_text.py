@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Any, Union
 
 from ._binding import ffi
 
@@ -29,9 +29,10 @@ def to_cstr(value: Union[str, bytes], what: str) -> bytes:
     return data
 
 
-def from_mg_str(s) -> bytes:
+def from_mg_str(s: Any) -> bytes:
     """Copy a ``struct mg_str`` out of C memory."""
-    return ffi.unpack(s.buf, s.len) if s.len else b""
+    data: bytes = ffi.unpack(s.buf, s.len) if s.len else b""
+    return data
 
 
 def decode(data: bytes) -> str:

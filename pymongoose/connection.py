@@ -13,19 +13,15 @@ from __future__ import annotations
 import logging
 import socket
 from threading import get_ident
-from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Iterable, List, NamedTuple, Optional
+from typing import Any, Callable, FrozenSet, Iterable, NamedTuple, Optional
 
 from ._binding import ffi, lib
 from ._loop import call_owning_loop, on_loop
 from ._text import BytesLike, to_bytes, to_cstr
-from .errors import ConnectionClosedError
 from .http import HttpMethods
 from .mqtt import MqttMethods
 from .tls import TlsMethods
 from .websocket import WebSocketMethods
-
-if TYPE_CHECKING:
-    from .manager import Manager
 
 _pm_send = lib.pm_send  # bound once: the hot path skips a lookup on lib
 
@@ -97,45 +93,12 @@ class Connection(HttpMethods, WebSocketMethods, MqttMethods, TlsMethods):
     a closed connection can never reach freed memory.
     """
 
-    __slots__ = ("_manager", "_id", "_handler", "_mask", "_closed", "_final", "_addresses", "userdata",
-                 "__weakref__")
-
-    def __init__(self, manager: "Manager", conn_id: int, handler: Optional[EventHandler], mask: int) -> None:
-        self._manager = manager
-        self._id = conn_id
-        self._handler = handler
-        self._mask = mask
-        self._closed = False  # set when MG_EV_CLOSE is delivered
-        self._final: Optional[_Final] = None
-        self._addresses: List[Optional[Address]] = [None, None]  # local, remote
-        #: Anything you want to keep with this connection.
-        self.userdata: Any = None
-
-    def _c(self) -> Any:
-        """The C connection, or None once closed. Valid until control returns to
-        Mongoose; only call it on the loop (inside an on_loop method)."""
-        mgr = self._manager._ptr
-        return None if mgr is None else (lib.pm_conn(mgr, self._id) or None)
-
-    def _call(self, function: Callable[..., Any], *args: Any, action: str = "") -> Any:
-        """``function(c, *args)`` on the C connection; once it has closed, nothing
-        happens (logged at debug level when ``action`` names a call that sends)."""
-        c = self._c()
-        if c is None:
-            if action:
-                self._dropped(action)
-            return None
-        return function(c, *args)
+    __slots__ = ()
 
     # ---- identity and handler --------------------------------------------------
 
     @property
-    def id(self) -> int:
-        """Mongoose's connection id, unique within the manager."""
-        return self._id
-
-    @property
-    def manager(self) -> "Manager":
+    def manager(self) -> Any:  # the Manager; typed loosely, as Manager sits above this module
         """The manager this connection belongs to."""
         return self._manager
 
@@ -299,21 +262,14 @@ class Connection(HttpMethods, WebSocketMethods, MqttMethods, TlsMethods):
 
     # ---- sending -------------------------------------------------------------------
 
-    def _sent(self, sent: bool, action: str) -> bool:
-        if not sent:
-            self._dropped(action)
-        return sent
-
-    def _dropped(self, action: str) -> None:
-        raise ConnectionClosedError(f"Connection has been closed: {action}() on connection {self._id}")
-
     def send(self, data: BytesLike) -> bool:
         """Queue raw bytes (str is UTF-8 encoded) for sending; True.
 
         :raises ConnectionClosedError: once the connection has closed."""
         manager = self._manager
         if manager._owner != get_ident():  # @on_loop's check, inline: a hot path
-            return call_owning_loop(manager, Connection.send, self, data)
+            queued: bool = call_owning_loop(manager, Connection.send, self, data)
+            return queued
         payload = data if type(data) is bytes else to_bytes(data, "data")
         mgr = manager._ptr
         if mgr is not None and _pm_send(mgr, self._id, payload, len(payload)):

@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 import re
 from threading import get_ident
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
 from ._binding import ffi, lib
+from ._connection_base import ConnectionBase
 from ._loop import call_owning_loop, on_loop
 from ._text import BytesLike, to_bytes, to_cstr
 from .messages import HttpMessage
-
-if TYPE_CHECKING:
-    from .connection import Connection
 
 _pm_http_respond = lib.pm_http_respond  # bound once: the hot path skips a lookup on lib
 
@@ -98,12 +96,12 @@ def _check_header_lines(lines: str) -> None:
             raise ValueError(f"malformed header line in extra_headers: {line!r}")
 
 
-class HttpMethods:
+class HttpMethods(ConnectionBase):
     """HTTP methods of :class:`~pymongoose.Connection`."""
 
     __slots__ = ()
 
-    def reply(self: "Connection", status_code: int, body: BytesLike = b"",
+    def reply(self, status_code: int, body: BytesLike = b"",
               headers: Optional[Mapping[str, str]] = None) -> None:
         """Send a complete HTTP response with the right Content-Length.
 
@@ -119,7 +117,8 @@ class HttpMethods:
         # the loop-ownership check of @on_loop is made inline.
         manager = self._manager
         if manager._owner != get_ident():
-            return call_owning_loop(manager, HttpMethods.reply, self, status_code, body, headers)
+            call_owning_loop(manager, HttpMethods.reply, self, status_code, body, headers)
+            return
         if type(status_code) is not int:
             status_code = _status(status_code)
         if not 100 <= status_code <= 999:
@@ -143,14 +142,14 @@ class HttpMethods:
             self._dropped("reply")
 
     @on_loop
-    def http_chunk(self: "Connection", data: BytesLike) -> None:
+    def http_chunk(self, data: BytesLike) -> None:
         """Send one chunk of a chunked response; empty ``data`` ends the response."""
         payload = to_bytes(data, "data")
         mgr = self._manager._ptr
         self._sent(mgr is not None and lib.pm_http_chunk(mgr, self._id, payload, len(payload)), "http_chunk")
 
     @on_loop
-    def http_sse(self: "Connection", event_type: str, data: str) -> None:
+    def http_sse(self, event_type: str, data: str) -> None:
         """Send one Server-Sent Event (``event:``/``data:`` lines) as a chunk of a
         chunked ``text/event-stream`` response."""
         event = to_bytes(event_type, "event_type")
@@ -165,7 +164,7 @@ class HttpMethods:
                    "http_sse")
 
     @on_loop
-    def serve_dir(self: "Connection", message: HttpMessage, root_dir: str, extra_headers: str = "",
+    def serve_dir(self, message: HttpMessage, root_dir: str, extra_headers: str = "",
                   mime_types: str = "", page404: str = "") -> None:
         """Answer ``message`` from the files under ``root_dir`` (paths that escape it
         are refused). ``extra_headers`` are complete ``Name: value\\r\\n`` lines;
@@ -174,12 +173,12 @@ class HttpMethods:
         self._serve(message, root_dir, None, extra_headers, mime_types, page404)
 
     @on_loop
-    def serve_file(self: "Connection", message: HttpMessage, path: str, extra_headers: str = "",
+    def serve_file(self, message: HttpMessage, path: str, extra_headers: str = "",
                    mime_types: str = "") -> None:
         """Answer ``message`` with the file at ``path`` (404 if it does not exist)."""
         self._serve(message, None, path, extra_headers, mime_types, "")
 
-    def _serve(self: "Connection", message: HttpMessage, root_dir: Optional[str], path: Optional[str],
+    def _serve(self, message: HttpMessage, root_dir: Optional[str], path: Optional[str],
                extra_headers: str, mime_types: str, page404: str) -> None:
         if not isinstance(message, HttpMessage):
             raise TypeError("message must be the HttpMessage passed to this handler")
@@ -209,13 +208,13 @@ class HttpMethods:
             lib.mg_http_serve_file(c, hm, file_path, opts)
 
     @on_loop
-    def http_basic_auth(self: "Connection", username: str, password: str) -> None:
+    def http_basic_auth(self, username: str, password: str) -> None:
         """Write an ``Authorization: Basic ...`` header line into the send buffer
         (for a client, between its request line and the blank line)."""
         self._call(lib.mg_http_bauth, to_cstr(username, "username"), to_cstr(password, "password"),
                    action="http_basic_auth")
 
-    def reply_json(self: "Connection", data: Any, status_code: int = 200,
+    def reply_json(self, data: Any, status_code: int = 200,
                    headers: Optional[Mapping[str, str]] = None) -> None:
         """Reply with ``data`` serialised as JSON (``Content-Type: application/json``)."""
         merged = {"Content-Type": "application/json"}

@@ -38,7 +38,8 @@ def json_get(json: JsonText, path: str) -> Optional[str]:
     offset, data = _call(json, path, lib.mg_json_get, toklen)
     if offset < 0:
         return None
-    return data[offset:offset + toklen[0]].decode("utf-8", "replace")
+    token: bytes = data[offset:offset + toklen[0]]
+    return token.decode("utf-8", "replace")
 
 
 def json_get_num(json: JsonText, path: str, default: Optional[float] = None) -> Optional[float]:

@@ -15,14 +15,12 @@ when the connection has been idle for half the keepalive period.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from ._binding import ffi, lib
+from ._connection_base import ConnectionBase
 from ._loop import on_loop
 from ._text import BytesLike, to_bytes
-
-if TYPE_CHECKING:
-    from .connection import Connection
 
 # MQTT 5 property value types, as Mongoose numbers them.
 MQTT_PROP_TYPE_BYTE = lib.MQTT_PROP_TYPE_BYTE
@@ -80,13 +78,13 @@ MQTT_CMD_DISCONNECT = 14
 _MAX_STRING = 65535  # MQTT strings carry a 16-bit length
 
 
-def _qos(qos: int) -> int:
+def check_qos(qos: int) -> int:
     if isinstance(qos, bool) or qos not in (0, 1, 2):
         raise ValueError(f"qos must be 0, 1 or 2, not {qos!r}")
     return qos
 
 
-def _string(value: BytesLike, what: str, allow_empty: bool = False) -> bytes:
+def check_text(value: BytesLike, what: str, allow_empty: bool = False) -> bytes:
     data = to_bytes(value, what)
     if not data and not allow_empty:
         raise ValueError(f"{what} must not be empty")
@@ -97,8 +95,8 @@ def _string(value: BytesLike, what: str, allow_empty: bool = False) -> bytes:
     return data
 
 
-def _topic(topic: BytesLike, wildcards: bool) -> bytes:
-    data = _string(topic, "topic")
+def check_topic(topic: BytesLike, wildcards: bool) -> bytes:
+    data = check_text(topic, "topic")
     if not wildcards and (b"+" in data or b"#" in data):
         raise ValueError("a topic to publish to must not contain the wildcards + or #")
     return data
@@ -129,7 +127,7 @@ def mqtt_props(keep: List[Any], properties: Optional[Iterable[Property]]) -> Tup
     keep.append(array)
 
     def mg_str(value: Any, what: str, binary: bool = False) -> Tuple[Any, int]:
-        data = to_bytes(value, what) if binary else _string(value, what, allow_empty=True)  # text: no NUL
+        data = to_bytes(value, what) if binary else check_text(value, what, allow_empty=True)  # text: no NUL
         if len(data) > _MAX_STRING:
             raise ValueError(f"{what} is longer than MQTT allows ({_MAX_STRING} bytes)")
         buffer = ffi.new("char[]", data or b"\0")
@@ -199,13 +197,13 @@ def mqtt_opts(keep: List[Any], **fields: Any) -> Any:
     return opts
 
 
-class MqttMethods:
+class MqttMethods(ConnectionBase):
     """MQTT methods of :class:`~pymongoose.Connection`."""
 
     __slots__ = ()
 
     @on_loop
-    def mqtt_pub(self: "Connection", topic: str, message: BytesLike, qos: int = 0, retain: bool = False, *,
+    def mqtt_pub(self, topic: str, message: BytesLike, qos: int = 0, retain: bool = False, *,
                  properties: Optional[Iterable[Property]] = None) -> int:
         """Publish ``message`` to ``topic``; returns the packet id (0 for QoS 0).
 
@@ -213,22 +211,22 @@ class MqttMethods:
         ``[(MQTT_PROP_CONTENT_TYPE, "application/json"),
         (MQTT_PROP_USER_PROPERTY, ("origin", "kitchen"))]``."""
         keep: List[Any] = []
-        opts = mqtt_opts(keep, topic=_topic(topic, wildcards=False), message=to_bytes(message, "message"),
-                         qos=_qos(qos), retain=bool(retain))
+        opts = mqtt_opts(keep, topic=check_topic(topic, wildcards=False), message=to_bytes(message, "message"),
+                         qos=check_qos(qos), retain=bool(retain))
         self._mqtt5_props(opts, keep, properties)
         return int(self._call(lib.mg_mqtt_pub, opts, action="mqtt_pub") or 0)
 
     @on_loop
-    def mqtt_sub(self: "Connection", topic: str, qos: int = 0, *,
+    def mqtt_sub(self, topic: str, qos: int = 0, *,
                  properties: Optional[Iterable[Property]] = None) -> None:
         """Subscribe to ``topic`` (wildcards allowed); the broker answers with SUBACK.
         ``properties`` as for :meth:`mqtt_pub` (MQTT 5)."""
         keep: List[Any] = []
-        opts = mqtt_opts(keep, topic=_topic(topic, wildcards=True), qos=_qos(qos))
+        opts = mqtt_opts(keep, topic=check_topic(topic, wildcards=True), qos=check_qos(qos))
         self._mqtt5_props(opts, keep, properties)
         self._call(lib.mg_mqtt_sub, opts, action="mqtt_sub")
 
-    def _mqtt5_props(self: "Connection", opts: Any, keep: List[Any], properties: Any) -> None:
+    def _mqtt5_props(self, opts: Any, keep: List[Any], properties: Any) -> None:
         if properties is None:
             return
         opts.props, opts.num_props = mqtt_props(keep, properties)
@@ -237,24 +235,24 @@ class MqttMethods:
             raise ValueError("properties need an MQTT 5 connection (mqtt_connect(..., version=5))")
 
     @on_loop
-    def mqtt_unsub(self: "Connection", topic: str) -> None:
+    def mqtt_unsub(self, topic: str) -> None:
         """Unsubscribe from ``topic``."""
         keep: List[Any] = []
-        opts = mqtt_opts(keep, topic=_topic(topic, wildcards=True))
+        opts = mqtt_opts(keep, topic=check_topic(topic, wildcards=True))
         self._call(lib.mg_mqtt_unsub, opts, action="mqtt_unsub")
 
     @on_loop
-    def mqtt_ping(self: "Connection") -> None:
+    def mqtt_ping(self) -> None:
         """Send PINGREQ (pymongoose also does it on its own when idle)."""
         self._call(lib.mg_mqtt_ping, action="mqtt_ping")
 
     @on_loop
-    def mqtt_pong(self: "Connection") -> None:
+    def mqtt_pong(self) -> None:
         """Send PINGRESP (a broker answering a client's PINGREQ)."""
         self._call(lib.mg_mqtt_pong, action="mqtt_pong")
 
     @on_loop
-    def mqtt_disconnect(self: "Connection") -> None:
+    def mqtt_disconnect(self) -> None:
         """Send DISCONNECT: a clean goodbye, after which the broker drops the last will."""
         keep: List[Any] = []
         self._call(lib.mg_mqtt_disconnect, mqtt_opts(keep), action="mqtt_disconnect")

@@ -120,7 +120,7 @@ class Rpc:
             return _reply(None, _error_member(PARSE_ERROR, "Parse error"))
         if not whole.startswith("["):
             return self._one(whole) or ""
-        items = []
+        items: List[str] = []
         while True:
             item = json_get(whole, f"$[{len(items)}]")
             if item is None:

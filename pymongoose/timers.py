@@ -6,10 +6,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Dict, Protocol
 
-if TYPE_CHECKING:
-    from .manager import Manager
+
+class TimerOwner(Protocol):
+    """What a timer uses of its manager (Manager, higher up, provides it)."""
+
+    _timers: Dict[int, "Timer"]
+
+    def _cancel_timer(self, timer_id: int) -> None: ...
+
+    def _run_on_loop(self, function: Callable[..., Any], *args: Any) -> None: ...
 
 
 class Timer:
@@ -22,7 +29,7 @@ class Timer:
 
     __slots__ = ("_manager", "_id", "_callback", "_interval_ms", "_repeat", "_active", "__weakref__")
 
-    def __init__(self, manager: "Manager", timer_id: int, interval_ms: int,
+    def __init__(self, manager: TimerOwner, timer_id: int, interval_ms: int,
                  callback: Callable[[], Any], repeat: bool) -> None:
         self._manager = manager
         self._id = timer_id  # C finds the timer by this id; Python holds no pointer

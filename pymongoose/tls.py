@@ -16,16 +16,14 @@ the server against the system's CA bundle and the URL's host name.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ._binding import ffi, lib
+from ._connection_base import ConnectionBase
 from ._loop import on_loop
 from ._text import to_bytes
 from .errors import MongooseError
 from .log import capture_errors
-
-if TYPE_CHECKING:
-    from .connection import Connection
 
 PemInput = Union[str, bytes, "os.PathLike[str]", None]
 
@@ -140,13 +138,14 @@ class TlsOpts:
         opts.skip_verification = self.skip_verification
         return opts, keep
 
-    def _check(self, mgr: Any, client: bool) -> None:
-        """Raise TlsError now if Mongoose would refuse these options."""
+    def _for_mongoose(self, mgr: Any, client: bool) -> Tuple[Any, List[Any]]:
+        """These options as C gets them (see :func:`c_tls_opts`)."""
         self._validate()
-        opts, _keep = self._to_c()
+        opts, keep = self._to_c()
         error = ffi.new("char[]", 256)
         if not lib.pm_tls_check(mgr, opts, client, error, 256):
             raise TlsError(f"invalid TLS options: {ffi.string(error).decode('utf-8', 'replace')}")
+        return opts, keep
 
     def __repr__(self) -> str:
         parts = [f"{field}=<{len(getattr(self, field))} bytes>" for field in ("ca", "cert", "key")
@@ -156,6 +155,14 @@ class TlsOpts:
         if self.skip_verification:
             parts.append("skip_verification=True")
         return f"TlsOpts({', '.join(parts)})"
+
+
+def c_tls_opts(opts: TlsOpts, mgr: Any, client: bool) -> Tuple[Any, List[Any]]:
+    """A ``struct mg_tls_opts *`` for a client (``client``) or a server, and the
+    buffers it points into (keep them while C reads it).
+
+    :raises TlsError: now, naming the field, if Mongoose would refuse ``opts``."""
+    return opts._for_mongoose(mgr, client)
 
 
 _system_bundle_cache: Dict[str, bytes] = {}
@@ -182,13 +189,13 @@ def default_client_tls(host: str) -> TlsOpts:
     return TlsOpts(ca=bundle, name=host)
 
 
-class TlsMethods:
+class TlsMethods(ConnectionBase):
     """TLS methods of :class:`~pymongoose.Connection`."""
 
     __slots__ = ()
 
     @on_loop
-    def tls_init(self: "Connection", opts: TlsOpts) -> None:
+    def tls_init(self, opts: TlsOpts) -> None:
         """Start TLS on this connection with ``opts``.
 
         On a listener, every connection it accepts from now on starts TLS. On a
@@ -205,8 +212,7 @@ class TlsMethods:
             return
         flags = lib.pm_conn_flags(c)
         is_client = bool(flags & lib.PM_IS_CLIENT)
-        opts._check(self._manager._ptr, is_client)
-        c_opts, _keep = opts._to_c()
+        c_opts, _keep = c_tls_opts(opts, self._manager._ptr, is_client)
         if flags & lib.PM_IS_LISTENING or flags & (lib.PM_IS_RESOLVING | lib.PM_IS_CONNECTING):
             if not lib.pm_conn_set_tls(c, c_opts):
                 raise MemoryError("out of memory for TLS options")
@@ -217,6 +223,6 @@ class TlsMethods:
             raise TlsError(f"TLS could not start: {errors[-1]}")
 
     @on_loop
-    def tls_free(self: "Connection") -> None:
+    def tls_free(self) -> None:
         """Release this connection's TLS state (Mongoose does it on close)."""
         self._call(lib.mg_tls_free)

@@ -20,7 +20,8 @@ def url_encode(data: BytesLike) -> str:
     size = 3 * len(raw) + 4  # Mongoose wants room for one more escape and the NUL
     out = ffi.new("char[]", size)
     n = lib.mg_url_encode(raw, len(raw), out, size)
-    return ffi.unpack(out, n).decode("ascii")
+    encoded: bytes = ffi.unpack(out, n)
+    return encoded.decode("ascii")
 
 
 def url_decode(data: BytesLike, form: bool = False) -> str:

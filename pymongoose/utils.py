@@ -34,7 +34,8 @@ def base64_encode(data: BytesLike) -> str:
     raw = to_bytes(data, "data")
     out = ffi.new("char[]", 4 * ((len(raw) + 2) // 3) + 1)
     n = lib.mg_base64_encode(raw, len(raw), out, len(out))
-    return ffi.unpack(out, n).decode("ascii")
+    encoded: bytes = ffi.unpack(out, n)
+    return encoded.decode("ascii")
 
 
 def base64_decode(data: str) -> bytes:
@@ -42,7 +43,8 @@ def base64_decode(data: str) -> bytes:
     raw = to_bytes(data, "data")
     out = ffi.new("char[]", len(raw) // 4 * 3 + 1)
     n = lib.mg_base64_decode(raw, len(raw), out, len(out))
-    return ffi.unpack(out, n)
+    decoded: bytes = ffi.unpack(out, n)
+    return decoded
 
 
 def _digest(function: object, size: int, data: BytesLike) -> bytes:
@@ -92,7 +94,8 @@ def random_bytes(length: int) -> bytes:
     n = _length(length, "length")
     out = ffi.new("char[]", max(n, 1))
     lib.mg_random(out, n)
-    return ffi.unpack(out, n)
+    data: bytes = ffi.unpack(out, n)
+    return data
 
 
 def random_str(length: int) -> str:
@@ -100,7 +103,8 @@ def random_str(length: int) -> str:
     n = _length(length, "length")
     out = ffi.new("char[]", n + 1)
     lib.mg_random_str(out, n + 1)  # writes n characters and a NUL
-    return ffi.unpack(out, n).decode("ascii")
+    text: bytes = ffi.unpack(out, n)
+    return text.decode("ascii")
 
 
 def millis() -> int:
@@ -116,7 +120,8 @@ def http_var(buf: BytesLike, name: str) -> Optional[str]:
         value = lib.mg_http_var((b, len(raw)), (w, len(wanted)))
         if value.buf == ffi.NULL:
             return None
-        return ffi.unpack(value.buf, value.len).decode("utf-8", "replace")
+        found: bytes = ffi.unpack(value.buf, value.len)
+        return found.decode("utf-8", "replace")
 
 
 def match(s: str, pattern: str) -> Tuple[bool, List[str]]:

@@ -16,9 +16,10 @@ Mongoose answers pings and reassembles fragmented messages itself.
 from __future__ import annotations
 
 from threading import get_ident
-from typing import TYPE_CHECKING, Mapping, Optional
+from typing import Mapping, Optional
 
 from ._binding import lib
+from ._connection_base import ConnectionBase
 from ._loop import call_owning_loop, on_loop
 from ._text import BytesLike, to_bytes
 from .events import (
@@ -32,9 +33,6 @@ from .events import (
 from .http import format_headers
 from .messages import HttpMessage
 
-if TYPE_CHECKING:
-    from .connection import Connection
-
 _pm_ws_send = lib.pm_ws_send  # bound once: the hot path skips a lookup on lib
 
 _OPCODES = frozenset({WEBSOCKET_OP_CONTINUE, WEBSOCKET_OP_TEXT, WEBSOCKET_OP_BINARY, WEBSOCKET_OP_CLOSE,
@@ -46,13 +44,13 @@ def extra_header_lines(headers: Optional[Mapping[str, str]]) -> bytes:
     return format_headers(headers, default_type=b"") if headers else b""
 
 
-class WebSocketMethods:
+class WebSocketMethods(ConnectionBase):
     """WebSocket methods of :class:`~pymongoose.Connection`."""
 
     __slots__ = ()
 
     @on_loop
-    def ws_upgrade(self: "Connection", message: HttpMessage,
+    def ws_upgrade(self, message: HttpMessage,
                    extra_headers: Optional[Mapping[str, str]] = None) -> None:
         """Answer the HTTP request ``message`` with a WebSocket handshake; the
         handler then gets ``MG_EV_WS_OPEN`` (at once) and ``MG_EV_WS_MSG``. A request
@@ -62,13 +60,14 @@ class WebSocketMethods:
         hm = message._ptr()
         self._call(lib.pm_ws_upgrade, hm, extra_header_lines(extra_headers), action="ws_upgrade")
 
-    def ws_send(self: "Connection", data: BytesLike, op: int = WEBSOCKET_OP_TEXT) -> bool:
+    def ws_send(self, data: BytesLike, op: int = WEBSOCKET_OP_TEXT) -> bool:
         """Send one WebSocket message (str is UTF-8 encoded); True.
 
         :raises ConnectionClosedError: once the connection has closed."""
         manager = self._manager
         if manager._owner != get_ident():  # @on_loop's check, inline: a hot path
-            return call_owning_loop(manager, WebSocketMethods.ws_send, self, data, op)
+            queued: bool = call_owning_loop(manager, WebSocketMethods.ws_send, self, data, op)
+            return queued
         if type(data) is str:
             payload = data.encode()
         else:

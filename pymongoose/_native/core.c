@@ -33,6 +33,16 @@ static void pm_on_event(void *owner, unsigned queued, unsigned long id, int ev,
 static void pm_on_log(const char *line, size_t len);
 static void pm_flush(struct mg_mgr *mgr);
 
+/* What Python receives as an event's data (the event table is in dispatch.c). */
+#define PM_DATA_NONE 0    // nothing: the handler gets None
+#define PM_DATA_NUMBER 1  // a number (byte count, CONNACK code, SNTP time)
+#define PM_DATA_TEXT 2    // a NUL-terminated message (MG_EV_ERROR)
+#define PM_DATA_HTTP 3    // a view of struct mg_http_message, checked by frame token
+#define PM_DATA_MQTT 4    // a view of struct mg_mqtt_message, checked by frame token
+#define PM_DATA_WS 5      // a WebSocket message: its payload, copied out at once
+#define PM_DATA_OPEN 6    // the connection's first event: Python makes its Connection
+#define PM_DATA_CLOSE 7   // its last: Python retires it
+
 #define PM_EV_TIMER (-1)
 #define PM_EV_FLUSH (-2)  // no event: only deliver the queued ones
 

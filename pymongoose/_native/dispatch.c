@@ -13,27 +13,50 @@ static bool pm_wants(const struct pm_conn *st, int ev) {
   return (st->events & (1u << ev)) != 0;
 }
 
-/* The data of events that carry a number, read here so that Python receives an
- * int instead of a pointer to convert; for WebSocket messages, whose payload
- * Python copies out at once, its length and the frame flags as (len << 8) | flags;
- * -1 for events whose data Python views in place (they need the frame token);
- * 0 for the others. */
-static int64_t pm_event_number(int ev, const void *ev_data) {
+/* The event table: for each Mongoose event, what Python receives as its data. It
+ * is the one place this is written: Python builds its dispatch plan from it
+ * (pm_event_data_kind; see _core.py), and pm_event_number below reads it. Events
+ * not listed (POLL, CONNECT, user events...) carry no data. */
+static unsigned char pm_data_kind(int ev) {
   switch (ev) {
+    case MG_EV_OPEN: return PM_DATA_OPEN;
+    case MG_EV_CLOSE: return PM_DATA_CLOSE;
+    case MG_EV_ERROR: return PM_DATA_TEXT;
     case MG_EV_READ:
-    case MG_EV_WRITE: return ev_data == NULL ? 0 : *(const long *) ev_data;
-    case MG_EV_MQTT_OPEN: return ev_data == NULL ? 0 : *(const int *) ev_data;
-    case MG_EV_SNTP_TIME: return ev_data == NULL ? 0 : *(const int64_t *) ev_data;
+    case MG_EV_WRITE:
+    case MG_EV_MQTT_OPEN:
+    case MG_EV_SNTP_TIME: return PM_DATA_NUMBER;
+    case MG_EV_HTTP_HDRS:
+    case MG_EV_HTTP_MSG:
+    case MG_EV_WS_OPEN: return PM_DATA_HTTP;
+    case MG_EV_MQTT_CMD:
+    case MG_EV_MQTT_MSG: return PM_DATA_MQTT;
     case MG_EV_WS_MSG:
-    case MG_EV_WS_CTL: {
+    case MG_EV_WS_CTL: return PM_DATA_WS;
+    default: return PM_DATA_NONE;
+  }
+}
+
+int pm_event_data_kind(int ev) { return pm_data_kind(ev); }
+
+/* The number Python receives with an event (pm_on_event's extra): for
+ * PM_DATA_NUMBER the number itself, read here so that Python receives an int
+ * instead of a pointer to convert (each event's own C type); for WebSocket
+ * messages, whose payload Python copies out at once, its length and the frame flags
+ * as (len << 8) | flags; -1 for the views (they need the frame token); else 0. */
+static int64_t pm_event_number(int ev, const void *ev_data) {
+  switch (pm_data_kind(ev)) {
+    case PM_DATA_NUMBER:
+      if (ev_data == NULL) return 0;
+      if (ev == MG_EV_MQTT_OPEN) return *(const int *) ev_data;
+      if (ev == MG_EV_SNTP_TIME) return *(const int64_t *) ev_data;
+      return *(const long *) ev_data;  // MG_EV_READ, MG_EV_WRITE
+    case PM_DATA_WS: {
       const struct mg_ws_message *wm = (const struct mg_ws_message *) ev_data;
       return (int64_t) wm->data.len << 8 | wm->flags;
     }
-    case MG_EV_HTTP_HDRS:
-    case MG_EV_HTTP_MSG:
-    case MG_EV_WS_OPEN:
-    case MG_EV_MQTT_CMD:
-    case MG_EV_MQTT_MSG: return -1;
+    case PM_DATA_HTTP:
+    case PM_DATA_MQTT: return -1;
     default: return 0;  // a small int costs Python nothing to make
   }
 }
@@ -57,7 +80,7 @@ static void pm_forward(struct mg_mgr *mgr, unsigned long id, int ev, void *ev_da
     f->payloads_len = 0;
     queued |= PM_QUEUE_HAS_PAYLOADS;
   }
-  if (ev == MG_EV_WS_MSG || ev == MG_EV_WS_CTL) {
+  if (pm_data_kind(ev) == PM_DATA_WS) {
     ev_data = ((struct mg_ws_message *) ev_data)->data.buf;  // the payload, to copy
   }
   pm_on_event(mgr->userdata, queued, id, ev, (char *) ev_data,
