@@ -16,7 +16,7 @@ import logging
 import threading
 import weakref
 from threading import get_ident
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, Type, TypeVar
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple, Type, TypeVar
 
 from ._binding import ffi, lib
 from ._text import decode
@@ -155,6 +155,9 @@ class LoopCore:
         self._timers: Dict[int, Timer] = {}
         self._opening_handler: Optional[EventHandler] = None
         self._held: Optional[BaseException] = None  # KeyboardInterrupt/SystemExit from a handler
+        # Ids of connections whose events were narrowed during this poll: their
+        # deferred events are checked against the new mask (see _run_queued).
+        self._narrowed: Set[int] = set()
         # Loop ownership (see _loop.py) and the hand-over queue from other threads.
         self._lock = threading.Lock()
         self._owner: Optional[int] = None
@@ -200,6 +203,7 @@ class LoopCore:
                 lib.pm_mgr_poll(pointer, max(timeout_ms, 0))
                 if self._inbox:
                     self._run_inbox()
+                self._narrowed.clear()
             finally:
                 self._owner = None
                 if self._closed and self._ptr is not None:
@@ -329,6 +333,7 @@ class LoopCore:
         offset = 0
         data: Any
         conns = self._conns
+        narrowed = self._narrowed
         for conn_id, ev, number in zip(items[0::3], items[1::3], items[2::3]):
             if ev == MG_EV_WS_MSG:
                 end = offset + (number >> 8)
@@ -342,8 +347,10 @@ class LoopCore:
             if conn is None:
                 continue
             handler = conn._handler
+            if handler is None:
+                continue
             # A handler earlier in the batch may have narrowed this connection's events.
-            if handler is None or not conn._mask >> ev & 1:
+            if narrowed and conn_id in narrowed and not conn._mask >> ev & 1:
                 continue
             try:
                 handler(conn, ev, data)

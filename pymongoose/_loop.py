@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import threading
 from threading import get_ident
-from typing import Any, Callable, List, Optional, Protocol, TypeVar
+from typing import Any, Callable, List, Optional, Protocol, Set, TypeVar
 
 from .errors import ManagerClosedError
 
@@ -32,6 +32,7 @@ class LoopOwner(Protocol):
     _owner: Optional[int]     # the thread that owns the loop, if any
     _lock: Any                # held by that thread (threading.Lock)
     _handler: Any             # the manager's default handler
+    _narrowed: Set[int]       # connections whose events changed during this poll
 
     def _release_loop(self) -> None: ...
 

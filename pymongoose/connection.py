@@ -129,6 +129,7 @@ class Connection(HttpMethods, WebSocketMethods, MqttMethods, TlsMethods):
     @on_loop
     def _set_mask(self, mask: int) -> None:
         self._mask = mask
+        self._manager._narrowed.add(self._id)  # events already deferred are checked again
         self._call(lib.pm_conn_set_events, mask)
 
     def set_idle_timeout(self, milliseconds: Optional[int]) -> None:
