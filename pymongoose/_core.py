@@ -18,6 +18,7 @@ import weakref
 from threading import get_ident
 from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple, Type, TypeVar
 
+from ._args import int_arg
 from ._binding import ffi, lib
 from ._text import decode
 from .connection import Connection, EventHandler
@@ -187,8 +188,7 @@ class LoopCore:
         Handlers run inside this call. A ``KeyboardInterrupt`` or ``SystemExit``
         raised by a handler is re-raised here once the iteration is over.
         """
-        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int):
-            raise TypeError("timeout_ms must be an int")
+        int_arg(timeout_ms, "timeout_ms")
         if self._closed:
             raise ManagerClosedError("poll() on a closed Manager")
         me = get_ident()

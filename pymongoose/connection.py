@@ -15,6 +15,7 @@ import socket
 from threading import get_ident
 from typing import Any, Callable, FrozenSet, Iterable, NamedTuple, Optional
 
+from ._args import int_arg
 from ._binding import ffi, lib
 from ._loop import call_owning_loop, on_loop
 from ._text import BytesLike, to_bytes, to_cstr
@@ -54,10 +55,7 @@ def events_mask(events: Optional[Iterable[int]]) -> int:
         raise TypeError("events must be an iterable of MG_EV_* numbers or None")
     mask = 0
     for event in events:
-        if isinstance(event, bool) or not isinstance(event, int):
-            raise TypeError(f"events must hold MG_EV_* numbers, not {event!r}")
-        if not 0 <= event < 32:
-            raise ValueError(f"{event} is not an event number that can be filtered (0-31)")
+        int_arg(event, "an event to filter", 0, 31)
         mask |= 1 << event
     return mask
 
@@ -137,10 +135,7 @@ class Connection(HttpMethods, WebSocketMethods, MqttMethods, TlsMethods):
         (MG_EV_ERROR "idle timeout", then MG_EV_CLOSE); None turns it off. On a
         listener it applies to the connections it accepts from now on: the cure for
         clients that connect and stay silent, or dribble a request (slowloris)."""
-        if milliseconds is not None and (isinstance(milliseconds, bool) or not isinstance(milliseconds, int)
-                                         or milliseconds <= 0):
-            raise ValueError("milliseconds must be a positive int, or None")
-        self._set_idle_timeout(milliseconds or 0)
+        self._set_idle_timeout(0 if milliseconds is None else int_arg(milliseconds, "milliseconds", 1))
 
     @on_loop
     def _set_idle_timeout(self, milliseconds: int) -> None:
@@ -236,10 +231,7 @@ class Connection(HttpMethods, WebSocketMethods, MqttMethods, TlsMethods):
         return self._peek("send", length)
 
     def _peek(self, which: str, length: int) -> bytes:
-        if isinstance(length, bool) or not isinstance(length, int):
-            raise TypeError("length must be an int")
-        if length < -1:
-            raise ValueError("length must be -1 (all) or a byte count >= 0")
+        int_arg(length, "length (-1: all)", -1)
         c = self._c()
         if c is None:
             return b""
@@ -251,8 +243,7 @@ class Connection(HttpMethods, WebSocketMethods, MqttMethods, TlsMethods):
     def consume(self, length: int) -> None:
         """Discard the first ``length`` bytes of the receive buffer (after reading
         them with :meth:`recv_data` in an ``MG_EV_READ`` handler)."""
-        if isinstance(length, bool) or not isinstance(length, int) or length < 0:
-            raise ValueError("length must be a byte count >= 0")
+        int_arg(length, "length", 0)
         c = self._c()
         if c is not None:
             recv = c.recv

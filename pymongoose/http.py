@@ -12,6 +12,7 @@ import re
 from threading import get_ident
 from typing import Any, Mapping, Optional, Tuple
 
+from ._args import int_arg
 from ._binding import ffi, lib
 from ._connection_base import ConnectionBase
 from ._loop import call_owning_loop, on_loop
@@ -78,9 +79,7 @@ def header_pairs(headers: Mapping[str, str]) -> Tuple[bytes, int]:
 
 def _status(status_code: Any) -> int:
     """An HTTP status given as an int subclass (HTTPStatus.OK...), as a plain int."""
-    if isinstance(status_code, bool) or not isinstance(status_code, int):
-        raise TypeError(f"status_code must be an int, not {type(status_code).__name__}")
-    return int(status_code)
+    return int_arg(status_code, "status_code")
 
 
 def _check_header_lines(lines: str) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json as _json
 from typing import Optional, Union
 
+from ._args import int_arg
 from ._binding import ffi, lib
 from ._text import to_bytes, to_cstr
 
@@ -63,8 +64,7 @@ def json_get_bool(json: JsonText, path: str, default: Optional[bool] = None) -> 
 
 def json_get_long(json: JsonText, path: str, default: int = 0) -> int:
     """Return the number at ``path`` as an int (truncated), or ``default``."""
-    if isinstance(default, bool) or not isinstance(default, int):
-        raise TypeError("default must be an int")
+    int_arg(default, "default")
     if json_get_num(json, path) is None:
         return default
     value, _ = _call(json, path, lib.mg_json_get_long, 0)

@@ -18,6 +18,7 @@ import re
 import threading
 from typing import Iterator, List
 
+from ._args import int_arg
 from ._binding import ffi, lib
 from .events import MG_LL_DEBUG, MG_LL_ERROR, MG_LL_INFO, MG_LL_NONE, MG_LL_VERBOSE
 
@@ -39,11 +40,7 @@ def log_set(level: int) -> None:
 
     >>> log_set(MG_LL_NONE)
     """
-    if isinstance(level, bool) or not isinstance(level, int):
-        raise TypeError(f"level must be an int, not {type(level).__name__}")
-    if not MG_LL_NONE <= level <= MG_LL_VERBOSE:
-        raise ValueError(f"level must be between MG_LL_NONE ({MG_LL_NONE}) "
-                         f"and MG_LL_VERBOSE ({MG_LL_VERBOSE}), not {level}")
+    int_arg(level, "level (MG_LL_NONE to MG_LL_VERBOSE)", MG_LL_NONE, MG_LL_VERBOSE)
     lib.mg_log_level = level
 
 

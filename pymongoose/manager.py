@@ -23,6 +23,7 @@ import os
 import re
 from typing import Any, Callable, Iterable, List, Mapping, Optional
 
+from ._args import int_arg
 from ._binding import ffi, lib
 from ._core import LoopCore
 from ._loop import on_loop
@@ -90,9 +91,7 @@ class Manager(LoopCore):
         self._c_strings[:] = [ffi.new("char[]", to_cstr(url, "dns")) for url in (v4, v6 or v4)]
         self._ptr.dns4.url, self._ptr.dns6.url = self._c_strings
         if timeout_ms is not None:
-            if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int) or timeout_ms <= 0:
-                raise ValueError("dns_timeout_ms must be a positive int")
-            self._ptr.dnstimeout = timeout_ms
+            self._ptr.dnstimeout = int_arg(timeout_ms, "dns_timeout_ms", 1)
 
     # ---- opening connections --------------------------------------------------------
 
@@ -206,8 +205,7 @@ class Manager(LoopCore):
         An empty ``client_id`` lets Mongoose make one up. With ``keepalive`` seconds
         (0: none) pymongoose pings the broker when idle. ``will_*`` set the last will.
         """
-        if isinstance(keepalive, bool) or not isinstance(keepalive, int) or not 0 <= keepalive <= 65535:
-            raise ValueError("keepalive must be a number of seconds from 0 to 65535")
+        int_arg(keepalive, "keepalive (seconds)", 0, 65535)
         if will_message and not will_topic:
             raise ValueError("will_message needs a will_topic")
         if version not in (4, 5) or isinstance(version, bool):
@@ -254,10 +252,7 @@ class Manager(LoopCore):
                   repeat: bool = False, run_now: bool = False) -> Timer:
         """Call ``callback()`` after ``milliseconds`` (every ``milliseconds`` with
         ``repeat``; also on the next poll with ``run_now``). Returns a :class:`Timer`."""
-        if isinstance(milliseconds, bool) or not isinstance(milliseconds, int):
-            raise TypeError("milliseconds must be an int")
-        if not 0 <= milliseconds <= 2**53:
-            raise ValueError("milliseconds must be >= 0")
+        int_arg(milliseconds, "milliseconds", 0, 2**53)
         if not callable(callback):
             raise TypeError("callback must be callable")
         pointer = self._live_pointer()
@@ -288,8 +283,7 @@ class Manager(LoopCore):
         if self._closed:
             raise ManagerClosedError("the Manager is closed")
         payload = to_bytes(data, "data")
-        if isinstance(connection_id, bool) or not isinstance(connection_id, int):
-            raise TypeError("connection_id must be an int")
+        int_arg(connection_id, "connection_id")
         if not self._enable_wakeup:
             if not self._warned_wakeup:
                 self._warned_wakeup = True

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterator, Optional, Tuple
 
+from ._args import int_arg
 from ._binding import ffi, lib
 from ._text import BytesLike, decode, from_mg_str, to_bytes
 
@@ -26,10 +27,7 @@ def http_parse_multipart(body: BytesLike, offset: int = 0) -> Tuple[int, Optiona
     "body": bytes}``; ``(0, None)`` when there are no more parts.
     """
     data = to_bytes(body, "body")
-    if isinstance(offset, bool) or not isinstance(offset, int):
-        raise TypeError("offset must be an int")
-    if not 0 <= offset <= len(data):
-        raise ValueError(f"offset must be between 0 and len(body), not {offset}")
+    int_arg(offset, "offset", 0, len(data))
     part = ffi.new("struct mg_http_part *")
     with ffi.from_buffer(data) as buf:
         next_offset = lib.mg_http_next_multipart((buf, len(data)), offset, part)

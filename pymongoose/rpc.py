@@ -31,6 +31,7 @@ import json
 import logging
 from typing import Callable, Dict, List, Optional, Union
 
+from ._args import int_arg
 from .jsonpath import json_get
 
 __all__ = ["Rpc", "RpcReq", "PARSE_ERROR", "INVALID_REQUEST", "METHOD_NOT_FOUND", "INVALID_PARAMS",
@@ -71,8 +72,7 @@ class RpcReq:
 
     def err(self, code: int, message: str) -> None:
         """Answer with a JSON-RPC error (e.g. ``INVALID_PARAMS``, -32602)."""
-        if isinstance(code, bool) or not isinstance(code, int):
-            raise TypeError("code must be an int")
+        int_arg(code, "code")
         self._answer_with(_error_member(code, str(message)))
 
     def _answer_with(self, member: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
+from ._args import int_arg
 from ._binding import ffi, lib
 from ._text import BytesLike, to_bytes
 
@@ -19,14 +20,6 @@ __all__ = [
     "base64_decode", "base64_encode", "crc32", "hmac_sha256", "http_var", "match", "md5", "millis",
     "random_bytes", "random_str", "sha1", "sha256",
 ]
-
-
-def _length(value: int, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{what} must be >= 0")
-    return value
 
 
 def base64_encode(data: BytesLike) -> str:
@@ -84,14 +77,13 @@ def hmac_sha256(key: BytesLike, data: BytesLike) -> bytes:
 def crc32(data: BytesLike, initial: int = 0) -> int:
     """CRC-32 (as zlib.crc32) of ``data``, continuing from ``initial``."""
     raw = to_bytes(data, "data")
-    if isinstance(initial, bool) or not isinstance(initial, int) or not 0 <= initial <= 0xFFFFFFFF:
-        raise ValueError("initial must be a CRC-32 value (0 to 2**32 - 1)")
+    int_arg(initial, "initial (a CRC-32 value)", 0, 0xFFFFFFFF)
     return int(lib.mg_crc32(initial, raw, len(raw)))
 
 
 def random_bytes(length: int) -> bytes:
     """``length`` random bytes from Mongoose's generator (the OS's where it has one)."""
-    n = _length(length, "length")
+    n = int_arg(length, "length", 0)
     out = ffi.new("char[]", max(n, 1))
     lib.mg_random(out, n)
     data: bytes = ffi.unpack(out, n)
@@ -100,7 +92,7 @@ def random_bytes(length: int) -> bytes:
 
 def random_str(length: int) -> str:
     """A random string of ``length`` characters from ``[a-zA-Z0-9]``."""
-    n = _length(length, "length")
+    n = int_arg(length, "length", 0)
     out = ffi.new("char[]", n + 1)
     lib.mg_random_str(out, n + 1)  # writes n characters and a NUL
     text: bytes = ffi.unpack(out, n)
