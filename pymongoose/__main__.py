@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from typing import Any, List, Optional
 
@@ -28,10 +27,6 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
     parser.add_argument("--version", action="version", version=f"pymongoose {__version__}")
     return parser.parse_args(argv)
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -59,12 +54,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         host = f"[{address.ip}]" if address.is_ipv6 else address.ip
         scheme = args.listen.split("://", 1)[0]
         print(f"Serving {root} on {scheme}://{host}:{address.port}/ (Ctrl-C to stop)", flush=True)
-        signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop, like Ctrl-C
-        try:
-            while True:
-                manager.poll(1000)
-        except KeyboardInterrupt:
-            print("Stopped.", flush=True)
+        manager.run(1000)  # until Ctrl-C or a service manager's SIGTERM
+        print("Stopped.", flush=True)
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import signal
 import threading
 import weakref
 from threading import get_ident
@@ -212,8 +213,6 @@ class LoopCore:
 
     def run(self, poll_ms: int = 100) -> None:
         """Poll until interrupted (Ctrl-C or SIGTERM), then close the manager."""
-        import signal
-
         stop = threading.Event()
         previous = {}
         if threading.current_thread() is threading.main_thread():

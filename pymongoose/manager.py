@@ -151,6 +151,12 @@ class Manager(LoopCore):
         :raises TlsError: if ``tls`` cannot be used.
         """
         proto = lib.PM_PROTO_HTTP if _wants_http(url, http) else lib.PM_PROTO_TCP
+        return self._listen(url, handler, proto, events, tls, idle_timeout_ms)
+
+    def _listen(self, url: str, handler: Optional[EventHandler], proto: int, events: Optional[Iterable[int]],
+                tls: Optional[TlsOpts], idle_timeout_ms: Optional[int]) -> Connection:
+        if idle_timeout_ms is not None:
+            int_arg(idle_timeout_ms, "idle_timeout_ms", 1)  # before a port is opened
         listener = self._open("listen on", ListenError, url, handler, events,
                               lambda p, u, m, t: lib.pm_listen(p, u, proto, m, t), tls)
         if idle_timeout_ms is not None:
@@ -226,14 +232,13 @@ class Manager(LoopCore):
 
     @on_loop
     def mqtt_listen(self, url: str, handler: Optional[EventHandler] = None, *,
-                    events: Optional[Iterable[int]] = None, tls: Optional[TlsOpts] = None) -> Connection:
+                    events: Optional[Iterable[int]] = None, tls: Optional[TlsOpts] = None,
+                    idle_timeout_ms: Optional[int] = None) -> Connection:
         """Listen for MQTT clients (broker side): each packet arrives as
         ``MG_EV_MQTT_CMD``; answering CONNECT, SUBSCRIBE and PINGREQ is the
-        handler's job (see examples/mqtt_broker.py). QoS acknowledgements are automatic."""
-        listener = self._open("listen on", ListenError, url, handler, events,
-                              lambda p, u, m, t: lib.pm_listen(p, u, lib.PM_PROTO_MQTT, m, t), tls)
-        listener._read_address(False)  # final already: cached now, any thread may read it
-        return listener
+        handler's job (see examples/mqtt_broker.py). QoS acknowledgements are automatic.
+        ``events``, ``tls`` and ``idle_timeout_ms`` work as with :meth:`listen`."""
+        return self._listen(url, handler, lib.PM_PROTO_MQTT, events, tls, idle_timeout_ms)
 
     @on_loop
     def sntp_connect(self, url: str, handler: Optional[EventHandler] = None, *,

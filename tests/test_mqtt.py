@@ -199,3 +199,18 @@ def test_connect_to_a_closed_port_reports_an_error() -> None:
         conn = mgr.mqtt_connect(f"mqtt://127.0.0.1:{free_port()}")
         poll_until(mgr, lambda: conn.is_closed)
     assert errors
+
+
+def test_mqtt_listen_closes_silent_clients_after_idle_timeout_ms() -> None:
+    import socket
+
+    with Manager(lambda conn, event, data: None) as mgr:
+        listener = mgr.mqtt_listen("mqtt://127.0.0.1:0", idle_timeout_ms=200)
+        with socket.create_connection(("127.0.0.1", listener.local_addr.port), timeout=5) as s:
+            s.setblocking(False)
+            poll_until(mgr, lambda: any(c.is_accepted for c in mgr.connections))
+            poll_until(mgr, lambda: not any(c.is_accepted for c in mgr.connections), what="the idle close")
+            s.setblocking(True)
+            assert s.recv(16) == b""  # closed by the server, having said nothing
+    with Manager() as mgr, pytest.raises(ValueError):
+        mgr.mqtt_listen("mqtt://127.0.0.1:0", idle_timeout_ms=0)
