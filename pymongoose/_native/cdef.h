@@ -246,18 +246,9 @@ void mg_hmac_sha256(uint8_t dst[32], uint8_t *key, size_t keysz, uint8_t *data,
                     size_t datasz);
 
 
-/* ---- shim.c: the pymongoose layer --------------------------------------------- */
+/* ==== pymongoose's C (pymongoose/_native/*.c), unit by unit ================== */
 
-// The event table (dispatch.c): what Python receives as each event's data.
-#define PM_DATA_NONE ...
-#define PM_DATA_NUMBER ...
-#define PM_DATA_TEXT ...
-#define PM_DATA_HTTP ...
-#define PM_DATA_MQTT ...
-#define PM_DATA_WS ...
-#define PM_DATA_OPEN ...
-#define PM_DATA_CLOSE ...
-int pm_event_data_kind(int ev);
+/* ---- core.c: constants, frames, the manager -------------------------------- */
 
 // Pseudo-events delivered to pm_on_event: a timer fired (id = the timer's id);
 // nothing happened, but deferred events are queued.
@@ -308,6 +299,65 @@ struct pm_frames {
   ...;
 };
 
+// What this build of Mongoose is: its MG_VERSION and PM_HAS_* feature bits.
+#define PM_HAS_TLS_BUILTIN ...
+#define PM_HAS_IPV6 ...
+#define PM_HAS_EPOLL ...
+const char *pm_mongoose_version(void);
+unsigned pm_build_features(void);
+
+void pm_init(void);
+struct mg_mgr *pm_mgr_new(void *owner, struct pm_frames *frames);
+// The id of the connection Mongoose made for its wakeup pipe.
+unsigned long pm_mgr_wakeup_id(struct mg_mgr *mgr);
+void pm_mgr_free(struct mg_mgr *mgr);
+void pm_mgr_disown(struct mg_mgr *mgr);
+
+// The open connection with this id, or NULL once it has closed. The pointer may be
+// used until control returns to Mongoose (the end of the current call or handler).
+struct mg_connection *pm_conn(struct mg_mgr *mgr, unsigned long id);
+
+
+/* ---- tls.c: TLS options ---------------------------------------------------- */
+
+// The DER form of an ECDSA P-256 signature (r || s, 64 bytes) as TLS sends it;
+// out needs 72 bytes. Exposed for tests of the TLS fix in vendor/mongoose_patches.py.
+size_t pm_ecdsa_der(uint8_t *out, const uint8_t *sig);
+
+// Parse TLS options as mg_tls_init() would; false, with the reason in err, if bad.
+bool pm_tls_check(struct mg_mgr *mgr, const struct mg_tls_opts *opts, bool client,
+                  char *err, size_t err_len);
+
+bool pm_conn_set_tls(struct mg_connection *c, const struct mg_tls_opts *opts);
+
+/* ---- wait.c: the poll and the wakeup --------------------------------------- */
+
+// One iteration of the event loop, waiting up to ms for I/O.
+void pm_mgr_poll(struct mg_mgr *mgr, int ms);
+// Wake a poll waiting in another thread.
+bool pm_mgr_wake(struct mg_mgr *mgr);
+
+/* ---- ws.c: WebSocket ------------------------------------------------------- */
+
+// 1: queued; 0: the connection has closed; -1: op is not a WebSocket opcode.
+int pm_ws_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len,
+               int op);
+void pm_ws_upgrade(struct mg_connection *c, struct mg_http_message *hm,
+                   const char *extra_headers);
+
+/* ---- dispatch.c: the event table and the entry points into Python ---------- */
+
+// The event table (dispatch.c): what Python receives as each event's data.
+#define PM_DATA_NONE ...
+#define PM_DATA_NUMBER ...
+#define PM_DATA_TEXT ...
+#define PM_DATA_HTTP ...
+#define PM_DATA_MQTT ...
+#define PM_DATA_WS ...
+#define PM_DATA_OPEN ...
+#define PM_DATA_CLOSE ...
+int pm_event_data_kind(int ev);
+
 // Every event the shim forwards to Python: the Manager (by handle); how many
 // deferred events wait in its queue (deliver them first); the connection's id (or
 // the timer's id); the event; its data, valid during this call: Mongoose's
@@ -320,26 +370,7 @@ extern "Python" void pm_on_event(void *owner, unsigned queued, unsigned long id,
 // One complete line of Mongoose's log output, without its line ending.
 extern "Python" void pm_on_log(const char *line, size_t len);
 
-// What this build of Mongoose is: its MG_VERSION and PM_HAS_* feature bits.
-#define PM_HAS_TLS_BUILTIN ...
-#define PM_HAS_IPV6 ...
-#define PM_HAS_EPOLL ...
-const char *pm_mongoose_version(void);
-unsigned pm_build_features(void);
-
-// The DER form of an ECDSA P-256 signature (r || s, 64 bytes) as TLS sends it;
-// out needs 72 bytes. Exposed for tests of the TLS fix in vendor/mongoose_patches.py.
-size_t pm_ecdsa_der(uint8_t *out, const uint8_t *sig);
-
-void pm_init(void);
-struct mg_mgr *pm_mgr_new(void *owner, struct pm_frames *frames);
-// The id of the connection Mongoose made for its wakeup pipe.
-unsigned long pm_mgr_wakeup_id(struct mg_mgr *mgr);
-void pm_mgr_free(struct mg_mgr *mgr);
-void pm_mgr_disown(struct mg_mgr *mgr);
-bool pm_mgr_wake(struct mg_mgr *mgr);
-// One iteration of the event loop, waiting up to ms for I/O (see shim.c).
-void pm_mgr_poll(struct mg_mgr *mgr, int ms);
+/* ---- connections.c: opening and changing connections ----------------------- */
 
 // Open a connection; return its id, or 0 on failure (the reason is logged). With
 // tls (may be NULL), a listener starts TLS on each connection it accepts, a client
@@ -354,14 +385,6 @@ unsigned long pm_ws_connect(struct mg_mgr *mgr, const char *url,
 unsigned long pm_mqtt_connect(struct mg_mgr *mgr, const char *url,
                               const struct mg_mqtt_opts *opts, uint32_t events,
                               const struct mg_tls_opts *tls);
-bool pm_conn_set_tls(struct mg_connection *c, const struct mg_tls_opts *opts);
-// Parse TLS options as mg_tls_init() would; false, with the reason in err, if bad.
-bool pm_tls_check(struct mg_mgr *mgr, const struct mg_tls_opts *opts, bool client,
-                  char *err, size_t err_len);
-
-// The open connection with this id, or NULL once it has closed. The pointer may be
-// used until control returns to Mongoose (the end of the current call or handler).
-struct mg_connection *pm_conn(struct mg_mgr *mgr, unsigned long id);
 
 void pm_conn_set_idle_timeout(struct mg_connection *c, uint64_t ms);
 uint32_t pm_conn_events(const struct mg_connection *c);
@@ -376,6 +399,11 @@ int pm_conn_addr(const struct mg_connection *c, bool remote, uint8_t ip[16],
 
 // Sending, by connection id; each returns false, sending nothing, once it closed.
 bool pm_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len);
+
+void pm_error(struct mg_connection *c, const char *message);
+
+/* ---- http.c: responses ----------------------------------------------------- */
+
 // A complete response (or, with "Transfer-Encoding: chunked", its head and body as
 // a first chunk). Headers as "name\0value\0..." (pairs of them; kv NULL: none),
 // checked while copied. 1: queued; 0: the connection has closed; -1: headers refused.
@@ -385,25 +413,23 @@ bool pm_http_chunk(struct mg_mgr *mgr, unsigned long id, const char *buf,
                    size_t len);
 bool pm_http_sse(struct mg_mgr *mgr, unsigned long id, const char *event,
                  size_t event_len, const char *data, size_t data_len);
-// 1: queued; 0: the connection has closed; -1: op is not a WebSocket opcode.
-int pm_ws_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len,
-               int op);
-void pm_ws_upgrade(struct mg_connection *c, struct mg_http_message *hm,
-                   const char *extra_headers);
-void pm_error(struct mg_connection *c, const char *message);
 
-// One-shot MD5 and SHA-1 (Mongoose has them as init/update/final).
-void pm_md5(const void *data, size_t len, uint8_t out[16]);
-void pm_sha1(const void *data, size_t len, uint8_t out[20]);
+/* ---- dns.c: the guarded resolver ------------------------------------------- */
 
 // mg_resolve()/mg_resolve_cancel(), guarded against Mongoose's DNS client's flaws.
 void pm_resolve(struct mg_connection *c, const char *url);
 void pm_resolve_cancel(struct mg_connection *c);
 
-// Delivers event ev to connection id n times (for benchmarks/); returns how many.
-unsigned pm_bench_events(struct mg_mgr *mgr, unsigned long id, int ev,
-                         void *ev_data, unsigned n);
+/* ---- timers.c, utils.c, bench.c: timers by id, digests, measuring ------------ */
 
 bool pm_timer_add(struct mg_mgr *mgr, uint64_t period_ms, bool repeat,
                   bool run_now, unsigned long id);
 void pm_timer_cancel(struct mg_mgr *mgr, unsigned long id);
+
+// One-shot MD5 and SHA-1 (Mongoose has them as init/update/final).
+void pm_md5(const void *data, size_t len, uint8_t out[16]);
+void pm_sha1(const void *data, size_t len, uint8_t out[20]);
+
+// Delivers event ev to connection id n times (for benchmarks/); returns how many.
+unsigned pm_bench_events(struct mg_mgr *mgr, unsigned long id, int ev,
+                         void *ev_data, unsigned n);
