@@ -14,6 +14,7 @@ figures are medians over rounds. See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -62,11 +63,30 @@ def c_baseline() -> Path:
     return binary
 
 
+def checkout_state() -> str:
+    """What the checkout holds now: HEAD and any uncommitted change to it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout
+    return git("rev-parse", "HEAD").strip() + " " + hashlib.sha256(git("diff", "HEAD").encode()).hexdigest()
+
+
+def with_this_checkout(python: Path) -> Path:
+    """Install this checkout into a venv again whenever it changed since the last
+    install: a benchmark of an older build would be silently wrong."""
+    marker = python.parent.parent / ".checkout"
+    state = checkout_state()
+    if not marker.exists() or marker.read_text() != state:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", str(REPO)],
+                       check=True)
+        marker.write_text(state)
+    return python
+
+
 def environments() -> Dict[str, Path]:
-    repo = str(REPO)
+    extras = ("websocket-client", "paho-mqtt", "matplotlib", "socketify")
     return {
-        "cpython": venv("cpython", sys.executable, repo, "websocket-client", "paho-mqtt", "matplotlib", "socketify"),
-        "pypy": venv("pypy", shutil.which("pypy3") or "pypy3", repo, "socketify"),
+        "cpython": with_this_checkout(venv("cpython", sys.executable, "cffi", *extras)),
+        "pypy": with_this_checkout(venv("pypy", shutil.which("pypy3") or "pypy3", "socketify")),
         "cymongoose": venv("cymongoose", sys.executable, "cymongoose==0.2.5"),
     }
 
