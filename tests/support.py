@@ -11,6 +11,7 @@ import itertools
 import os
 import queue
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -405,3 +406,25 @@ _topics = itertools.count()
 def unique_topic(name: str) -> str:
     """An MQTT topic no other test uses (retained messages outlive tests)."""
     return f"pymongoose-test/{next(_topics)}/{name}"
+
+
+# ---- raw WebSocket clients --------------------------------------------------------
+
+# An upgrade request a raw socket sends (RFC 6455's sample key).
+WS_UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+
+def ws_frame(opcode: int, payload: bytes, fin: bool = True, length: Any = None) -> bytes:
+    """One masked client frame (RFC 6455 5.2); ``length`` may lie about the size."""
+    mask = b"\x01\x02\x03\x04"
+    size = len(payload) if length is None else length
+    first = (0x80 if fin else 0) | opcode
+    if size < 126:
+        header = bytes([first, 0x80 | size])
+    elif size < 65536:
+        header = bytes([first, 0x80 | 126]) + struct.pack("!H", size)
+    else:
+        header = bytes([first, 0x80 | 127]) + struct.pack("!Q", size)
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+

@@ -26,7 +26,7 @@ from pymongoose import (
 )
 from pymongoose._binding import ffi, lib
 
-from support import DEFAULT_TIMEOUT, poll_until
+from support import DEFAULT_TIMEOUT, WS_UPGRADE, poll_until, ws_frame
 
 TRACE_EVENTS = 200_000
 
@@ -228,24 +228,10 @@ def test_websocket_echo_sequence_matches() -> None:
 
 # ---- WebSocket messages: those of one read cross together, before the writes --------
 
-def ws_frame(payload: bytes, op: int = WEBSOCKET_OP_TEXT) -> bytes:
-    """One masked client frame (RFC 6455 5.2)."""
-    mask = b"\x01\x02\x03\x04"
-    n = len(payload)
-    if n < 126:
-        header = bytes([0x80 | op, 0x80 | n])
-    elif n < 65536:
-        header = bytes([0x80 | op, 0x80 | 126]) + n.to_bytes(2, "big")
-    else:
-        header = bytes([0x80 | op, 0x80 | 127]) + n.to_bytes(8, "big")
-    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
 def ws_connect(mgr: Manager, port: int) -> socket.socket:
     """A raw WebSocket client socket, upgraded (polling mgr meanwhile)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=DEFAULT_TIMEOUT)
-    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    s.sendall(WS_UPGRADE)
     response = bytearray()
     s.setblocking(False)
 
@@ -288,7 +274,7 @@ def test_websocket_messages_of_one_read_arrive_in_order_and_intact() -> None:
         with ws_connect(mgr, listener.local_addr.port) as s:
             trace = start_trace(mgr)
             record.seen.clear()
-            s.sendall(b"".join(ws_frame(p, 2) for p in payloads))
+            s.sendall(b"".join(ws_frame(2, p) for p in payloads))
             poll_until(mgr, lambda: len(record.messages) == len(payloads))
             raised, handled = trace_of(mgr, trace), list(record.seen)
     assert [data for data, _ in record.messages] == payloads
@@ -302,7 +288,7 @@ def test_more_deferred_payload_than_the_buffer_holds_crosses_early() -> None:
     with Manager(record) as mgr:
         listener = mgr.listen("http://127.0.0.1:0")
         with ws_connect(mgr, listener.local_addr.port) as s:
-            s.sendall(b"".join(ws_frame(p, 2) for p in payloads))
+            s.sendall(b"".join(ws_frame(2, p) for p in payloads))
             poll_until(mgr, lambda: len(record.messages) == len(payloads))
     assert [data for data, _ in record.messages] == payloads
 
@@ -311,7 +297,7 @@ def test_replies_to_a_read_leave_in_the_iteration_that_read_it() -> None:
     """Deferred messages cross with the MG_EV_READ that follows them, before
     Mongoose writes: the echoes are on the wire without another poll."""
     record = WsRecorder()
-    frames = [ws_frame(f"m{i}".encode()) for i in range(30)]
+    frames = [ws_frame(WEBSOCKET_OP_TEXT, f"m{i}".encode()) for i in range(30)]
     with Manager(record) as mgr:
         listener = mgr.listen("http://127.0.0.1:0")
         with ws_connect(mgr, listener.local_addr.port) as s:
@@ -341,6 +327,7 @@ def test_a_handler_that_narrows_events_mid_batch_sees_no_more() -> None:
     with Manager(handler) as mgr:
         listener = mgr.listen("http://127.0.0.1:0")
         with ws_connect(mgr, listener.local_addr.port) as s:
-            s.sendall(b"".join(ws_frame(b"x%d" % i) for i in range(5)) + ws_frame(b"", 0x8))  # then CLOSE
+            messages = [ws_frame(WEBSOCKET_OP_TEXT, b"x%d" % i) for i in range(5)]
+            s.sendall(b"".join(messages) + ws_frame(0x8, b""))  # then CLOSE
             poll_until(mgr, lambda: len(mgr.connections) == 1)  # closed after the CLOSE frame
     assert delivered == [b"x0"]

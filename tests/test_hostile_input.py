@@ -25,7 +25,7 @@ from pymongoose import (
     TlsOpts,
 )
 
-from support import DEFAULT_TIMEOUT, TestPKI, raw_request, wait_for
+from support import DEFAULT_TIMEOUT, WS_UPGRADE, TestPKI, raw_request, wait_for, ws_frame
 
 
 def http_handler(conn: Any, event: int, data: Any) -> None:
@@ -123,8 +123,7 @@ def test_slow_clients_do_not_block_others_without_a_timeout(http_server: Any) ->
 
 def ws_client(port: int) -> socket.socket:
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    s.sendall(WS_UPGRADE)
     response = b""
     while b"\r\n\r\n" not in response:
         response += s.recv(4096)
@@ -132,27 +131,15 @@ def ws_client(port: int) -> socket.socket:
     return s
 
 
-def masked(opcode: int, payload: bytes, fin: bool = True, length: Any = None) -> bytes:
-    mask = b"\x01\x02\x03\x04"
-    size = len(payload) if length is None else length
-    if size < 126:
-        header = bytes([(0x80 if fin else 0) | opcode, 0x80 | size])
-    elif size < 65536:
-        header = bytes([(0x80 if fin else 0) | opcode, 0x80 | 126]) + struct.pack("!H", size)
-    else:
-        header = bytes([(0x80 if fin else 0) | opcode, 0x80 | 127]) + struct.pack("!Q", size)
-    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
 BAD_FRAMES = {
-    "reserved opcode": masked(0x3, b"?"),
-    "reserved control opcode": masked(0xB, b"?"),
+    "reserved opcode": ws_frame(0x3, b"?"),
+    "reserved control opcode": ws_frame(0xB, b"?"),
     "unmasked client frame": bytes([0x81, 5]) + b"hello",
-    "oversized frame": masked(0x2, b"x" * 16, length=1 << 62),
-    "bad close code": masked(0x8, struct.pack("!H", 1) + b"why"),
-    "close with a short payload": masked(0x8, b"\x03"),
-    "fragmented control frame": masked(0x9, b"ping", fin=False),
-    "continuation without start": masked(0x0, b"orphan"),
+    "oversized frame": ws_frame(0x2, b"x" * 16, length=1 << 62),
+    "bad close code": ws_frame(0x8, struct.pack("!H", 1) + b"why"),
+    "close with a short payload": ws_frame(0x8, b"\x03"),
+    "fragmented control frame": ws_frame(0x9, b"ping", fin=False),
+    "continuation without start": ws_frame(0x0, b"orphan"),
     "random bytes": bytes(random.Random(7).getrandbits(8) for _ in range(4096)),
 }
 
@@ -171,7 +158,7 @@ def test_bad_websocket_frames(http_server: Any, name: str) -> None:
     finally:
         s.close()
     good = ws_client(http_server.port)
-    good.sendall(masked(0x1, b"still here"))
+    good.sendall(ws_frame(0x1, b"still here"))
     assert good.recv(100).endswith(b"still here")
     good.close()
     still_serving(http_server)
@@ -349,7 +336,7 @@ def test_text_message_that_is_not_utf8_fails_the_connection_with_1007(serve: Any
     server = serve(handler)
     s = ws_client(server.port)
     try:
-        s.sendall(masked(0x1, payload))
+        s.sendall(ws_frame(0x1, payload))
         s.settimeout(DEFAULT_TIMEOUT)
         received = b""
         while True:
@@ -363,6 +350,6 @@ def test_text_message_that_is_not_utf8_fails_the_connection_with_1007(serve: Any
     assert struct.unpack("!H", received[2:4])[0] == 1007  # ...with 1007
     assert delivered == []
     good = ws_client(server.port)
-    good.sendall(masked(0x1, "valid: héllo €𝄞".encode()))
+    good.sendall(ws_frame(0x1, "valid: héllo €𝄞".encode()))
     assert good.recv(100).endswith("valid: héllo €𝄞".encode())
     good.close()
