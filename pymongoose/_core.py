@@ -92,7 +92,7 @@ _new_object = object.__new__
 
 @ffi.def_extern(onerror=_trampoline_failed)
 def pm_on_event(owner, queued, conn_id, ev, ev_data, extra):  # type: ignore[no-untyped-def]
-    """Every event Python asked for arrives here (see pm_forward in shim.c).
+    """Every event Python asked for arrives here (see pm_forward in _native/dispatch.c).
 
     The hot path: one call per crossing, so it is written flat. Deferred events
     (``queued`` of them) come first, in the order Mongoose raised them; the rare

@@ -40,6 +40,7 @@ class LoopOwner(Protocol):
 
     def _run_inbox(self) -> None: ...
 
+
 # How often a caller waiting for the loop checks that somebody still polls it.
 _RECHECK_SECONDS = 0.05
 

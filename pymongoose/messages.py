@@ -22,7 +22,7 @@ from .mqtt import MQTT_CMD_SUBSCRIBE, MQTT_CMD_UNSUBSCRIBE, parse_subscribe, rea
 _NULL = ffi.NULL
 _cast = ffi.cast
 _unpack = ffi.unpack
-_DEPTH_MASK = 63  # a frame token carries its depth in its low 6 bits (see shim.c)
+_DEPTH_MASK = 63  # a frame token carries its depth in its low 6 bits (see pm_forward in _native/dispatch.c)
 
 
 class _MessageView:

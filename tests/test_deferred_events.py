@@ -1,6 +1,6 @@
 """Deferred events: MG_EV_POLL, MG_EV_WRITE, MG_EV_READ after a protocol handler and
 small MG_EV_WS_MSG wait in C and cross into Python together (see pm_deferrable in
-shim.c).
+_native/dispatch.c).
 
 What a handler can observe must not change: each handler sees exactly the sequence
 of (connection, event) that Mongoose raised, with the same data. These tests compare

@@ -127,7 +127,7 @@ def test_dns_resolution_through_the_configured_server(serve: Any) -> None:
 
 
 def test_unknown_names_fail_promptly_without_flooding_the_resolver() -> None:
-    """Mongoose 7.23 alone would ask again and again and never fail (see shim.c)."""
+    """Mongoose 7.23 alone would ask again and again and never fail (see _native/dns.c)."""
     dns = DnsResponder({})
     errors: List[str] = []
     try:

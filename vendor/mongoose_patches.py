@@ -43,7 +43,7 @@ PATCHES: List[Patch] = [
     sigsz = (size_t) (70 + neg1 + neg2);
 """,
         new="""\
-    {  // pymongoose: minimal DER, see vendor/mongoose_patches.py and shim.c
+    {  // pymongoose: minimal DER, see vendor/mongoose_patches.py and _native/tls.c
       extern size_t pm_ecdsa_der(uint8_t *out, const uint8_t *sig);
       sigsz = pm_ecdsa_der(verify + 8, sig);
       neg1 = neg2 = 0;
