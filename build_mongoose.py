@@ -47,6 +47,40 @@ def _mongoose_source_dir() -> Path:
         sys.exit(f"error: cannot build pymongoose: {error}")
 
 
+# The TLS library behind Mongoose: mbed TLS (TLS 1.2 and 1.3, RSA and ECDSA; the
+# default) or "builtin", Mongoose's own (TLS 1.3 with ECDSA P-256 only, smaller).
+TLS_BACKEND = os.environ.get("PYMONGOOSE_TLS", "mbedtls")
+if TLS_BACKEND not in ("mbedtls", "builtin"):
+    sys.exit(f"error: PYMONGOOSE_TLS must be 'mbedtls' or 'builtin', not {TLS_BACKEND!r}")
+
+
+def _mbedtls_source_dir() -> Path:
+    fetcher = _load_vendor_module("fetch_mbedtls")
+    try:
+        return fetcher.ensure_source(log=_log)
+    except fetcher.MbedtlsSourceError as error:
+        sys.exit(f"error: cannot build pymongoose: {error}")
+
+
+def _tls_build_options() -> dict:
+    """What the TLS backend adds to the extension: defines, headers, its C files."""
+    if TLS_BACKEND == "builtin":
+        return {"define_macros": [("MG_TLS", "MG_TLS_BUILTIN")], "include_dirs": [], "sources": [],
+                "libraries": []}
+    source = _mbedtls_source_dir()
+    library = source / "library"
+    # Relative to this folder when they are under it: setuptools wants relative paths.
+    sources = [os.path.relpath(path, HERE) if HERE in path.parents else str(path)
+               for path in sorted(library.glob("*.c"))]
+    return {
+        "define_macros": [("MG_TLS", "MG_TLS_MBED"),
+                          ("MBEDTLS_USER_CONFIG_FILE", '"mbedtls_user_config.h"')],
+        "include_dirs": [str(source / "include"), str(library)],
+        "sources": sources,
+        "libraries": ["pthread"],
+    }
+
+
 def _patched_mongoose(source_dir: Path) -> Path:
     """Write Mongoose with vendor/mongoose_patches.py applied; return its folder."""
     patches = _load_vendor_module("mongoose_patches")
@@ -65,7 +99,6 @@ def _patched_mongoose(source_dir: Path) -> Path:
 
 # How Mongoose is configured for this package.
 MONGOOSE_DEFINES = [
-    ("MG_TLS", "MG_TLS_BUILTIN"),  # TLS without an external library
     ("MG_ENABLE_IPV6", "1"),
     ("MG_IO_SIZE", "16384"),  # Buffer growth step: fewer reallocations per request
     # Connections the kernel queues for accept() (Mongoose's default, 128, drops SYNs
@@ -97,17 +130,20 @@ C_UNITS = ("core.c", "tls.c", "wait.c", "ws.c", "mqtt.c", "dispatch.c", "connect
 def _build() -> FFI:
     mongoose_dir = _mongoose_source_dir()
     patched_dir = _patched_mongoose(mongoose_dir)
+    tls = _tls_build_options()
     builder = FFI()
     builder.cdef((NATIVE_DIR / "cdef.h").read_text(encoding="utf-8"))
     builder.set_source(
         "pymongoose._mongoose_cffi",
-        # One translation unit: (patched) Mongoose, then the units that build on it.
+        # One translation unit: (patched) Mongoose, then the units that build on it;
+        # the TLS library's own files are compiled beside it.
         "".join(f'#include "{unit}"\n' for unit in ("mongoose.c", *C_UNITS)),
-        include_dirs=[str(patched_dir), str(mongoose_dir), str(NATIVE_DIR)],
-        define_macros=MONGOOSE_DEFINES,
+        sources=tls["sources"],
+        include_dirs=[str(patched_dir), str(mongoose_dir), str(NATIVE_DIR), *tls["include_dirs"]],
+        define_macros=MONGOOSE_DEFINES + tls["define_macros"],
         extra_compile_args=_compile_args(),
         extra_link_args=[f"-fsanitize={SANITIZE}"] if SANITIZE else [],
-        libraries=["ws2_32"] if sys.platform == "win32" else [],
+        libraries=(["ws2_32"] if sys.platform == "win32" else []) + tls["libraries"],
     )
     return builder
 

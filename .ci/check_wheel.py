@@ -12,7 +12,8 @@ import zipfile
 from pathlib import Path
 
 REQUIRED = ["pymongoose/__init__.py", "pymongoose/py.typed", "licenses/LICENSE",
-            "licenses/vendor/mongoose/LICENSE", "licenses/vendor/mongoose/NOTICE"]
+            "licenses/vendor/mongoose/LICENSE", "licenses/vendor/mongoose/NOTICE",
+            "licenses/vendor/mbedtls/LICENSE"]
 FORBIDDEN = re.compile(r"(^tests/|^vendor/|^benchmarks/|\.c$|\.o$|\.h$|_mongoose_cffi\.c)")
 
 
@@ -29,7 +30,7 @@ def check(path: Path) -> list:
         metadata = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         source = (Path(__file__).resolve().parent.parent / "pymongoose" / "__init__.py").read_text()
         version = re.search(r'^__version__ = "([^"]+)"', source, re.MULTILINE)[1]
-        for line in (f"Version: {version}", "License-Expression: MIT AND GPL-2.0-only",
+        for line in (f"Version: {version}", "License-Expression: MIT AND GPL-2.0-only AND (Apache-2.0 OR GPL-2.0-or-later)",
                      "Requires-Python: >=3.9", "Classifier: Programming Language :: Python :: Implementation :: PyPy"):
             if line not in metadata.splitlines():
                 problems.append(f"metadata lacks {line!r}")

@@ -115,7 +115,7 @@ from .mqtt import (
 from .multipart import http_parse_multipart, iter_multipart
 from .rpc import Rpc, RpcReq
 from .timers import Timer
-from .tls import TlsError, TlsOpts
+from .tls import TLS_BACKEND, TlsError, TlsOpts
 from .urls import url_decode, url_encode, url_host, url_is_ssl, url_pass, url_port, url_uri, url_user
 from .utils import (
     base64_decode,
@@ -137,7 +137,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Address", "Connection", "ConnectError", "ConnectionClosedError", "EventHandler", "HttpMessage", "ListenError",
     "Manager", "ManagerClosedError", "Rpc", "RpcReq", "MessageExpiredError", "MongooseError", "MqttMessage",
-    "Timer", "TlsError", "TlsOpts", "WrongThreadError", "WsMessage",
+    "Timer", "TLS_BACKEND", "TlsError", "TlsOpts", "WrongThreadError", "WsMessage",
     "MQTT_CMD_CONNACK", "MQTT_CMD_CONNECT", "MQTT_CMD_DISCONNECT", "MQTT_CMD_PINGREQ", "MQTT_CMD_PINGRESP",
     "MQTT_CMD_PUBACK", "MQTT_CMD_PUBCOMP", "MQTT_CMD_PUBLISH", "MQTT_CMD_PUBREC", "MQTT_CMD_PUBREL",
     "MQTT_CMD_SUBACK", "MQTT_CMD_SUBSCRIBE", "MQTT_CMD_UNSUBACK", "MQTT_CMD_UNSUBSCRIBE",

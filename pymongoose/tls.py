@@ -16,6 +16,7 @@ the server against the system's CA bundle and the URL's host name.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ._binding import ffi, lib
@@ -26,6 +27,11 @@ from .errors import MongooseError
 from .log import capture_errors
 
 PemInput = Union[str, bytes, "os.PathLike[str]", None]
+
+#: The TLS library built in: ``"mbedtls"`` (mbed TLS 3.6: TLS 1.2 and 1.3, RSA and
+#: ECDSA certificates) or ``"builtin"`` (Mongoose's own: TLS 1.3, ECDSA P-256 only),
+#: chosen when the extension was built (``PYMONGOOSE_TLS``).
+TLS_BACKEND: str = "mbedtls" if lib.pm_build_features() & lib.PM_HAS_TLS_MBED else "builtin"
 
 # Where Debian, Ubuntu, Alpine, Fedora/RHEL and SUSE keep the system CA bundle.
 _CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
@@ -143,8 +149,11 @@ class TlsOpts:
         self._validate()
         opts, keep = self._to_c()
         error = ffi.new("char[]", 256)
-        if not lib.pm_tls_check(mgr, opts, client, error, 256):
-            raise TlsError(f"invalid TLS options: {ffi.string(error).decode('utf-8', 'replace')}")
+        with capture_errors() as logged:
+            ok = lib.pm_tls_check(mgr, opts, client, error, 256)
+        if not ok:
+            reason = ffi.string(error).decode("utf-8", "replace") or "; ".join(map(_explain, logged))
+            raise TlsError(f"invalid TLS options: {reason or 'refused by the TLS library'}")
         return opts, keep
 
     def __repr__(self) -> str:
@@ -155,6 +164,21 @@ class TlsOpts:
         if self.skip_verification:
             parts.append("skip_verification=True")
         return f"TlsOpts({', '.join(parts)})"
+
+
+_CODED_ERROR = re.compile(r"^(cert|key) err (0x[0-9a-f]+)$")
+
+
+def _explain(line: str) -> str:
+    """Mongoose's "key err 0x3d00" as the TLS library words it."""
+    match = _CODED_ERROR.match(line)
+    if match is None:
+        return line
+    text = ffi.new("char[]", 200)
+    lib.pm_tls_strerror(int(match[2], 16), text, 200)
+    words = ffi.string(text).decode("utf-8", "replace")
+    what = "certificate" if match[1] == "cert" else "private key"
+    return f"bad {what}: {words}" if words else line
 
 
 def c_tls_opts(opts: TlsOpts, mgr: Any, client: bool) -> Tuple[Any, List[Any]]:

@@ -302,13 +302,17 @@ class TestPKI:
         if result.returncode != 0:
             raise RuntimeError(f"openssl {' '.join(map(str, args))} failed: {result.stderr}")
 
-    def issue(self, name: str = "localhost", *, expired: bool = False) -> Tuple[Path, Path]:
-        """Return (certificate, key) paths for a server called ``name`` (also valid
-        for 127.0.0.1 when the name is localhost)."""
-        stem = self.dir / f"{name}{'-expired' if expired else ''}"
+    def issue(self, name: str = "localhost", *, expired: bool = False, key_type: str = "ec") -> Tuple[Path, Path]:
+        """Return (certificate, key) paths for a server (or client) called ``name``
+        (also valid for 127.0.0.1 when the name is localhost). ``key_type``: "ec"
+        (P-256), "rsa2048" or "rsa4096"."""
+        stem = self.dir / f"{name}{'-expired' if expired else ''}-{key_type}"
         key, csr, cert = stem.with_suffix(".key"), stem.with_suffix(".csr"), stem.with_suffix(".pem")
         sans = f"DNS:{name}" + (",IP:127.0.0.1" if name == "localhost" else "")
-        self._run("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key)
+        if key_type == "ec":
+            self._run("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key)
+        else:
+            self._run("genpkey", "-algorithm", "RSA", "-pkeyopt", f"rsa_keygen_bits:{key_type[3:]}", "-out", key)
         self._run("req", "-new", "-key", key, "-subj", f"/CN={name}", "-addext", f"subjectAltName={sans}",
                   "-out", csr)
         dates = ["-startdate", "20200101000000Z", "-enddate", "20200201000000Z"] if expired else ["-days", "30"]

@@ -28,7 +28,7 @@ def test_tests_import_the_installed_wheel_not_the_source_tree() -> None:
                     reason="a developer asked to test the in-place build")
 def test_wheel_ships_our_licence_and_mongoose_licences() -> None:
     files = {str(f) for f in metadata.files("pymongoose") or []}
-    for name in ("LICENSE", "vendor/mongoose/LICENSE", "vendor/mongoose/NOTICE"):
+    for name in ("LICENSE", "vendor/mongoose/LICENSE", "vendor/mongoose/NOTICE", "vendor/mbedtls/LICENSE"):
         assert any(f.endswith(name) for f in files), f"{name} is not in the installed wheel: {sorted(files)}"
     assert "py.typed" in {Path(f).name for f in files}
     assert metadata.version("pymongoose") == pymongoose.__version__
@@ -36,8 +36,10 @@ def test_wheel_ships_our_licence_and_mongoose_licences() -> None:
 
 def test_built_against_mongoose_7_23_with_tls_and_ipv6() -> None:
     assert ffi.string(lib.pm_mongoose_version()).decode() == "7.23"
-    assert lib.pm_build_features() & lib.PM_HAS_TLS_BUILTIN
-    assert lib.pm_build_features() & lib.PM_HAS_IPV6
+    features = lib.pm_build_features()
+    assert features & lib.PM_HAS_TLS_MBED and not features & lib.PM_HAS_TLS_BUILTIN  # the default
+    assert pymongoose.TLS_BACKEND == "mbedtls"
+    assert features & lib.PM_HAS_IPV6
 
 
 def test_public_names() -> None:

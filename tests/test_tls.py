@@ -1,11 +1,12 @@
-"""TLS with Mongoose's built-in stack: requests and Python's ssl as peers,
-certificates made for the tests by their own CA."""
+"""TLS (mbed TLS by default, or Mongoose's built-in stack): requests, Python's ssl
+and the openssl tool as peers, certificates made for the tests by their own CA."""
 
 from __future__ import annotations
 
 import http.server
 import socket
 import ssl
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
@@ -127,9 +128,11 @@ def python_https(pki: TestPKI, request: Any) -> Iterator[Any]:
     """``python_https(cert, key)`` starts Python's HTTPS server with that certificate."""
     servers: List[Any] = []
 
-    def start(cert: Path, key: Path) -> int:
+    def start(cert: Path, key: Path, version: "ssl.TLSVersion | None" = None) -> int:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(str(cert), str(key))
+        if version is not None:  # this version only
+            context.minimum_version = context.maximum_version = version
         httpd = http.server.HTTPServer(("127.0.0.1", 0), _Quiet)
         httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
         threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
@@ -246,6 +249,119 @@ def test_mqtts_client_against_mosquitto(pki: TestPKI, tmp_path: Path) -> None:
         broker.stop()
 
 
+# ---- TLS versions, key types, client certificates -------------------------------------
+
+FULL_TLS = pytest.mark.skipif(pymongoose.TLS_BACKEND != "mbedtls",
+                              reason="the built-in TLS speaks TLS 1.3 with ECDSA P-256 only")
+VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def https_get(port: int, context: ssl.SSLContext, path: str = "/") -> "tuple[str, bytes]":
+    """One request with Python's ssl; returns (negotiated version, response)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=DEFAULT_TIMEOUT) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+            response = b""
+            while True:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                response += chunk
+            return str(tls.version()), response
+
+
+@FULL_TLS
+@pytest.mark.parametrize("key_type", ["ec", "rsa2048", "rsa4096"])
+@pytest.mark.parametrize("version", list(VERSIONS))
+def test_our_server_with_each_key_type_and_tls_version(serve: Any, pki: TestPKI, key_type: str, version: str) -> None:
+    cert, key = pki.issue("localhost", key_type=key_type)
+    server = serve(hello, url="https://127.0.0.1:0", tls=TlsOpts(cert=cert, key=key))
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+    context.minimum_version = context.maximum_version = VERSIONS[version]
+    negotiated, response = https_get(server.port, context, "/v")
+    assert negotiated == version
+    assert response.startswith(b"HTTP/1.1 200") and response.endswith(b"secure /v")
+
+
+# mbed TLS 3.6's TLS 1.2 client cannot verify an RSA-PSS ServerKeyExchange
+# signature (it only admits rsa_pkcs1 and ecdsa there), yet its ClientHello offers
+# rsa_pss_rsae for TLS 1.3, and OpenSSL servers stopped at TLS 1.2 pick it for an RSA
+# key: the handshake fails with ILLEGAL_PARAMETER. Known limitation (README); strict,
+# so that a fix makes this test say so.
+RSA_TLS12_CLIENT = pytest.mark.xfail(strict=True, reason="mbed TLS 3.6: no RSA-PSS in TLS 1.2 (see README)")
+
+
+@FULL_TLS
+@pytest.mark.parametrize("key_type", ["ec", pytest.param("rsa2048", id="rsa2048")])
+@pytest.mark.parametrize("version", list(VERSIONS))
+def test_our_client_with_each_key_type_and_tls_version(pki: TestPKI, python_https: Any, key_type: str,
+                                                       version: str, request: Any) -> None:
+    if key_type == "rsa2048" and version == "TLSv1.2":
+        request.applymarker(RSA_TLS12_CLIENT)
+    port = python_https(*pki.issue("localhost", key_type=key_type), VERSIONS[version])
+    outcome = fetch(f"https://127.0.0.1:{port}/", TlsOpts(ca=pki.ca_cert, name="localhost"))
+    assert outcome.get("body") == "python says hi", outcome
+
+
+@FULL_TLS
+@pytest.mark.parametrize("option", ["-tls1_2", "-tls1_3"])
+def test_openssl_s_client_verifies_us(serve: Any, pki: TestPKI, option: str) -> None:
+    cert, key = pki.issue("localhost", key_type="rsa2048")
+    server = serve(hello, url="https://127.0.0.1:0", tls=TlsOpts(cert=cert, key=key))
+    result = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{server.port}", "-servername", "localhost",
+         "-CAfile", str(pki.ca_cert), "-verify_return_error", "-ign_eof", option],
+        input=b"GET /openssl HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        capture_output=True, timeout=DEFAULT_TIMEOUT)
+    out = result.stdout.decode(errors="replace")
+    assert "Verify return code: 0 (ok)" in out, out + result.stderr.decode(errors="replace")
+    assert ("TLSv1.2" if option == "-tls1_2" else "TLSv1.3") in out
+    assert "secure /openssl" in out
+
+
+@FULL_TLS
+def test_mutual_tls_admits_only_clients_with_a_certificate_from_the_ca(serve: Any, pki: TestPKI,
+                                                                      tmp_path: Path) -> None:
+    cert, key = pki.issue("localhost")
+    server = serve(hello, url="https://127.0.0.1:0", tls=TlsOpts(cert=cert, key=key, ca=pki.ca_cert))
+    trusted = ssl.create_default_context(cafile=str(pki.ca_cert))
+    trusted.load_cert_chain(*map(str, pki.issue("client")))
+    assert https_get(server.port, trusted, "/mtls")[1].endswith(b"secure /mtls")
+
+    anonymous = ssl.create_default_context(cafile=str(pki.ca_cert))
+    rogue = ssl.create_default_context(cafile=str(pki.ca_cert))
+    rogue.load_cert_chain(*map(str, TestPKI(tmp_path / "rogue", "rogue CA").issue("client")))
+    for context in (anonymous, rogue):
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            response = https_get(server.port, context)[1]
+            assert response == b"", response  # TLS 1.3: the refusal may come after the handshake
+            raise ConnectionError("closed without a response")
+    assert https_get(server.port, trusted, "/again")[1].endswith(b"secure /again")  # still serving
+
+
+@FULL_TLS
+def test_our_client_presents_a_client_certificate(pki: TestPKI) -> None:
+    cert, key = pki.issue("localhost")
+    client_cert, client_key = pki.issue("client")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    context.load_verify_locations(str(pki.ca_cert))
+    context.verify_mode = ssl.CERT_REQUIRED
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), _Quiet)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        port = httpd.server_address[1]
+        outcome = fetch(f"https://127.0.0.1:{port}/",
+                        TlsOpts(ca=pki.ca_cert, name="localhost", cert=client_cert, key=client_key))
+        assert outcome.get("body") == "python says hi", outcome
+        refused = fetch(f"https://127.0.0.1:{port}/", TlsOpts(ca=pki.ca_cert, name="localhost"))
+        assert "body" not in refused
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
 # ---- bad options ------------------------------------------------------------------
 
 def test_bad_options_are_accepted_when_made_and_refused_clearly_when_used(pki: TestPKI, manager: Manager) -> None:
@@ -259,7 +375,8 @@ def test_bad_options_are_accepted_when_made_and_refused_clearly_when_used(pki: T
                                                  b"-----END CERTIFICATE-----\n", key=key.read_bytes())),
         ("not a valid certificate", TlsOpts(ca=b"\x30\x03garbage DER")),
         ("not a valid certificate", TlsOpts(ca="any string at all")),
-        ("invalid TLS options: Expected",
+        # The TLS library's words: built-in "Expected ...", mbed TLS "bad private key: PK - ...".
+        ("invalid TLS options: (Expected|bad private key: PK - )",
          TlsOpts(cert=cert, key=b"-----BEGIN SOMETHING-----\nAAAA\n-----END SOMETHING-----\n")),
     ]
     plain = manager.listen("tcp://127.0.0.1:0")

@@ -303,6 +303,7 @@ struct pm_frames {
 #define PM_HAS_TLS_BUILTIN ...
 #define PM_HAS_IPV6 ...
 #define PM_HAS_EPOLL ...
+#define PM_HAS_TLS_MBED ...
 const char *pm_mongoose_version(void);
 unsigned pm_build_features(void);
 
@@ -324,6 +325,8 @@ struct mg_connection *pm_conn(struct mg_mgr *mgr, unsigned long id);
 // out needs 72 bytes. Exposed for tests of the TLS fix in vendor/mongoose_patches.py.
 size_t pm_ecdsa_der(uint8_t *out, const uint8_t *sig);
 
+// The TLS library's text for an error number Mongoose logged ("key err 0x3d00").
+void pm_tls_strerror(int code, char *buf, size_t len);
 // Parse TLS options as mg_tls_init() would; false, with the reason in err, if bad.
 bool pm_tls_check(struct mg_mgr *mgr, const struct mg_tls_opts *opts, bool client,
                   char *err, size_t err_len);

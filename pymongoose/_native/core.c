@@ -69,11 +69,13 @@ enum { PM_PROTO_TCP, PM_PROTO_HTTP, PM_PROTO_MQTT, PM_PROTO_SNTP };
 #define PM_HAS_TLS_BUILTIN (1u << 0)
 #define PM_HAS_IPV6 (1u << 1)
 #define PM_HAS_EPOLL (1u << 2)
+#define PM_HAS_TLS_MBED (1u << 3)
 
 const char *pm_mongoose_version(void) { return MG_VERSION; }
 
 unsigned pm_build_features(void) {
   return (MG_TLS == MG_TLS_BUILTIN ? PM_HAS_TLS_BUILTIN : 0) |
+         (MG_TLS == MG_TLS_MBED ? PM_HAS_TLS_MBED : 0) |
          (MG_ENABLE_IPV6 ? PM_HAS_IPV6 : 0) | (MG_ENABLE_EPOLL ? PM_HAS_EPOLL : 0);
 }
 

@@ -34,20 +34,22 @@ struct pm_tls {
   struct mg_tls_opts opts;
 };
 
+/* Each copy is followed by a NUL: with mbed TLS, Mongoose hands PEM text to the
+ * parser with its terminating NUL (it reads one byte past .len). */
 static struct mg_str pm_copy_into(char **cursor, struct mg_str s) {
   struct mg_str copy = {NULL, 0};  // Mongoose tests .buf == NULL for "not given"
   if (s.len > 0) {
     memcpy(*cursor, s.buf, s.len);
     copy.buf = *cursor;
     copy.len = s.len;
-    *cursor += s.len;
+    *cursor += s.len + 1;  // calloc'd: the NUL is there
   }
   return copy;
 }
 
 static struct pm_tls *pm_tls_new(const struct mg_tls_opts *o) {
-  size_t size = o->ca.len + o->cert.len + o->key.len + o->name.len;
-  struct pm_tls *t = (struct pm_tls *) calloc(1, sizeof(*t) + size + 1);
+  size_t size = o->ca.len + o->cert.len + o->key.len + o->name.len + 4;
+  struct pm_tls *t = (struct pm_tls *) calloc(1, sizeof(*t) + size);
   char *cursor = (char *) (t + 1);
   if (t == NULL) return NULL;
   t->refs = 1;
@@ -82,6 +84,7 @@ bool pm_tls_check(struct mg_mgr *mgr, const struct mg_tls_opts *opts, bool clien
                   char *err, size_t err_len) {
   struct mg_connection probe;
   struct pm_tls_error error = {err, err_len};
+  bool ok;
   memset(&probe, 0, sizeof(probe));
   err[0] = '\0';
   probe.mgr = mgr;
@@ -89,8 +92,22 @@ bool pm_tls_check(struct mg_mgr *mgr, const struct mg_tls_opts *opts, bool clien
   probe.fn = pm_record_error;
   probe.fn_data = &error;
   mg_tls_init(&probe, opts);
+  // mbed TLS's mg_tls_init only logs a certificate or key it cannot parse, and
+  // leaves no TLS state behind: that is a failure too (Python has the log line).
+  ok = err[0] == '\0' && !probe.is_closing && probe.tls != NULL;
   mg_tls_free(&probe);
-  return err[0] == '\0' && !probe.is_closing;
+  return ok;
+}
+
+/* The TLS library's words for one of its error codes (Mongoose logs only the
+ * number, as "key err 0x3d00"); empty with the built-in TLS. */
+void pm_tls_strerror(int code, char *buf, size_t len) {
+  buf[0] = '\0';
+#if MG_TLS == MG_TLS_MBED
+  mbedtls_strerror(-code, buf, len);
+#else
+  (void) code, (void) len;
+#endif
 }
 
 /* Use these TLS options from now on: a listener starts TLS on each connection it
