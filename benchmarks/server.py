@@ -3,6 +3,7 @@
     python benchmarks/server.py hello PORT [--binding pymongoose|cymongoose] [--events http]
     python benchmarks/server.py ws PORT [--binding ...]
     python benchmarks/server.py static PORT --root DIR [--binding ...]
+    python benchmarks/server.py hello PORT --tls-cert CERT --tls-key KEY [--binding ...]
 
 hello answers "Hello, World!" (a handler written for the Cython binding, unchanged;
 ``--events http``, pymongoose only, asks for MG_EV_HTTP_MSG alone), ws echoes
@@ -22,12 +23,20 @@ def main():
     parser.add_argument("--binding", default="pymongoose", choices=("pymongoose", "cymongoose"))
     parser.add_argument("--events", default="all", choices=("all", "http"))
     parser.add_argument("--root", default=".")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM file)")
+    parser.add_argument("--tls-key", help="and this private key")
     args = parser.parse_args()
     mg = importlib.import_module(args.binding)
+    tls = None
+    if args.tls_cert:
+        with open(args.tls_cert) as cert, open(args.tls_key) as key:
+            tls = mg.TlsOpts(cert=cert.read(), key=key.read())
 
     def hello(conn, event, data):
         if event == mg.MG_EV_HTTP_MSG:
             conn.reply(200, "Hello, World!")
+        elif event == mg.MG_EV_ACCEPT and tls is not None:
+            conn.tls_init(tls)  # the Cython binding's way: both bindings take it
 
     def ws(conn, event, data):
         if event == mg.MG_EV_HTTP_MSG:

@@ -1,0 +1,48 @@
+"""New TLS connections per second: handshake, one request, close, one after another.
+
+    tls_handshakes.py PORT --ca CA.pem [--seconds 5] [--version 1.2|1.3]
+
+The client is Python's ssl (OpenSSL); it verifies the server against CA.pem for the
+name "localhost". Prints connections/s and the mean ms per connection.
+"""
+
+import argparse
+import socket
+import ssl
+import time
+
+REQUEST = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int)
+    parser.add_argument("--ca", required=True)
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--version", choices=("1.2", "1.3"))
+    args = parser.parse_args()
+    context = ssl.create_default_context(cafile=args.ca)
+    if args.version:
+        version = ssl.TLSVersion.TLSv1_2 if args.version == "1.2" else ssl.TLSVersion.TLSv1_3
+        context.minimum_version = context.maximum_version = version
+    done = 0
+    started = time.perf_counter()
+    deadline = started + args.seconds
+    while time.perf_counter() < deadline:
+        with socket.create_connection(("127.0.0.1", args.port)) as raw:
+            with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(REQUEST)
+                response = b""
+                while True:
+                    chunk = tls.recv(4096)
+                    if not chunk:
+                        break
+                    response += chunk
+                assert response.startswith(b"HTTP/1.1 200"), response[:80]
+        done += 1
+    elapsed = time.perf_counter() - started
+    print(f"{done / elapsed:.0f} connections/s, {elapsed / done * 1e3:.2f} ms each")
+
+
+if __name__ == "__main__":
+    main()
