@@ -33,6 +33,7 @@ from .events import (
 )
 from .messages import HttpMessage, MqttMessage, WsMessage
 from .timers import Timer
+from .tls import describe_tls_error
 
 logger = logging.getLogger("pymongoose")
 
@@ -51,7 +52,7 @@ _CLOSE = "close"    # its last: bookkeeping after
 
 
 def _error_text(ev_data: Any, tokens: Any, token: int) -> str:
-    return decode(ffi.string(ffi.cast("char *", ev_data)))
+    return describe_tls_error(decode(ffi.string(ffi.cast("char *", ev_data))))
 
 
 _MAKERS: Dict[int, Any] = {

@@ -167,6 +167,22 @@ class TlsOpts:
 
 
 _CODED_ERROR = re.compile(r"^(cert|key) err (0x[0-9a-f]+)$")
+_HANDSHAKE_ERROR = re.compile(r"^TLS handshake: -(0x[0-9a-f]+)$")
+
+
+def _library_words(code: int) -> str:
+    text = ffi.new("char[]", 200)
+    lib.pm_tls_strerror(code, text, 200)
+    return str(ffi.string(text).decode("utf-8", "replace"))
+
+
+def describe_tls_error(message: str) -> str:
+    """An MG_EV_ERROR text with the TLS library's words added to a bare error code:
+    "TLS handshake: -0x2700" becomes "TLS handshake: -0x2700 (X509 - Certificate
+    verification failed, e.g. CRL, CA or signature check failed)"."""
+    match = _HANDSHAKE_ERROR.match(message)
+    words = _library_words(int(match[1], 16)) if match else ""
+    return f"{message} ({words})" if words else message
 
 
 def _explain(line: str) -> str:
@@ -174,9 +190,7 @@ def _explain(line: str) -> str:
     match = _CODED_ERROR.match(line)
     if match is None:
         return line
-    text = ffi.new("char[]", 200)
-    lib.pm_tls_strerror(int(match[2], 16), text, 200)
-    words = ffi.string(text).decode("utf-8", "replace")
+    words = _library_words(int(match[2], 16))
     what = "certificate" if match[1] == "cert" else "private key"
     return f"bad {what}: {words}" if words else line
 
