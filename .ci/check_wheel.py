@@ -30,8 +30,9 @@ def check(path: Path) -> list:
         metadata = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         source = (Path(__file__).resolve().parent.parent / "pymongoose" / "__init__.py").read_text()
         version = re.search(r'^__version__ = "([^"]+)"', source, re.MULTILINE)[1]
-        for line in (f"Version: {version}", "License-Expression: MIT AND GPL-2.0-only AND (Apache-2.0 OR GPL-2.0-or-later)",
-                     "Requires-Python: >=3.9", "Classifier: Programming Language :: Python :: Implementation :: PyPy"):
+        licence = "License-Expression: MIT AND GPL-2.0-only AND (Apache-2.0 OR GPL-2.0-or-later)"
+        for line in (f"Version: {version}", licence, "Requires-Python: >=3.9",
+                     "Classifier: Programming Language :: Python :: Implementation :: PyPy"):
             if line not in metadata.splitlines():
                 problems.append(f"metadata lacks {line!r}")
     if "-cp39-abi3-" not in path.name and "-pp39-" not in path.name:
