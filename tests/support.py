@@ -275,7 +275,7 @@ class TestPKI:
 
     __test__ = False  # not a test class, despite the name
 
-    def __init__(self, workdir: Path, name: str = "pymongoose test CA") -> None:
+    def __init__(self, workdir: Path, name: str = "pymongoose test CA", issuer: "TestPKI | None" = None) -> None:
         import shutil
 
         if shutil.which("openssl") is None:
@@ -287,8 +287,16 @@ class TestPKI:
         self.ca_key = self.dir / "ca.key"
         self.ca_cert = self.dir / "ca.pem"
         self._run("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", self.ca_key)
-        self._run("req", "-x509", "-new", "-key", self.ca_key, "-sha256", "-days", "30",
-                  "-subj", f"/CN={name}", "-out", self.ca_cert)
+        if issuer is None:  # a root
+            self._run("req", "-x509", "-new", "-key", self.ca_key, "-sha256", "-days", "30",
+                      "-subj", f"/CN={name}", "-out", self.ca_cert)
+        else:  # an intermediate authority, signed by issuer
+            csr = self.dir / "ca.csr"
+            self._run("req", "-new", "-key", self.ca_key, "-subj", f"/CN={name}", "-out", csr,
+                      "-addext", "basicConstraints=critical,CA:TRUE",
+                      "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+            issuer._run("ca", "-batch", "-config", issuer.dir / "ca.cnf", "-cert", issuer.ca_cert,
+                        "-keyfile", issuer.ca_key, "-in", csr, "-out", self.ca_cert, "-days", "30")
         (self.dir / "index.txt").touch()
         (self.dir / "serial").write_text("1000\n")
         (self.dir / "ca.cnf").write_text(

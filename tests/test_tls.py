@@ -28,7 +28,7 @@ from pymongoose import (
     TlsOpts,
 )
 
-from support import DEFAULT_TIMEOUT, DnsResponder, Mosquitto, TestPKI, poll_until
+from support import DEFAULT_TIMEOUT, DnsResponder, Mosquitto, TestPKI, poll_until, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -362,6 +362,43 @@ def test_our_client_presents_a_client_certificate(pki: TestPKI) -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@FULL_TLS
+def test_a_certificate_chain_verifies_against_the_root(serve: Any, pki: TestPKI, tmp_path: Path) -> None:
+    """The server sends its certificate and the intermediate's; clients know the root."""
+    intermediate = TestPKI(tmp_path / "intermediate", "pymongoose intermediate CA", issuer=pki)
+    cert, key = intermediate.issue("localhost")
+    chain = cert.read_bytes() + intermediate.ca_cert.read_bytes()
+    server = serve(hello, url="https://127.0.0.1:0", tls=TlsOpts(cert=chain, key=key))
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+    assert https_get(server.port, context, "/chain")[1].endswith(b"secure /chain")
+    outcome = fetch(f"https://127.0.0.1:{server.port}/", TlsOpts(ca=pki.ca_cert, name="localhost"))
+    assert outcome.get("body") == "secure /", outcome  # our client, verifying the chain
+
+
+@FULL_TLS
+@pytest.mark.parametrize("option", ["-tls1_2", "-tls1_3"])
+def test_our_client_against_openssl_s_server(pki: TestPKI, option: str) -> None:
+    cert, key = pki.issue("localhost")
+    with socket.socket() as probe:  # a free port for s_server
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(cert),
+                               "-key", str(key), "-www", option, "-quiet"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def listening() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_for(listening, what="openssl s_server")
+        outcome = fetch(f"https://127.0.0.1:{port}/", TlsOpts(ca=pki.ca_cert, name="localhost"))
+        assert "Ciphers supported in s_server binary" in outcome.get("body", ""), outcome
+        assert ("TLSv1.2" if option == "-tls1_2" else "TLSv1.3") in outcome["body"]
+    finally:
+        server.terminate()
+        server.wait(DEFAULT_TIMEOUT)
 
 
 # ---- bad options ------------------------------------------------------------------
