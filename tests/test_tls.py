@@ -262,6 +262,7 @@ def https_get(port: int, context: ssl.SSLContext, path: str = "/") -> "tuple[str
     """One request with Python's ssl; returns (negotiated version, response)."""
     with socket.create_connection(("127.0.0.1", port), timeout=DEFAULT_TIMEOUT) as raw:
         with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            version = str(tls.version())  # now: some Pythons forget it once the peer has closed
             tls.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
             response = b""
             while True:
@@ -269,7 +270,7 @@ def https_get(port: int, context: ssl.SSLContext, path: str = "/") -> "tuple[str
                 if not chunk:
                     break
                 response += chunk
-            return str(tls.version()), response
+            return version, response
 
 
 @FULL_TLS
