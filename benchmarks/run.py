@@ -83,7 +83,7 @@ def with_this_checkout(python: Path) -> Path:
 
 
 def environments() -> Dict[str, Path]:
-    extras = ("websocket-client", "paho-mqtt", "matplotlib", "socketify")
+    extras = ("websocket-client", "paho-mqtt", "matplotlib", "socketify", "uvicorn")
     return {
         "cpython": with_this_checkout(venv("cpython", sys.executable, "cffi", *extras)),
         "pypy": with_this_checkout(venv("pypy", shutil.which("pypy3") or "pypy3", "socketify")),
@@ -100,12 +100,22 @@ def free_port() -> int:
 
 
 class Server:
-    """A server process pinned to the server CPU, ready once it prints a line."""
+    """A server process pinned to the server CPU, ready once it prints a line (or,
+    for servers that print nothing, once ``port`` accepts connections)."""
 
-    def __init__(self, command: List[str]) -> None:
+    def __init__(self, command: List[str], port: Optional[int] = None) -> None:
         self.process = subprocess.Popen(["taskset", "-c", SERVER_CPU, *command], stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, cwd=str(WORK),
                                         preexec_fn=_raise_fd_limit)
+        if port is not None:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.process.poll() is None:
+                with socket.socket() as probe:
+                    if probe.connect_ex(("127.0.0.1", port)) == 0:
+                        return
+                time.sleep(0.05)
+            self.stop()
+            raise RuntimeError(f"{command} did not start listening on {port}")
         line = self.process.stdout.readline() if self.process.stdout else ""
         if "ready" not in line:
             self.stop()
@@ -332,8 +342,88 @@ def burst_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
     return results
 
 
+def tls_certificates() -> Dict[str, Path]:
+    """A CA and P-256 and RSA-2048 certificates for localhost, made with openssl once."""
+    folder = WORK / "tls"
+    made = {"ca": folder / "ca.pem", "ec": folder / "ec", "rsa": folder / "rsa"}
+    if (folder / "rsa.pem").exists():
+        return made
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(folder / "ca.key"))
+    openssl("req", "-x509", "-new", "-key", str(folder / "ca.key"), "-days", "365", "-subj", "/CN=bench CA",
+            "-out", str(folder / "ca.pem"))
+    for kind, keygen in (("ec", ["ecparam", "-name", "prime256v1", "-genkey", "-noout"]),
+                         ("rsa", ["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])):
+        key, csr, cert = (str(folder / f"{kind}.{ext}") for ext in ("key", "csr", "pem"))
+        openssl(*keygen, "-out", key)
+        openssl("req", "-new", "-key", key, "-subj", "/CN=localhost",
+                "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-out", csr)
+        openssl("x509", "-req", "-in", csr, "-CA", str(folder / "ca.pem"), "-CAkey", str(folder / "ca.key"),
+                "-CAcreateserial", "-days", "365", "-copy_extensions", "copy", "-out", cert)
+    return made
+
+
+def tls_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
+    """New HTTPS connections/s (handshake, one request, close; Python ssl client) and
+    HTTPS keep-alive requests/s (wrk), against cymongoose and uvicorn with Python's ssl."""
+    certs = tls_certificates()
+    server = str(HERE / "server.py")
+
+    def ours(python: Path, kind: str, binding: str = "pymongoose") -> Callable[[int], List[str]]:
+        return lambda port: [str(python), server, "hello", str(port), "--binding", binding,
+                             "--tls-cert", f"{certs[kind]}.pem", "--tls-key", f"{certs[kind]}.key"]
+
+    def uvicorn(port: int) -> List[str]:
+        return [str(envs["cpython"]), "-m", "uvicorn", "--app-dir", str(HERE), "asgi_hello:app", "--port",
+                str(port), "--log-level", "warning", "--ssl-certfile", f"{certs['ec']}.pem",
+                "--ssl-keyfile", f"{certs['ec']}.key"]
+
+    servers = {
+        "cymongoose (CPython), P-256": ours(envs["cymongoose"], "ec", "cymongoose"),
+        "pymongoose CPython, P-256": ours(envs["cpython"], "ec"),
+        "pymongoose CPython, RSA-2048": ours(envs["cpython"], "rsa"),
+        "pymongoose PyPy, P-256": ours(envs["pypy"], "ec"),
+        "uvicorn + Python ssl (CPython), P-256": uvicorn,
+    }
+
+    def start(make: Callable[[int], List[str]], port: int) -> Server:
+        command = make(port)
+        return Server(command, port=port if "uvicorn" in command else None)
+
+    def connections(make: Callable[[int], List[str]]) -> Callable[[], float]:
+        def run() -> float:
+            port = free_port()
+            process = start(make, port)
+            try:
+                out = load([str(envs["cpython"]), str(HERE / "tls_handshakes.py"), str(port), "--ca",
+                            str(certs["ca"]), "--seconds", str(args.duration)])
+            finally:
+                process.stop()
+            return float(out.split()[0])
+        return run
+
+    def keep_alive(make: Callable[[int], List[str]]) -> Callable[[], float]:
+        def run() -> float:
+            port = free_port()
+            process = start(make, port)
+            try:
+                out = load(["wrk", "-t1", "-c50", f"-d{args.duration}s", f"https://127.0.0.1:{port}/"])
+            finally:
+                process.stop()
+            return float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+        return run
+
+    configs = {f"{name}: new connections/s": connections(make) for name, make in servers.items()}
+    configs.update({f"{name}: keep-alive req/s": keep_alive(make) for name, make in servers.items()})
+    return rounds(configs, args.rounds)
+
+
 SUITES = {"http": http_suite, "websocket": websocket_suite, "mqtt": mqtt_suite, "static": static_suite,
-          "scale": scale_suite, "burst": burst_suite}
+          "scale": scale_suite, "burst": burst_suite, "tls": tls_suite}
 
 
 # ---- report --------------------------------------------------------------------------
@@ -345,7 +435,7 @@ def ratio(results: Dict[str, float], name: str, reference: str) -> Optional[floa
 def report(all_results: Dict[str, Dict[str, float]]) -> str:
     lines = ["| suite | configuration | result | vs cymongoose | vs C baseline |", "|---|---|---|---|---|"]
     units = {"http": "req/s", "websocket": "msg/s", "mqtt": "msg/s", "static": "MB/s", "scale": "",
-             "burst": "conn/s"}
+             "burst": "conn/s", "tls": ""}
     for suite, results in all_results.items():
         cym = next((k for k in results if k.startswith("cymongoose")), None)
         for name, value in results.items():
@@ -355,6 +445,8 @@ def report(all_results: Dict[str, Dict[str, float]]) -> str:
             if suite == "mqtt":
                 qos = name.split(":")[0]
                 versus_cym = ratio(results, name, f"{qos}: paho-mqtt CPython")
+            if suite == "tls":  # each measure against cymongoose's same measure
+                versus_cym = ratio(results, name, "cymongoose (CPython), P-256:" + name.split(":", 1)[1])
             unit = "ms" if name.endswith("ms to first response") else units[suite]
             cells = [suite, name, f"{value:,.1f} {unit}".strip(),
                      f"{versus_cym:.2f}x" + (" (vs paho)" if suite == "mqtt" else "") if versus_cym else "",
@@ -370,6 +462,8 @@ def chart(all_results: Dict[str, Dict[str, float]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     panels = [suite for suite in ("http", "websocket", "mqtt", "static") if suite in all_results]
+    if not panels:
+        return  # nothing to draw (e.g. --only tls)
     figure, axes = plt.subplots(len(panels), 1, figsize=(9, 2.6 * len(panels)), squeeze=False)
     titles = {"http": "HTTP hello world (req/s)", "websocket": "WebSocket echo (msg/s)",
               "mqtt": "MQTT publish + receive (msg/s)", "static": "Static 100 MB file (MB/s)"}

@@ -3,7 +3,9 @@
     tls_handshakes.py PORT --ca CA.pem [--seconds 5] [--version 1.2|1.3]
 
 The client is Python's ssl (OpenSSL); it verifies the server against CA.pem for the
-name "localhost". Prints connections/s and the mean ms per connection.
+name "localhost". Prints connections/s (successful ones), the mean ms per
+connection, and how many handshakes failed (Mongoose's built-in TLS, unpatched as in
+cymongoose, signs about one handshake in 256 with a malformed ECDSA signature).
 """
 
 import argparse
@@ -25,12 +27,17 @@ def main() -> None:
     if args.version:
         version = ssl.TLSVersion.TLSv1_2 if args.version == "1.2" else ssl.TLSVersion.TLSv1_3
         context.minimum_version = context.maximum_version = version
-    done = 0
+    done = failed = 0
     started = time.perf_counter()
     deadline = started + args.seconds
     while time.perf_counter() < deadline:
         with socket.create_connection(("127.0.0.1", args.port)) as raw:
-            with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            try:
+                tls = context.wrap_socket(raw, server_hostname="localhost")
+            except ssl.SSLError:
+                failed += 1
+                continue
+            with tls:
                 tls.sendall(REQUEST)
                 response = b""
                 while True:
@@ -41,7 +48,8 @@ def main() -> None:
                 assert response.startswith(b"HTTP/1.1 200"), response[:80]
         done += 1
     elapsed = time.perf_counter() - started
-    print(f"{done / elapsed:.0f} connections/s, {elapsed / done * 1e3:.2f} ms each")
+    print(f"{done / elapsed:.0f} connections/s, {elapsed / max(done, 1) * 1e3:.2f} ms each, "
+          f"{failed} handshakes failed")
 
 
 if __name__ == "__main__":
