@@ -9,7 +9,7 @@ import socket
 import struct
 import threading
 import time
-from typing import Any, List
+from typing import Any, List, Tuple
 
 import pytest
 import requests
@@ -19,6 +19,7 @@ from pymongoose import (
     MG_EV_HTTP_MSG,
     MG_EV_MQTT_CMD,
     MG_EV_READ,
+    MG_EV_WS_CTL,
     MG_EV_WS_MSG,
     MQTT_CMD_CONNECT,
     Manager,
@@ -353,3 +354,105 @@ def test_text_message_that_is_not_utf8_fails_the_connection_with_1007(serve: Any
     good.sendall(ws_frame(0x1, "valid: héllo €𝄞".encode()))
     assert good.recv(100).endswith("valid: héllo €𝄞".encode())
     good.close()
+
+
+# RFC 6455 rules, each broken alone after a valid message: the server answers the
+# valid one, then fails the connection with the code the RFC gives, its close frame
+# the last thing it sends; the handler never sees the offending frame.
+RFC6455_VIOLATIONS = {
+    "reserved bit without an extension": (ws_frame(0x40 | 0x1, b"rsv1"), 1002),
+    "fragmented ping": (ws_frame(0x9, b"ping", fin=False), 1002),
+    "ping over 125 bytes": (ws_frame(0x9, b"p" * 126), 1002),
+    "close with a 1-byte payload": (ws_frame(0x8, b"\x03"), 1002),
+    "close code 999": (ws_frame(0x8, struct.pack("!H", 999)), 1002),
+    "close code 1005 (reserved)": (ws_frame(0x8, struct.pack("!H", 1005)), 1002),
+    "close code 1016": (ws_frame(0x8, struct.pack("!H", 1016)), 1002),
+    "close code 2999": (ws_frame(0x8, struct.pack("!H", 2999)), 1002),
+    "close code 5000": (ws_frame(0x8, struct.pack("!H", 5000)), 1002),
+    "close reason not UTF-8": (ws_frame(0x8, struct.pack("!H", 1000) + b"\xff\xfe"), 1007),
+    "continuation without a message": (ws_frame(0x0, b"orphan"), 1002),
+    "new message inside a fragmented one": (ws_frame(0x1, b"frag", fin=False) + ws_frame(0x1, b"new"), 1002),
+}
+
+
+def ws_echo_recording(delivered: List[Any]) -> Any:
+    def handler(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_HTTP_MSG:
+            conn.ws_upgrade(data)
+        elif event in (MG_EV_WS_MSG, MG_EV_WS_CTL):
+            delivered.append((event, data.op, data.data))
+            if event == MG_EV_WS_MSG:
+                conn.ws_send(data.data, data.op)
+
+    return handler
+
+
+def read_until_closed(s: socket.socket) -> bytes:
+    s.settimeout(DEFAULT_TIMEOUT)
+    received = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            return received
+        received += chunk
+
+
+def server_frames(data: bytes) -> List[Tuple[int, bytes]]:
+    """(first byte, payload) of each unmasked server frame in data."""
+    frames = []
+    while data:
+        n, at = data[1] & 0x7F, 2
+        if n == 126:
+            n, at = struct.unpack("!H", data[2:4])[0], 4
+        frames.append((data[0], data[at:at + n]))
+        data = data[at + n:]
+    return frames
+
+
+@pytest.mark.parametrize("name", list(RFC6455_VIOLATIONS))
+def test_each_rfc6455_violation_fails_with_its_close_code(serve: Any, name: str) -> None:
+    frame, code = RFC6455_VIOLATIONS[name]
+    delivered: List[Any] = []
+    server = serve(ws_echo_recording(delivered))
+    s = ws_client(server.port)
+    try:
+        s.sendall(ws_frame(0x1, b"before") + frame + ws_frame(0x1, b"after"))
+        frames = server_frames(read_until_closed(s))
+    finally:
+        s.close()
+    assert frames[0] == (0x81, b"before")
+    assert frames[-1][0] == 0x88 and struct.unpack("!H", frames[-1][1][:2])[0] == code, frames
+    assert [f for f in frames if f[0] == 0x88] == [frames[-1]], "one close frame, and the last"
+    assert [d[2] for d in delivered] == [b"before"]
+    good = ws_client(server.port)  # and the server goes on
+    good.sendall(ws_frame(0x1, b"still here"))
+    assert good.recv(100).endswith(b"still here")
+    good.close()
+
+
+def test_a_valid_close_is_echoed_and_nothing_after_it_is_delivered(serve: Any) -> None:
+    delivered: List[Any] = []
+    server = serve(ws_echo_recording(delivered))
+    s = ws_client(server.port)
+    try:
+        close = struct.pack("!H", 1000) + "au revoir ✓".encode()
+        s.sendall(ws_frame(0x1, b"hi") + ws_frame(0x8, close) + ws_frame(0x1, b"too late"))
+        frames = server_frames(read_until_closed(s))
+    finally:
+        s.close()
+    assert frames == [(0x81, b"hi"), (0x88, close)]
+    assert [(d[1], d[2]) for d in delivered] == [(0x1, b"hi"), (0x8, close)]
+
+
+def test_a_fragmented_message_is_joined_and_delivered_once(serve: Any) -> None:
+    delivered: List[Any] = []
+    server = serve(ws_echo_recording(delivered))
+    s = ws_client(server.port)
+    try:
+        s.sendall(ws_frame(0x1, b"one ", fin=False) + ws_frame(0x9, b"ping in between") +
+                  ws_frame(0x0, b"two ", fin=False) + ws_frame(0x0, b"three") + ws_frame(0x8, struct.pack("!H", 1000)))
+        frames = server_frames(read_until_closed(s))
+    finally:
+        s.close()
+    assert (0x81, b"one two three") in frames and (0x8A, b"ping in between") in frames
+    assert [d[2] for d in delivered if d[0] == MG_EV_WS_MSG] == [b"one two three"]

@@ -163,6 +163,29 @@ PATCHES: List[Patch] = [
       if (wr && !can_write(c)) MG_EPOLL_MOD(c, 0);  // pymongoose: see patches
 """,
     ),
+    Patch(
+        name="ws-pong-after-handler",
+        why=(
+            "Mongoose queues the PONG for a PING before the handler sees the ping. "
+            "Messages that arrived before the ping may still wait in pymongoose's "
+            "deferred queue, so the pong would overtake their replies. Raise "
+            "MG_EV_WS_CTL first (it delivers the queue), then queue the pong."
+        ),
+        old="""\
+        case WEBSOCKET_OP_PING:
+          MG_DEBUG(("%s", "WS PONG"));
+          mg_ws_send(c, s, msg.data_len, WEBSOCKET_OP_PONG);
+          mg_call(c, MG_EV_WS_CTL, &m);
+          break;
+""",
+        new="""\
+        case WEBSOCKET_OP_PING:
+          MG_DEBUG(("%s", "WS PONG"));
+          mg_call(c, MG_EV_WS_CTL, &m);  // pymongoose: before the pong (see patches)
+          mg_ws_send(c, s, msg.data_len, WEBSOCKET_OP_PONG);
+          break;
+""",
+    ),
 ]
 
 

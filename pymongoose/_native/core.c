@@ -300,6 +300,8 @@ struct pm_conn {
   bool mqtt_open;            // MQTT client: CONNACK received
   bool cancel_resolve;       // resolve_cancel() deferred (see pm_resolve_cancel)
   bool ws_failed;            // WebSocket: closed for a protocol error; deliver no more
+  bool ws_closed;            // WebSocket: the peer's close frame arrived; deliver no more
+  size_t ws_send_cut;        // WebSocket, once failed: send.len after our close frame
   uint64_t idle_timeout;     // close after this many ms without I/O (0: never)
   uint64_t last_io;          // when it last read or wrote (or opened)
 };

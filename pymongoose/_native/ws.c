@@ -44,7 +44,9 @@ static bool pm_utf8_valid(const unsigned char *s, size_t n) {
 }
 
 /* RFC 6455 7.1.7, "fail the WebSocket connection": send a close frame with code
- * and reason, close once it is sent, and deliver nothing more from this peer. */
+ * and reason, close once it is sent, and deliver nothing more from this peer.
+ * Whatever Mongoose queues after it (the echo of a bad close frame, a pong) is
+ * cut off at the end of the read (pm_ws_check), so the close frame is the last. */
 static void pm_ws_fail(struct mg_connection *c, struct pm_conn *st, uint16_t code,
                        const char *reason) {
   char payload[2 + 64];
@@ -55,20 +57,78 @@ static void pm_ws_fail(struct mg_connection *c, struct pm_conn *st, uint16_t cod
   mg_ws_send(c, payload, 2 + len, WEBSOCKET_OP_CLOSE);
   c->is_draining = 1;
   st->ws_failed = true;
+  st->ws_send_cut = c->send.len;
 }
 
-/* Handlers only ever see valid messages: a text message that is not UTF-8 fails
- * the connection with 1007 (RFC 6455 8.1) before it reaches Python. Returns false
- * for an event that must not be delivered. */
+/* Status codes a close frame may carry (RFC 6455 7.4.1, 7.4.2; 1004-1006 and
+ * 1015 are reserved for reports, never sent). */
+static bool pm_ws_close_code_valid(unsigned code) {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
+         (code >= 3000 && code <= 4999);
+}
+
+/* Why a control frame breaks RFC 6455 5.5, 7.1.5 and 7.4 (NULL: it does not), and
+ * the close code to fail with. */
+static const char *pm_ws_control_fault(const struct mg_ws_message *wm, uint16_t *code) {
+  unsigned op = wm->flags & 0x0F;
+  *code = 1002;
+  if (!(wm->flags & 0x80)) return "fragmented control frame";
+  if (wm->data.len > 125) return "control frame over 125 bytes";
+  if (op == WEBSOCKET_OP_CLOSE && wm->data.len == 1) return "close frame with a 1-byte payload";
+  if (op == WEBSOCKET_OP_CLOSE && wm->data.len >= 2) {
+    const unsigned char *p = (const unsigned char *) wm->data.buf;
+    if (!pm_ws_close_code_valid((unsigned) p[0] << 8 | p[1])) return "invalid close code";
+    if (!pm_utf8_valid(p + 2, wm->data.len - 2)) {
+      *code = 1007;
+      return "close reason is not UTF-8";
+    }
+  }
+  return NULL;
+}
+
+/* Handlers only ever see what RFC 6455 allows, checked here before Python:
+ * - no reserved bit set (no extension is negotiated): 1002;
+ * - control frames whole and at most 125 bytes; close frames with a valid code and
+ *   a UTF-8 reason: 1002 (1007 for the reason);
+ * - a continuation only inside a fragmented message, and no new message inside
+ *   one: 1002;
+ * - text messages valid UTF-8 (RFC 6455 8.1): 1007;
+ * - nothing after the peer's close frame (5.5.1) or after a failure.
+ * Returns false for an event that must not be delivered. */
 static bool pm_ws_check(struct mg_connection *c, struct pm_conn *st, int ev, void *ev_data) {
   const struct mg_ws_message *wm = (const struct mg_ws_message *) ev_data;
+  const char *fault = NULL;
+  uint16_t code = 1002;
+  unsigned op;
+  if (ev == MG_EV_READ && st->ws_failed && c->send.len > st->ws_send_cut) {
+    c->send.len = st->ws_send_cut;  // see pm_ws_fail
+  }
   if (ev != MG_EV_WS_MSG && ev != MG_EV_WS_CTL) return true;
-  if (st->ws_failed) return false;
-  if (ev == MG_EV_WS_MSG && (wm->flags & 0x0F) == WEBSOCKET_OP_TEXT &&
-      !pm_utf8_valid((const unsigned char *) wm->data.buf, wm->data.len)) {
-    pm_ws_fail(c, st, 1007, "invalid UTF-8 in a text message");
+  if (st->ws_failed || st->ws_closed) return false;
+  op = wm->flags & 0x0F;
+  bool fragment_open = c->pfn_data != NULL;  // Mongoose's offset of a message being joined
+  if (wm->flags & 0x70) {
+    fault = "reserved bits set, no extension negotiated";
+  } else if (ev == MG_EV_WS_CTL && op == WEBSOCKET_OP_CONTINUE) {
+    if (!fragment_open) fault = "continuation frame without a message to continue";
+  } else if (ev == MG_EV_WS_CTL) {
+    fault = pm_ws_control_fault(wm, &code);
+  } else if (fragment_open && wm->data.buf != (char *) c->recv.buf + 1) {
+    // A joined message is delivered from recv.buf + 1; anything else is a new
+    // message that arrived while one was still being joined.
+    fault = "new message inside a fragmented one";
+  } else if (op == WEBSOCKET_OP_TEXT && !pm_utf8_valid((const unsigned char *) wm->data.buf,
+                                                        wm->data.len)) {
+    fault = "invalid UTF-8 in a text message", code = 1007;
+  }
+  if (fault != NULL) {
+    // Messages before this frame may still wait in the deferred queue: they reach
+    // their handler first, so what it sends leaves before the close frame.
+    pm_flush(c->mgr);
+    pm_ws_fail(c, st, code, fault);
     return false;
   }
+  if (ev == MG_EV_WS_CTL && op == WEBSOCKET_OP_CLOSE) st->ws_closed = true;
   return true;
 }
 /* Returns 1 when queued, 0 when the connection has closed, -1 for an opcode that
