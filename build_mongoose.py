@@ -39,11 +39,13 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _mongoose_source_dir() -> Path:
-    fetcher = _load_vendor_module("fetch_mongoose")
+def _fetched(fetcher_name: str) -> Path:
+    """The source folder vendor/<fetcher_name>.py provides (fetched and verified if
+    needed); the build stops with the fetcher's explanation if it cannot."""
+    fetcher = _load_vendor_module(fetcher_name)
     try:
         return fetcher.ensure_source(log=_log)
-    except fetcher.MongooseSourceError as error:
+    except RuntimeError as error:  # MongooseSourceError, MbedtlsSourceError
         sys.exit(f"error: cannot build pymongoose: {error}")
 
 
@@ -54,20 +56,12 @@ if TLS_BACKEND not in ("mbedtls", "builtin"):
     sys.exit(f"error: PYMONGOOSE_TLS must be 'mbedtls' or 'builtin', not {TLS_BACKEND!r}")
 
 
-def _mbedtls_source_dir() -> Path:
-    fetcher = _load_vendor_module("fetch_mbedtls")
-    try:
-        return fetcher.ensure_source(log=_log)
-    except fetcher.MbedtlsSourceError as error:
-        sys.exit(f"error: cannot build pymongoose: {error}")
-
-
 def _tls_build_options() -> dict:
     """What the TLS backend adds to the extension: defines, headers, its C files."""
     if TLS_BACKEND == "builtin":
         return {"define_macros": [("MG_TLS", "MG_TLS_BUILTIN")], "include_dirs": [], "sources": [],
                 "libraries": []}
-    source = _mbedtls_source_dir()
+    source = _fetched("fetch_mbedtls")
     library = source / "library"
     # Relative to this folder when they are under it: setuptools wants relative paths.
     sources = [os.path.relpath(path, HERE) if HERE in path.parents else str(path)
@@ -128,7 +122,7 @@ C_UNITS = ("core.c", "tls.c", "wait.c", "ws.c", "mqtt.c", "dispatch.c", "connect
 
 
 def _build() -> FFI:
-    mongoose_dir = _mongoose_source_dir()
+    mongoose_dir = _fetched("fetch_mongoose")
     patched_dir = _patched_mongoose(mongoose_dir)
     tls = _tls_build_options()
     builder = FFI()

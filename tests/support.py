@@ -420,6 +420,17 @@ def unique_topic(name: str) -> str:
     return f"pymongoose-test/{next(_topics)}/{name}"
 
 
+def read_until_closed(s: socket.socket, timeout: float = DEFAULT_TIMEOUT) -> bytes:
+    """Everything a peer sends on ``s`` (a plain or TLS socket) until it closes."""
+    s.settimeout(timeout)
+    received = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            return received
+        received += chunk
+
+
 # ---- raw WebSocket clients --------------------------------------------------------
 
 # An upgrade request a raw socket sends (RFC 6455's sample key).

@@ -26,7 +26,7 @@ from pymongoose import (
     TlsOpts,
 )
 
-from support import DEFAULT_TIMEOUT, WS_UPGRADE, TestPKI, raw_request, wait_for, ws_frame
+from support import DEFAULT_TIMEOUT, WS_UPGRADE, TestPKI, raw_request, read_until_closed, wait_for, ws_frame
 
 
 def http_handler(conn: Any, event: int, data: Any) -> None:
@@ -385,16 +385,6 @@ def ws_echo_recording(delivered: List[Any]) -> Any:
                 conn.ws_send(data.data, data.op)
 
     return handler
-
-
-def read_until_closed(s: socket.socket) -> bytes:
-    s.settimeout(DEFAULT_TIMEOUT)
-    received = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            return received
-        received += chunk
 
 
 def server_frames(data: bytes) -> List[Tuple[int, bytes]]:

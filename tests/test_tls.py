@@ -28,7 +28,7 @@ from pymongoose import (
     TlsOpts,
 )
 
-from support import DEFAULT_TIMEOUT, DnsResponder, Mosquitto, TestPKI, poll_until, wait_for
+from support import DEFAULT_TIMEOUT, DnsResponder, Mosquitto, TestPKI, poll_until, read_until_closed, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -264,13 +264,7 @@ def https_get(port: int, context: ssl.SSLContext, path: str = "/") -> "tuple[str
         with context.wrap_socket(raw, server_hostname="localhost") as tls:
             version = str(tls.version())  # now: some Pythons forget it once the peer has closed
             tls.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
-            response = b""
-            while True:
-                chunk = tls.recv(4096)
-                if not chunk:
-                    break
-                response += chunk
-            return version, response
+            return version, read_until_closed(tls)
 
 
 @FULL_TLS
