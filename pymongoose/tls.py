@@ -1,4 +1,5 @@
-"""TLS with Mongoose's built-in TLS stack: :class:`TlsOpts` and ``Connection.tls_init``.
+"""TLS through Mongoose (mbed TLS 3.6 by default; see TLS_BACKEND): :class:`TlsOpts` and
+``Connection.tls_init``.
 
 A server gives its certificate and key; a client gives the CA to verify the server
 with, and the name to check::
