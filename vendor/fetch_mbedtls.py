@@ -101,8 +101,8 @@ def _debian_mirror() -> Optional[str]:
     if legacy.is_file():
         for line in legacy.read_text(errors="replace").splitlines():
             fields = line.split()
-            if len(fields) >= 3 and fields[0] == "deb" and not fields[1].startswith("["):
-                candidates.append(fields[1])
+            if fields[:1] == ["deb"]:  # deb [options] URI suite components
+                candidates += [field for field in fields[1:] if "://" in field][:1]
     for uri in candidates:
         if uri.rstrip("/").endswith("/debian"):
             return uri
