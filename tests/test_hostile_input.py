@@ -317,6 +317,18 @@ def test_random_flood_to_each_listener_type(serve: Any, tls_opts: TlsOpts, kind:
 
 # ---- WebSocket: what handlers never see ------------------------------------------
 
+def ws_echo_recording(delivered: List[Any]) -> Any:
+    def handler(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_HTTP_MSG:
+            conn.ws_upgrade(data)
+        elif event in (MG_EV_WS_MSG, MG_EV_WS_CTL):
+            delivered.append((event, data.op, data.data))
+            if event == MG_EV_WS_MSG:
+                conn.ws_send(data.data, data.op)
+
+    return handler
+
+
 @pytest.mark.parametrize("payload", [
     b"\xff", b"\xc0\xaf",  # not UTF-8; an overlong '/'
     b"\xed\xa0\x80",  # a UTF-16 surrogate
@@ -325,16 +337,8 @@ def test_random_flood_to_each_listener_type(serve: Any, tls_opts: TlsOpts, kind:
     b"12345678\x80abcdefgh",  # a stray continuation byte after an ASCII block
 ])
 def test_text_message_that_is_not_utf8_fails_the_connection_with_1007(serve: Any, payload: bytes) -> None:
-    delivered: List[bytes] = []
-
-    def handler(conn: Any, event: int, data: Any) -> None:
-        if event == MG_EV_HTTP_MSG:
-            conn.ws_upgrade(data)
-        elif event == MG_EV_WS_MSG:
-            delivered.append(data.data)
-            conn.ws_send(data.data, data.op)
-
-    server = serve(handler)
+    delivered: List[Any] = []
+    server = serve(ws_echo_recording(delivered))
     s = ws_client(server.port)
     try:
         s.sendall(ws_frame(0x1, payload))
@@ -373,18 +377,6 @@ RFC6455_VIOLATIONS = {
     "continuation without a message": (ws_frame(0x0, b"orphan"), 1002),
     "new message inside a fragmented one": (ws_frame(0x1, b"frag", fin=False) + ws_frame(0x1, b"new"), 1002),
 }
-
-
-def ws_echo_recording(delivered: List[Any]) -> Any:
-    def handler(conn: Any, event: int, data: Any) -> None:
-        if event == MG_EV_HTTP_MSG:
-            conn.ws_upgrade(data)
-        elif event in (MG_EV_WS_MSG, MG_EV_WS_CTL):
-            delivered.append((event, data.op, data.data))
-            if event == MG_EV_WS_MSG:
-                conn.ws_send(data.data, data.op)
-
-    return handler
 
 
 def server_frames(data: bytes) -> List[Tuple[int, bytes]]:
