@@ -95,6 +95,10 @@ def _patched_mongoose(source_dir: Path) -> Path:
 MONGOOSE_DEFINES = [
     ("MG_ENABLE_IPV6", "1"),
     ("MG_IO_SIZE", "16384"),  # Buffer growth step: fewer reallocations per request
+    # Mongoose's one receive limit, for every protocol, is 3 MiB; the shim sets each
+    # protocol's own (a WebSocket message may be larger: max_message_size) and keeps
+    # this only as the ceiling, above the 1 GiB frame Mongoose's parser accepts.
+    ("MG_MAX_RECV_SIZE", "(1100UL * 1024UL * 1024UL)"),
     # Connections the kernel queues for accept() (Mongoose's default, 128, drops SYNs
     # in a burst; the kernel caps it at net.core.somaxconn).
     ("MG_SOCK_LISTEN_BACKLOG_SIZE", "4096"),

@@ -37,7 +37,7 @@ from .mqtt import Property, check_qos, check_text, check_topic, mqtt_opts, mqtt_
 from .timers import Timer
 from .tls import TlsOpts, c_tls_opts, default_client_tls
 from .urls import url_host, url_is_ssl
-from .websocket import extra_header_lines
+from .websocket import DEFAULT_MAX_MESSAGE_SIZE, extra_header_lines, message_size_arg
 
 logger = logging.getLogger("pymongoose")
 
@@ -189,12 +189,17 @@ class Manager(LoopCore):
     @on_loop
     def ws_connect(self, url: str, handler: Optional[EventHandler] = None, *,
                    headers: Optional[Mapping[str, str]] = None, events: Optional[Iterable[int]] = None,
-                   tls: Optional[TlsOpts] = None) -> Connection:
+                   tls: Optional[TlsOpts] = None,
+                   max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> Connection:
         """Open a WebSocket client connection (``ws://`` or ``wss://``), sending the
-        handshake with ``headers`` added; ``MG_EV_WS_OPEN`` says it is ready."""
+        handshake with ``headers`` added; ``MG_EV_WS_OPEN`` says it is ready.
+
+        A message from the server larger than ``max_message_size`` bytes fails the
+        connection with close code 1009, as :meth:`Connection.ws_upgrade` does."""
         lines = extra_header_lines(headers)
+        limit = message_size_arg(max_message_size)
         return self._open("connect to", ConnectError, url, handler, events,
-                          lambda p, u, m, t: lib.pm_ws_connect(p, u, lines, m, t), tls, client=True)
+                          lambda p, u, m, t: lib.pm_ws_connect(p, u, lines, limit, m, t), tls, client=True)
 
     @on_loop
     def mqtt_connect(self, url: str, handler: Optional[EventHandler] = None, client_id: str = "",

@@ -10,7 +10,11 @@ A server upgrades an HTTP request, then exchanges messages::
                          else WEBSOCKET_OP_TEXT)
 
 A client is made by :meth:`Manager.ws_connect`; ``MG_EV_WS_OPEN`` says it is ready.
-Mongoose answers pings and reassembles fragmented messages itself.
+Mongoose answers pings and reassembles fragmented messages itself. What reaches a
+handler follows RFC 6455: a peer that breaks it (bad UTF-8 in a text message,
+reserved bits or opcodes, a message over ``max_message_size``...) gets a close frame
+with the matching code, and the handler sees nothing more from it (the shim checks
+every frame in C, ``_native/ws.c``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 from threading import get_ident
 from typing import Mapping, Optional
 
+from ._args import int_arg
 from ._binding import lib
 from ._connection_base import ConnectionBase
 from ._loop import call_owning_loop, on_loop
@@ -39,6 +44,18 @@ _OPCODES = frozenset({WEBSOCKET_OP_CONTINUE, WEBSOCKET_OP_TEXT, WEBSOCKET_OP_BIN
                       WEBSOCKET_OP_PING, WEBSOCKET_OP_PONG})
 
 
+# A message larger than this fails its connection with close code 1009 (RFC 6455
+# 7.4.1), as soon as the frame header announcing it arrives.
+DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+# Mongoose's frame parser takes frames up to 1 GiB; a message is at least one frame.
+_MESSAGE_SIZE_CEILING = 1024 * 1024 * 1024
+
+
+def message_size_arg(value: int) -> int:
+    """A checked ``max_message_size``: from 1 byte to 1 GiB."""
+    return int_arg(value, "max_message_size", 1, _MESSAGE_SIZE_CEILING)
+
+
 def extra_header_lines(headers: Optional[Mapping[str, str]]) -> bytes:
     """Checked ``Name: value\\r\\n`` lines for a handshake (no default Content-Type)."""
     return format_headers(headers, default_type=b"") if headers else b""
@@ -51,14 +68,24 @@ class WebSocketMethods(ConnectionBase):
 
     @on_loop
     def ws_upgrade(self, message: HttpMessage,
-                   extra_headers: Optional[Mapping[str, str]] = None) -> None:
+                   extra_headers: Optional[Mapping[str, str]] = None, *,
+                   max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         """Answer the HTTP request ``message`` with a WebSocket handshake; the
         handler then gets ``MG_EV_WS_OPEN`` (at once) and ``MG_EV_WS_MSG``. A request
-        that is not a WebSocket upgrade is answered 426 and closed."""
+        that is not a WebSocket upgrade is answered 426 and closed.
+
+        A message larger than ``max_message_size`` bytes (16 MiB unless told; at
+        most 1 GiB) fails the connection with close code 1009 as soon as its frame
+        header arrives, before its bytes are buffered::
+
+            conn.ws_upgrade(data, max_message_size=64 * 1024)  # small messages only
+        """
         if not isinstance(message, HttpMessage):
             raise TypeError("message must be the HttpMessage passed to this handler")
+        limit = message_size_arg(max_message_size)
         hm = message._ptr()
-        self._call(lib.pm_ws_upgrade, hm, extra_header_lines(extra_headers), action="ws_upgrade")
+        self._call(lib.pm_ws_upgrade, hm, extra_header_lines(extra_headers), limit,
+                   action="ws_upgrade")
 
     def ws_send(self, data: BytesLike, op: int = WEBSOCKET_OP_TEXT) -> bool:
         """Send one WebSocket message (str is UTF-8 encoded); True.

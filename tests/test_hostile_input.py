@@ -365,6 +365,8 @@ def test_text_message_that_is_not_utf8_fails_the_connection_with_1007(serve: Any
 # the last thing it sends; the handler never sees the offending frame.
 RFC6455_VIOLATIONS = {
     "reserved bit without an extension": (ws_frame(0x40 | 0x1, b"rsv1"), 1002),
+    "reserved data opcode": (ws_frame(0x5, b""), 1002),
+    "reserved control opcode": (ws_frame(0xE, b"payload"), 1002),
     "fragmented ping": (ws_frame(0x9, b"ping", fin=False), 1002),
     "ping over 125 bytes": (ws_frame(0x9, b"p" * 126), 1002),
     "close with a 1-byte payload": (ws_frame(0x8, b"\x03"), 1002),
@@ -376,6 +378,12 @@ RFC6455_VIOLATIONS = {
     "close reason not UTF-8": (ws_frame(0x8, struct.pack("!H", 1000) + b"\xff\xfe"), 1007),
     "continuation without a message": (ws_frame(0x0, b"orphan"), 1002),
     "new message inside a fragmented one": (ws_frame(0x1, b"frag", fin=False) + ws_frame(0x1, b"new"), 1002),
+    "new fragmented message inside a fragmented one":
+        (ws_frame(0x1, b"frag", fin=False) + ws_frame(0x2, b"new", fin=False) + ws_frame(0x0, b"end"), 1002),
+    "fragmented text ending inside a character":
+        (ws_frame(0x1, b"ok ", fin=False) + ws_frame(0x0, b"\xe2\x82"), 1007),
+    "fragmented text with a bad continuation byte":
+        (ws_frame(0x1, b"\xe2", fin=False) + ws_frame(0x0, b"\x41\x82"), 1007),
 }
 
 
@@ -418,7 +426,8 @@ def test_a_valid_close_is_echoed_and_nothing_after_it_is_delivered(serve: Any) -
     s = ws_client(server.port)
     try:
         close = struct.pack("!H", 1000) + "au revoir ✓".encode()
-        s.sendall(ws_frame(0x1, b"hi") + ws_frame(0x8, close) + ws_frame(0x1, b"too late"))
+        s.sendall(ws_frame(0x1, b"hi") + ws_frame(0x8, close) + ws_frame(0x9, b"no pong") +
+                  ws_frame(0x1, b"too late"))
         frames = server_frames(read_until_closed(s))
     finally:
         s.close()
@@ -438,3 +447,32 @@ def test_a_fragmented_message_is_joined_and_delivered_once(serve: Any) -> None:
         s.close()
     assert (0x81, b"one two three") in frames and (0x8A, b"ping in between") in frames
     assert [d[2] for d in delivered if d[0] == MG_EV_WS_MSG] == [b"one two three"]
+
+
+def test_a_fragmented_text_message_fails_at_its_first_bad_fragment(serve: Any) -> None:
+    # The message never ends: the server must not wait for its end to fail it.
+    delivered: List[Any] = []
+    server = serve(ws_echo_recording(delivered))
+    s = ws_client(server.port)
+    try:
+        s.sendall(ws_frame(0x1, b"fine so far", fin=False) + ws_frame(0x0, b"\xc0\xaf", fin=False))
+        frames = server_frames(read_until_closed(s))
+    finally:
+        s.close()
+    assert [f[0] for f in frames] == [0x88] and struct.unpack("!H", frames[0][1][:2])[0] == 1007
+    assert [d for d in delivered if d[0] == MG_EV_WS_MSG] == []
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3])
+def test_a_character_split_across_fragments_is_valid_utf8(serve: Any, cut: int) -> None:
+    delivered: List[Any] = []
+    server = serve(ws_echo_recording(delivered))
+    s = ws_client(server.port)
+    text = "𝄞 clef".encode()
+    try:
+        s.sendall(ws_frame(0x1, text[:cut], fin=False) + ws_frame(0x0, text[cut:]) +
+                  ws_frame(0x2, b"\xff binary is not checked") + ws_frame(0x8, struct.pack("!H", 1000)))
+        frames = server_frames(read_until_closed(s))
+    finally:
+        s.close()
+    assert frames == [(0x81, text), (0x82, b"\xff binary is not checked"), (0x88, struct.pack("!H", 1000))]

@@ -9,6 +9,7 @@ import pytest
 import websocket  # websocket-client
 
 from pymongoose import (
+    WEBSOCKET_OP_CLOSE,
     MG_EV_CLOSE,
     MG_EV_HTTP_MSG,
     MG_EV_WS_CTL,
@@ -22,6 +23,7 @@ from pymongoose import (
     Manager,
     WsMessage,
 )
+from pymongoose.websocket import DEFAULT_MAX_MESSAGE_SIZE
 
 from support import DEFAULT_TIMEOUT, poll_until, wait_for
 
@@ -137,6 +139,109 @@ def test_large_messages(serve: Any, size: int) -> None:
         assert echoed == payload
     finally:
         ws.close()
+
+
+def test_a_message_of_16_mib_the_default_limit_is_received_and_echoed(serve: Any) -> None:
+    server = serve(echo)
+    ws = client(server)
+    try:
+        payload = bytes(range(256)) * (DEFAULT_MAX_MESSAGE_SIZE // 256)
+        ws.send_binary(payload)
+        opcode, echoed = ws.recv_data()
+        assert opcode == websocket.ABNF.OPCODE_BINARY and echoed == payload
+    finally:
+        ws.close()
+
+
+def limited_echo(limit: int, seen: List[Any]) -> Any:
+    def handler(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_HTTP_MSG:
+            conn.ws_upgrade(data, max_message_size=limit)
+        elif event == MG_EV_WS_MSG:
+            seen.append(len(data.data))
+            conn.ws_send(data.data, data.op)
+
+    return handler
+
+
+def close_code(ws: websocket.WebSocket) -> int:
+    """The code of the close frame the server sends next (after any echo)."""
+    while True:
+        opcode, payload = ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return int.from_bytes(payload[:2], "big")
+
+
+@pytest.mark.parametrize("frames, delivered", [
+    ([(1001, True)], []),                        # one frame, one byte too many
+    ([(600, False), (401, True)], []),           # fragments that add up to too many
+    ([(1000, True), (1 << 40, True)], [1000]),   # a message at the limit, then a header
+])                                               # announcing a terabyte
+def test_a_message_over_max_message_size_fails_the_connection_with_1009(serve: Any, frames: List[Any],
+                                                                         delivered: List[int]) -> None:
+    seen: List[Any] = []
+    server = serve(limited_echo(1000, seen))
+    ws = client(server)
+    try:
+        ABNF = websocket.ABNF
+        for number, (size, fin) in enumerate(frames):
+            opcode = ABNF.OPCODE_CONT if number > 0 and not frames[number - 1][1] else ABNF.OPCODE_BINARY
+            if size >= 1 << 40:  # only the header: the server must not wait for the rest
+                ws.sock.sendall(b"\x82\xff" + size.to_bytes(8, "big") + b"mask")
+            else:
+                ws.send_frame(ABNF.create_frame(b"x" * size, opcode, fin=int(fin)))
+        assert close_code(ws) == 1009
+    finally:
+        ws.close()
+    assert seen == delivered
+
+
+def test_our_client_fails_a_server_message_over_its_max_message_size(serve: Any) -> None:
+    closes: List[bytes] = []
+
+    def server_side(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_HTTP_MSG:
+            conn.ws_upgrade(data)
+        elif event == MG_EV_WS_MSG:
+            conn.ws_send(b"y" * 200, WEBSOCKET_OP_BINARY)
+        elif event == MG_EV_WS_CTL and data.op == WEBSOCKET_OP_CLOSE:
+            closes.append(data.data)
+
+    received: List[bytes] = []
+
+    def on_client(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_WS_OPEN:
+            conn.ws_send("send me something big")
+        elif event == MG_EV_WS_MSG:
+            received.append(data.data)
+
+    server = serve(server_side)
+    with Manager() as mgr:
+        conn = mgr.ws_connect(f"ws://127.0.0.1:{server.port}/ws", on_client, max_message_size=100)
+        poll_until(mgr, lambda: conn.is_closed)
+    wait_for(lambda: closes)
+    assert received == [] and closes[0][:2] == (1009).to_bytes(2, "big")
+
+
+@pytest.mark.parametrize("value, error", [(0, ValueError), ((1 << 30) + 1, ValueError), (True, TypeError),
+                                          (1.5, TypeError)])
+def test_max_message_size_is_checked(serve: Any, value: Any, error: type) -> None:
+    failures: List[BaseException] = []
+
+    def handler(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_HTTP_MSG:
+            try:
+                conn.ws_upgrade(data, max_message_size=value)
+            except Exception as exc:
+                failures.append(exc)
+                conn.reply(400, "bad limit")
+
+    server = serve(handler)
+    with pytest.raises(websocket.WebSocketBadStatusException):
+        client(server)
+    assert [type(f) for f in failures] == [error] and "max_message_size" in str(failures[0])
+    with Manager() as mgr, pytest.raises(error, match="max_message_size"):
+        mgr.ws_connect(f"ws://127.0.0.1:{server.port}/ws", max_message_size=value)
 
 
 def test_broadcast_to_many_clients(serve: Any) -> None:

@@ -186,6 +186,81 @@ PATCHES: List[Patch] = [
           break;
 """,
     ),
+    Patch(
+        name="ws-every-frame-seen",
+        why=(
+            "Mongoose raises no event for the first frame of a fragmented message and "
+            "closes on a reserved opcode without a close frame, so the shim cannot fail "
+            "a new message begun inside a fragmented one (RFC 6455 5.4), validate a "
+            "fragmented text message as it arrives (8.1), or answer a reserved opcode "
+            "with close code 1002 (5.2). Raise MG_EV_WS_CTL for both; the shim checks "
+            "them (pm_ws_check) and never delivers them."
+        ),
+        old="""\
+        case WEBSOCKET_OP_TEXT:
+        case WEBSOCKET_OP_BINARY:
+          if (final) mg_call(c, MG_EV_WS_MSG, &m);
+          break;
+""",
+        new="""\
+        case WEBSOCKET_OP_TEXT:
+        case WEBSOCKET_OP_BINARY:
+          // pymongoose: a first fragment goes to the shim (see patches)
+          mg_call(c, final ? MG_EV_WS_MSG : MG_EV_WS_CTL, &m);
+          break;
+""",
+    ),
+    Patch(
+        name="ws-reserved-opcode-close-frame",
+        why="See ws-every-frame-seen: the shim fails the connection with close code 1002.",
+        old="""\
+        default:
+          // Per RFC6455, close conn when an unknown op is recvd
+          mg_error(c, "unknown WS op %d", op);
+          break;
+""",
+        new="""\
+        default:
+          // Per RFC6455, close conn when an unknown op is recvd
+          mg_call(c, MG_EV_WS_CTL, &m);  // pymongoose: the shim sends close 1002
+          if (!c->is_draining) mg_error(c, "unknown WS op %d", op);
+          break;
+""",
+    ),
+    Patch(
+        name="ws-stop-after-close",
+        why=(
+            "Mongoose goes on parsing the frames that follow a close frame in the same "
+            "read, and answers a ping among them with a pong after its own close frame "
+            "(RFC 6455 5.5.1: nothing may follow it). Parse no further frame once the "
+            "connection is closing or draining (a close frame received or sent)."
+        ),
+        old="""\
+    while (ws_process(c->recv.buf + ofs, c->recv.len - ofs, &msg) > 0) {
+""",
+        new="""\
+    while (!c->is_draining && !c->is_closing &&  // pymongoose: see patches
+           ws_process(c->recv.buf + ofs, c->recv.len - ofs, &msg) > 0) {
+""",
+    ),
+    Patch(
+        name="recv-grows-geometrically",
+        why=(
+            "The receive buffer grows by MG_IO_SIZE each time it fills, and each growth "
+            "copies the whole buffer: receiving a 16 MiB WebSocket message copied about "
+            "8 GiB. Grow by half the current size (at least MG_IO_SIZE) instead, so a "
+            "message of n bytes costs O(n) copying."
+        ),
+        old="""\
+  } else if (io->size <= io->len &&
+             !mg_iobuf_resize(io, io->size + MG_IO_SIZE)) {
+""",
+        new="""\
+  } else if (io->size <= io->len &&  // pymongoose: see patches
+             !mg_iobuf_resize(io, io->size + (io->size / 2 > MG_IO_SIZE ? io->size / 2
+                                                                      : MG_IO_SIZE))) {
+""",
+    ),
 ]
 
 

@@ -50,13 +50,15 @@ unsigned long pm_connect(struct mg_mgr *mgr, const char *url, int proto,
 }
 
 unsigned long pm_ws_connect(struct mg_mgr *mgr, const char *url,
-                            const char *extra_headers, uint32_t events,
-                            const struct mg_tls_opts *tls) {
+                            const char *extra_headers, size_t max_message,
+                            uint32_t events, const struct mg_tls_opts *tls) {
   struct pm_conn *st = pm_new_state(events, tls);
-  struct mg_connection *c =
-      st == NULL ? NULL
-                 : mg_ws_connect(mgr, url, pm_event_handler, st, "%s",
-                                 extra_headers == NULL ? "" : extra_headers);
+  struct mg_connection *c = NULL;
+  if (st != NULL) {
+    st->ws_max = max_message;
+    c = mg_ws_connect(mgr, url, pm_event_handler, st, "%s",
+                      extra_headers == NULL ? "" : extra_headers);
+  }
   if (c == NULL) pm_free_state(st);
   pm_guard_dns(mgr);
   return c == NULL ? 0 : c->id;

@@ -162,6 +162,10 @@ static void pm_table_del(struct pm_table *t, unsigned long id) {
 #define PM_MAX_FRAMES 64  // nesting depth of events whose views can be validated
 #define PM_QUEUE_MAX 512  // deferred events held before a crossing is forced
 #define PM_DEFER_MESSAGE_MAX 16384    // larger WebSocket messages cross at once
+// Unread input a connection may hold, WebSocket excepted (its limit is per message,
+// pm_ws_too_big): Mongoose's default limit, which the build raises to let large
+// WebSocket messages through.
+#define PM_RECV_MAX ((size_t) 3 * 1024 * 1024)
 #define PM_PAYLOADS_MAX (256 * 1024)  // deferred payload bytes before a crossing is forced
 #define PM_QUEUE_HAS_PAYLOADS (1u << 16)  // flag in pm_on_event's queued: see payloads
 
@@ -286,6 +290,12 @@ struct mg_connection *pm_conn(struct mg_mgr *mgr, unsigned long id) {
 
 /* ---- per-connection state and the event handler ------------------------------ */
 
+/* Where UTF-8 validation stopped in a fragmented text message (pm_utf8_feed). */
+struct pm_utf8 {
+  uint8_t need;    // continuation bytes still due
+  uint8_t lo, hi;  // the range the next one must be in
+};
+
 /* What the shim keeps for each connection Python created, in c->fn_data.
  * Mongoose copies fn_data from a listener to each connection it accepts; on that
  * connection's MG_EV_OPEN the shim replaces the shared pointer by a copy of its own,
@@ -302,6 +312,10 @@ struct pm_conn {
   bool ws_failed;            // WebSocket: closed for a protocol error; deliver no more
   bool ws_closed;            // WebSocket: the peer's close frame arrived; deliver no more
   size_t ws_send_cut;        // WebSocket, once failed: send.len after our close frame
+  size_t ws_max;             // WebSocket: largest message accepted (0: the default)
+  uint8_t ws_fragmented;     // WebSocket: opcode of a message arriving in fragments, or 0
+  bool ws_joined;            // its last fragment came: the next MG_EV_WS_MSG is all of it
+  struct pm_utf8 ws_utf8;    // a fragmented text message: its validation so far
   uint64_t idle_timeout;     // close after this many ms without I/O (0: never)
   uint64_t last_io;          // when it last read or wrote (or opened)
 };

@@ -189,6 +189,9 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
     pm_mqtt_keepalive(c, st, ev);
   }
   if (st->idle_timeout > 0) pm_idle_check(c, st, ev);
+  if (ev == MG_EV_READ && !c->is_websocket && c->recv.len >= PM_RECV_MAX) {
+    mg_error(c, "MG_MAX_RECV_SIZE");  // as Mongoose with its own limit (see build)
+  }
   if (pm_ws_check(c, st, ev, ev_data) && pm->mgr.userdata != NULL && pm_wants(st, ev)) {
     struct pm_frames *f = pm->frames;
     if (f->trace != NULL && f->trace_len < f->trace_cap) {

@@ -1,13 +1,22 @@
 /* WebSocket: what reaches Python is valid (UTF-8 text, RFC 6455 8.1), and the
  * calls that send. */
 
-/* True if s[0..n) is valid UTF-8 (RFC 3629: no overlong forms, no surrogates,
- * nothing above U+10FFFF). ASCII is skipped eight bytes at a time. */
-static bool pm_utf8_valid(const unsigned char *s, size_t n) {
+/* UTF-8 validation that can stop anywhere and go on with the next piece (a
+ * fragmented text message arrives in frames): RFC 3629, so no overlong forms, no
+ * surrogates, nothing above U+10FFFF. The state (struct pm_utf8) is the count of
+ * continuation bytes still due and the range of the next one, narrower right after
+ * E0, ED, F0 and F4. ASCII is skipped eight bytes at a time. */
+/* Feeds s[0..n); false as soon as it cannot be UTF-8, whatever follows. */
+static bool pm_utf8_feed(struct pm_utf8 *u, const unsigned char *s, size_t n) {
+  uint8_t need = u->need, lo = u->lo, hi = u->hi;
   size_t i = 0;
   while (i < n) {
-    uint32_t cp;
-    size_t len, k;
+    unsigned char b = s[i];
+    if (need > 0) {
+      if (b < lo || b > hi) return false;
+      need--, lo = 0x80, hi = 0xBF, i++;
+      continue;
+    }
     if (i + 8 <= n) {
       uint64_t block;
       memcpy(&block, s + i, 8);
@@ -16,31 +25,32 @@ static bool pm_utf8_valid(const unsigned char *s, size_t n) {
         continue;
       }
     }
-    if (s[i] < 0x80) {
-      i++;
-      continue;
-    }
-    if (s[i] >= 0xC2 && s[i] <= 0xDF) {
-      len = 2, cp = s[i] & 0x1Fu;
-    } else if (s[i] >= 0xE0 && s[i] <= 0xEF) {
-      len = 3, cp = s[i] & 0x0Fu;
-    } else if (s[i] >= 0xF0 && s[i] <= 0xF4) {
-      len = 4, cp = s[i] & 0x07u;
+    lo = 0x80, hi = 0xBF;
+    if (b < 0x80) {
+      need = 0;
+    } else if (b >= 0xC2 && b <= 0xDF) {
+      need = 1;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+      need = 2;
+      if (b == 0xE0) lo = 0xA0;  // else overlong
+      if (b == 0xED) hi = 0x9F;  // else a surrogate
+    } else if (b >= 0xF0 && b <= 0xF4) {
+      need = 3;
+      if (b == 0xF0) lo = 0x90;  // else overlong
+      if (b == 0xF4) hi = 0x8F;  // else above U+10FFFF
     } else {
-      return false;
+      return false;  // a continuation byte, C0, C1 or F5-FF
     }
-    if (len > n - i) return false;
-    for (k = 1; k < len; k++) {
-      if ((s[i + k] & 0xC0) != 0x80) return false;
-      cp = cp << 6 | (s[i + k] & 0x3Fu);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += len;
+    i++;
   }
+  u->need = need, u->lo = lo, u->hi = hi;
   return true;
+}
+
+/* True if s[0..n) is valid UTF-8 on its own. */
+static bool pm_utf8_valid(const unsigned char *s, size_t n) {
+  struct pm_utf8 u = {0, 0x80, 0xBF};
+  return pm_utf8_feed(&u, s, n) && u.need == 0;
 }
 
 /* RFC 6455 7.1.7, "fail the WebSocket connection": send a close frame with code
@@ -86,40 +96,115 @@ static const char *pm_ws_control_fault(const struct mg_ws_message *wm, uint16_t 
   return NULL;
 }
 
+/* The largest message a WebSocket connection accepts unless told otherwise. */
+#define PM_WS_MAX_DEFAULT ((size_t) 16 * 1024 * 1024)
+
+/* Bytes of a fragmented message joined so far (Mongoose keeps them at the start of
+ * c->recv, after the first frame's flags byte, and its offset in pfn_data). */
+static size_t pm_ws_joined(const struct mg_connection *c) {
+  size_t ofs = (size_t) c->pfn_data;
+  return ofs > 0 ? ofs - 1 : 0;
+}
+
+/* True if a data frame of len bytes makes its message larger than the limit. */
+static bool pm_ws_over(const struct mg_connection *c, const struct pm_conn *st, uint64_t len) {
+  size_t max = st->ws_max > 0 ? st->ws_max : PM_WS_MAX_DEFAULT;
+  return len > max || pm_ws_joined(c) + len > max;
+}
+
+/* True if the frame Mongoose is still receiving would make its message too large:
+ * its header announces the length, so the connection is failed before the buffer
+ * grows to hold it. (A frame that arrived whole is checked as it is delivered.) */
+static bool pm_ws_too_big(const struct mg_connection *c, const struct pm_conn *st) {
+  size_t ofs = (size_t) c->pfn_data, avail;
+  const unsigned char *h = c->recv.buf + ofs;
+  uint64_t len;
+  if (ofs >= c->recv.len || (avail = c->recv.len - ofs) < 2) return false;
+  len = h[1] & 0x7F;
+  if (len == 126) {
+    if (avail < 4) return false;
+    len = (uint64_t) h[2] << 8 | h[3];
+  } else if (len == 127) {
+    if (avail < 10) return false;
+    len = 0;
+    for (int i = 2; i < 10; i++) len = len << 8 | h[i];
+  }
+  return !(h[0] & 0x08) && pm_ws_over(c, st, len);  // control frames: not the message
+}
+
 /* Handlers only ever see what RFC 6455 allows, checked here before Python:
- * - no reserved bit set (no extension is negotiated): 1002;
+ * - no reserved bit set (no extension is negotiated), no reserved opcode: 1002;
  * - control frames whole and at most 125 bytes; close frames with a valid code and
  *   a UTF-8 reason: 1002 (1007 for the reason);
  * - a continuation only inside a fragmented message, and no new message inside
  *   one: 1002;
- * - text messages valid UTF-8 (RFC 6455 8.1): 1007;
+ * - text messages valid UTF-8 (RFC 6455 8.1), a fragmented one checked frame by
+ *   frame so that it fails at the first bad byte: 1007;
+ * - messages no larger than the connection's limit: 1009, as soon as a frame
+ *   header announces more;
  * - nothing after the peer's close frame (5.5.1) or after a failure.
+ * The first frame of a fragmented message and frames with a reserved opcode come
+ * as MG_EV_WS_CTL (patch ws-every-frame-seen) and are never delivered.
  * Returns false for an event that must not be delivered. */
 static bool pm_ws_check(struct mg_connection *c, struct pm_conn *st, int ev, void *ev_data) {
   const struct mg_ws_message *wm = (const struct mg_ws_message *) ev_data;
+  const unsigned char *payload;
   const char *fault = NULL;
   uint16_t code = 1002;
+  bool deliver = true;
   unsigned op;
-  if (ev == MG_EV_READ && st->ws_failed && c->send.len > st->ws_send_cut) {
-    c->send.len = st->ws_send_cut;  // see pm_ws_fail
-  }
-  if (ev != MG_EV_WS_MSG && ev != MG_EV_WS_CTL) return true;
-  if (st->ws_failed || st->ws_closed) return false;
-  op = wm->flags & 0x0F;
-  bool fragment_open = c->pfn_data != NULL;  // Mongoose's offset of a message being joined
-  if (wm->flags & 0x70) {
-    fault = "reserved bits set, no extension negotiated";
-  } else if (ev == MG_EV_WS_CTL && op == WEBSOCKET_OP_CONTINUE) {
-    if (!fragment_open) fault = "continuation frame without a message to continue";
-  } else if (ev == MG_EV_WS_CTL) {
-    fault = pm_ws_control_fault(wm, &code);
-  } else if (fragment_open && wm->data.buf != (char *) c->recv.buf + 1) {
-    // A joined message is delivered from recv.buf + 1; anything else is a new
-    // message that arrived while one was still being joined.
-    fault = "new message inside a fragmented one";
-  } else if (op == WEBSOCKET_OP_TEXT && !pm_utf8_valid((const unsigned char *) wm->data.buf,
-                                                        wm->data.len)) {
-    fault = "invalid UTF-8 in a text message", code = 1007;
+  if (ev == MG_EV_READ && c->is_websocket) {
+    if (st->ws_failed) {
+      if (c->send.len > st->ws_send_cut) c->send.len = st->ws_send_cut;  // see pm_ws_fail
+      c->recv.len = 0;  // Mongoose parses no more (ws-stop-after-close): drop it
+      return true;
+    }
+    if (st->ws_closed || !pm_ws_too_big(c, st)) return true;
+    fault = "message too big", code = 1009;
+  } else if (ev != MG_EV_WS_MSG && ev != MG_EV_WS_CTL) {
+    return true;
+  } else if (st->ws_failed || st->ws_closed) {
+    return false;
+  } else {
+    op = wm->flags & 0x0F;
+    payload = (const unsigned char *) wm->data.buf;
+    if (wm->flags & 0x70) {
+      fault = "reserved bits set, no extension negotiated";
+    } else if ((op > WEBSOCKET_OP_BINARY && op < WEBSOCKET_OP_CLOSE) || op > WEBSOCKET_OP_PONG) {
+      fault = "reserved opcode";
+    } else if (op <= WEBSOCKET_OP_BINARY && !st->ws_joined && pm_ws_over(c, st, wm->data.len)) {
+      fault = "message too big", code = 1009;
+    } else if (ev == MG_EV_WS_CTL && (op == WEBSOCKET_OP_TEXT || op == WEBSOCKET_OP_BINARY)) {
+      deliver = false;  // the first fragment of a message
+      if (st->ws_fragmented != 0) {
+        fault = "new message inside a fragmented one";
+      } else {
+        st->ws_fragmented = (uint8_t) op;
+        st->ws_utf8 = (struct pm_utf8){0, 0x80, 0xBF};
+        if (op == WEBSOCKET_OP_TEXT && !pm_utf8_feed(&st->ws_utf8, payload, wm->data.len)) {
+          fault = "invalid UTF-8 in a text message", code = 1007;
+        }
+      }
+    } else if (ev == MG_EV_WS_CTL && op == WEBSOCKET_OP_CONTINUE) {
+      if (st->ws_fragmented == 0) {
+        fault = "continuation frame without a message to continue";
+      } else if (st->ws_fragmented == WEBSOCKET_OP_TEXT &&
+                 (!pm_utf8_feed(&st->ws_utf8, payload, wm->data.len) ||
+                  ((wm->flags & 0x80) && st->ws_utf8.need > 0))) {
+        fault = "invalid UTF-8 in a text message", code = 1007;
+      } else if (wm->flags & 0x80) {
+        st->ws_joined = true;
+      }
+    } else if (ev == MG_EV_WS_CTL) {
+      fault = pm_ws_control_fault(wm, &code);
+      if (fault == NULL && op == WEBSOCKET_OP_CLOSE) st->ws_closed = true;
+    } else if (st->ws_joined) {  // the fragmented message, whole and checked
+      st->ws_joined = false, st->ws_fragmented = 0;
+    } else if (st->ws_fragmented != 0) {
+      fault = "new message inside a fragmented one";
+    } else if (op == WEBSOCKET_OP_TEXT && !pm_utf8_valid(payload, wm->data.len)) {
+      fault = "invalid UTF-8 in a text message", code = 1007;
+    }
   }
   if (fault != NULL) {
     // Messages before this frame may still wait in the deferred queue: they reach
@@ -128,9 +213,9 @@ static bool pm_ws_check(struct mg_connection *c, struct pm_conn *st, int ev, voi
     pm_ws_fail(c, st, code, fault);
     return false;
   }
-  if (ev == MG_EV_WS_CTL && op == WEBSOCKET_OP_CLOSE) st->ws_closed = true;
-  return true;
+  return deliver;
 }
+
 /* Returns 1 when queued, 0 when the connection has closed, -1 for an opcode that
  * is not one of RFC 6455's (nothing is sent). */
 int pm_ws_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len,
@@ -146,6 +231,8 @@ int pm_ws_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len
 }
 
 void pm_ws_upgrade(struct mg_connection *c, struct mg_http_message *hm,
-                   const char *extra_headers) {
+                   const char *extra_headers, size_t max_message) {
+  struct pm_conn *st = (struct pm_conn *) c->fn_data;
+  if (st != NULL) st->ws_max = max_message;
   mg_ws_upgrade(c, hm, "%s", extra_headers == NULL ? "" : extra_headers);
 }
