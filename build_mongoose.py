@@ -39,14 +39,19 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _fetched(fetcher_name: str) -> Path:
+def _fetched(fetcher_name: str, *args: str) -> Path:
     """The source folder vendor/<fetcher_name>.py provides (fetched and verified if
     needed); the build stops with the fetcher's explanation if it cannot."""
     fetcher = _load_vendor_module(fetcher_name)
     try:
-        return fetcher.ensure_source(log=_log)
-    except RuntimeError as error:  # MongooseSourceError, MbedtlsSourceError
+        return fetcher.ensure_source(*args, log=_log)
+    except RuntimeError as error:  # MongooseSourceError, VendorSourceError
         sys.exit(f"error: cannot build pymongoose: {error}")
+
+
+def _relative(path: Path) -> str:
+    """Relative to this folder when it is under it: setuptools wants relative paths."""
+    return os.path.relpath(path, HERE) if HERE in path.parents else str(path)
 
 
 # The TLS library behind Mongoose: mbed TLS (TLS 1.2 and 1.3, RSA and ECDSA; the
@@ -61,11 +66,9 @@ def _tls_build_options() -> dict:
     if TLS_BACKEND == "builtin":
         return {"define_macros": [("MG_TLS", "MG_TLS_BUILTIN")], "include_dirs": [], "sources": [],
                 "libraries": []}
-    source = _fetched("fetch_mbedtls")
+    source = _fetched("fetch_debian", "mbedtls")
     library = source / "library"
-    # Relative to this folder when they are under it: setuptools wants relative paths.
-    sources = [os.path.relpath(path, HERE) if HERE in path.parents else str(path)
-               for path in sorted(library.glob("*.c"))]
+    sources = [_relative(path) for path in sorted(library.glob("*.c"))]
     return {
         "define_macros": [("MG_TLS", "MG_TLS_MBED"),
                           ("MBEDTLS_USER_CONFIG_FILE", '"mbedtls_user_config.h"')],
@@ -73,6 +76,26 @@ def _tls_build_options() -> dict:
         "sources": sources,
         "libraries": ["pthread"],
     }
+
+
+# zlib's files for raw deflate and inflate (permessage-deflate, _native/deflate.c).
+ZLIB_UNITS = ("adler32.c", "crc32.c", "deflate.c", "inflate.c", "inffast.c", "inftrees.c",
+              "trees.c", "zutil.c")
+
+
+def _zlib_build_options() -> dict:
+    source = _fetched("fetch_debian", "zlib")
+    return {"include_dirs": [str(source)], "sources": [_relative(source / unit) for unit in ZLIB_UNITS]}
+
+
+def _link_args() -> list:
+    args = [f"-fsanitize={SANITIZE}"] if SANITIZE else []
+    if sys.platform.startswith("linux"):
+        # Export the module's entry point alone. The extension carries its own zlib
+        # and mbed TLS; without this their functions could be bound, at load time, to
+        # another copy already in the process (Python's own zlib, most of all).
+        args.append(f"-Wl,--version-script={NATIVE_DIR / 'exports.map'}")
+    return args
 
 
 def _patched_mongoose(source_dir: Path) -> Path:
@@ -121,7 +144,7 @@ def _compile_args() -> list:
 
 
 # pymongoose's C, by concern, in the order they build on each other (see core.c).
-C_UNITS = ("core.c", "tls.c", "wait.c", "ws.c", "mqtt.c", "dispatch.c", "connections.c",
+C_UNITS = ("core.c", "tls.c", "wait.c", "deflate.c", "ws.c", "mqtt.c", "dispatch.c", "connections.c",
            "http.c", "dns.c", "timers.c", "utils.c", "bench.c")
 
 
@@ -129,18 +152,20 @@ def _build() -> FFI:
     mongoose_dir = _fetched("fetch_mongoose")
     patched_dir = _patched_mongoose(mongoose_dir)
     tls = _tls_build_options()
+    zlib = _zlib_build_options()
     builder = FFI()
     builder.cdef((NATIVE_DIR / "cdef.h").read_text(encoding="utf-8"))
     builder.set_source(
         "pymongoose._mongoose_cffi",
         # One translation unit: (patched) Mongoose, then the units that build on it;
-        # the TLS library's own files are compiled beside it.
+        # the TLS library's and zlib's own files are compiled beside it.
         "".join(f'#include "{unit}"\n' for unit in ("mongoose.c", *C_UNITS)),
-        sources=tls["sources"],
-        include_dirs=[str(patched_dir), str(mongoose_dir), str(NATIVE_DIR), *tls["include_dirs"]],
+        sources=tls["sources"] + zlib["sources"],
+        include_dirs=[str(patched_dir), str(mongoose_dir), str(NATIVE_DIR), *tls["include_dirs"],
+                      *zlib["include_dirs"]],
         define_macros=MONGOOSE_DEFINES + tls["define_macros"],
         extra_compile_args=_compile_args(),
-        extra_link_args=[f"-fsanitize={SANITIZE}"] if SANITIZE else [],
+        extra_link_args=_link_args(),
         libraries=(["ws2_32"] if sys.platform == "win32" else []) + tls["libraries"],
     )
     return builder

@@ -1,7 +1,7 @@
 """Check what a release wheel carries: `python .ci/check_wheel.py dist/*.whl`.
 
 Every wheel must hold the package with its compiled extension and py.typed, our
-licence and Mongoose's (GPLv2 text and Cesanta's notice), metadata naming the
+licence, Mongoose's (GPLv2 text and Cesanta's notice), mbed TLS's and zlib's, metadata naming the
 licence expression and Python versions, and nothing else: no tests, no C build
 leftovers, no vendored sources.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 REQUIRED = ["pymongoose/__init__.py", "pymongoose/py.typed", "licenses/LICENSE",
             "licenses/vendor/mongoose/LICENSE", "licenses/vendor/mongoose/NOTICE",
-            "licenses/vendor/mbedtls/LICENSE"]
+            "licenses/vendor/mbedtls/LICENSE", "licenses/vendor/zlib/LICENSE"]
 FORBIDDEN = re.compile(r"(^tests/|^vendor/|^benchmarks/|\.c$|\.o$|\.h$|_mongoose_cffi\.c)")
 
 

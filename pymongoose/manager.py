@@ -37,7 +37,7 @@ from .mqtt import Property, check_qos, check_text, check_topic, mqtt_opts, mqtt_
 from .timers import Timer
 from .tls import TlsOpts, c_tls_opts, default_client_tls
 from .urls import url_host, url_is_ssl
-from .websocket import DEFAULT_MAX_MESSAGE_SIZE, extra_header_lines, message_size_arg
+from .websocket import DEFAULT_MAX_MESSAGE_SIZE, compression_arg, extra_header_lines, message_size_arg
 
 logger = logging.getLogger("pymongoose")
 
@@ -189,17 +189,21 @@ class Manager(LoopCore):
     @on_loop
     def ws_connect(self, url: str, handler: Optional[EventHandler] = None, *,
                    headers: Optional[Mapping[str, str]] = None, events: Optional[Iterable[int]] = None,
-                   tls: Optional[TlsOpts] = None,
-                   max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> Connection:
+                   tls: Optional[TlsOpts] = None, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+                   compression: bool = True) -> Connection:
         """Open a WebSocket client connection (``ws://`` or ``wss://``), sending the
         handshake with ``headers`` added; ``MG_EV_WS_OPEN`` says it is ready.
 
-        A message from the server larger than ``max_message_size`` bytes fails the
-        connection with close code 1009, as :meth:`Connection.ws_upgrade` does."""
+        As for :meth:`Connection.ws_upgrade`: a message from the server larger than
+        ``max_message_size`` bytes fails the connection with close code 1009, and
+        with ``compression`` the handshake offers permessage-deflate (used if the
+        server agrees; a response agreeing to anything else fails the connection)."""
         lines = extra_header_lines(headers)
         limit = message_size_arg(max_message_size)
+        deflate = compression_arg(compression)
         return self._open("connect to", ConnectError, url, handler, events,
-                          lambda p, u, m, t: lib.pm_ws_connect(p, u, lines, limit, m, t), tls, client=True)
+                          lambda p, u, m, t: lib.pm_ws_connect(p, u, lines, limit, deflate, m, t), tls,
+                          client=True)
 
     @on_loop
     def mqtt_connect(self, url: str, handler: Optional[EventHandler] = None, client_id: str = "",

@@ -56,6 +56,13 @@ def message_size_arg(value: int) -> int:
     return int_arg(value, "max_message_size", 1, _MESSAGE_SIZE_CEILING)
 
 
+def compression_arg(value: bool) -> bool:
+    """A checked ``compression`` flag (a bool: a truthy string would hide a mistake)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"compression must be True or False, not {type(value).__name__}")
+    return value
+
+
 def extra_header_lines(headers: Optional[Mapping[str, str]]) -> bytes:
     """Checked ``Name: value\\r\\n`` lines for a handshake (no default Content-Type)."""
     return format_headers(headers, default_type=b"") if headers else b""
@@ -69,22 +76,30 @@ class WebSocketMethods(ConnectionBase):
     @on_loop
     def ws_upgrade(self, message: HttpMessage,
                    extra_headers: Optional[Mapping[str, str]] = None, *,
-                   max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+                   max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, compression: bool = True) -> None:
         """Answer the HTTP request ``message`` with a WebSocket handshake; the
         handler then gets ``MG_EV_WS_OPEN`` (at once) and ``MG_EV_WS_MSG``. A request
         that is not a WebSocket upgrade is answered 426 and closed.
 
         A message larger than ``max_message_size`` bytes (16 MiB unless told; at
         most 1 GiB) fails the connection with close code 1009 as soon as its frame
-        header arrives, before its bytes are buffered::
+        header arrives, before its bytes are buffered; a compressed message, once it
+        inflates past it.
+
+        With ``compression`` (the default), a client that offers permessage-deflate
+        (RFC 7692; browsers do) gets it: messages are compressed and inflated in C,
+        and handlers see plain bytes either way. ``extra_headers`` naming
+        ``Sec-WebSocket-Extensions`` leave the negotiation to the caller::
 
             conn.ws_upgrade(data, max_message_size=64 * 1024)  # small messages only
+            conn.ws_upgrade(data, compression=False)           # never compress
         """
         if not isinstance(message, HttpMessage):
             raise TypeError("message must be the HttpMessage passed to this handler")
         limit = message_size_arg(max_message_size)
+        deflate = compression_arg(compression)
         hm = message._ptr()
-        self._call(lib.pm_ws_upgrade, hm, extra_header_lines(extra_headers), limit,
+        self._call(lib.pm_ws_upgrade, hm, extra_header_lines(extra_headers), limit, deflate,
                    action="ws_upgrade")
 
     def ws_send(self, data: BytesLike, op: int = WEBSOCKET_OP_TEXT) -> bool:

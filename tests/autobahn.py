@@ -68,7 +68,7 @@ async def echo(ws):
     async for message in ws:
         await ws.send(message)
 async def main():
-    async with serve(echo, "127.0.0.1", int(sys.argv[1]), max_size=2**24, compression=None):
+    async with serve(echo, "127.0.0.1", int(sys.argv[1]), max_size=2**24):
         print("ready", flush=True)
         await asyncio.Future()
 asyncio.run(main())

@@ -438,6 +438,20 @@ WS_UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection:
               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
 
 
+def server_frames(data: bytes) -> List[Tuple[int, bytes]]:
+    """(first byte, payload) of each unmasked server frame in data."""
+    frames = []
+    while data:
+        n, at = data[1] & 0x7F, 2
+        if n == 126:
+            n, at = struct.unpack("!H", data[2:4])[0], 4
+        elif n == 127:
+            n, at = struct.unpack("!Q", data[2:10])[0], 10
+        frames.append((data[0], data[at:at + n]))
+        data = data[at + n:]
+    return frames
+
+
 def ws_frame(opcode: int, payload: bytes, fin: bool = True, length: Any = None) -> bytes:
     """One masked client frame (RFC 6455 5.2); ``length`` may lie about the size."""
     mask = b"\x01\x02\x03\x04"

@@ -9,7 +9,7 @@ import socket
 import struct
 import threading
 import time
-from typing import Any, List, Tuple
+from typing import Any, List
 
 import pytest
 import requests
@@ -26,7 +26,16 @@ from pymongoose import (
     TlsOpts,
 )
 
-from support import DEFAULT_TIMEOUT, WS_UPGRADE, TestPKI, raw_request, read_until_closed, wait_for, ws_frame
+from support import (
+    DEFAULT_TIMEOUT,
+    WS_UPGRADE,
+    TestPKI,
+    raw_request,
+    read_until_closed,
+    server_frames,
+    wait_for,
+    ws_frame,
+)
 
 
 def http_handler(conn: Any, event: int, data: Any) -> None:
@@ -385,18 +394,6 @@ RFC6455_VIOLATIONS = {
     "fragmented text with a bad continuation byte":
         (ws_frame(0x1, b"\xe2", fin=False) + ws_frame(0x0, b"\x41\x82"), 1007),
 }
-
-
-def server_frames(data: bytes) -> List[Tuple[int, bytes]]:
-    """(first byte, payload) of each unmasked server frame in data."""
-    frames = []
-    while data:
-        n, at = data[1] & 0x7F, 2
-        if n == 126:
-            n, at = struct.unpack("!H", data[2:4])[0], 4
-        frames.append((data[0], data[at:at + n]))
-        data = data[at + n:]
-    return frames
 
 
 @pytest.mark.parametrize("name", list(RFC6455_VIOLATIONS))

@@ -28,7 +28,8 @@ def test_tests_import_the_installed_wheel_not_the_source_tree() -> None:
                     reason="a developer asked to test the in-place build")
 def test_wheel_ships_our_licence_and_mongoose_licences() -> None:
     files = {str(f) for f in metadata.files("pymongoose") or []}
-    for name in ("LICENSE", "vendor/mongoose/LICENSE", "vendor/mongoose/NOTICE", "vendor/mbedtls/LICENSE"):
+    for name in ("LICENSE", "vendor/mongoose/LICENSE", "vendor/mongoose/NOTICE", "vendor/mbedtls/LICENSE",
+                 "vendor/zlib/LICENSE"):
         assert any(f.endswith(name) for f in files), f"{name} is not in the installed wheel: {sorted(files)}"
     assert "py.typed" in {Path(f).name for f in files}
     assert metadata.version("pymongoose") == pymongoose.__version__

@@ -9,13 +9,13 @@ import pytest
 import websocket  # websocket-client
 
 from pymongoose import (
-    WEBSOCKET_OP_CLOSE,
     MG_EV_CLOSE,
     MG_EV_HTTP_MSG,
     MG_EV_WS_CTL,
     MG_EV_WS_MSG,
     MG_EV_WS_OPEN,
     WEBSOCKET_OP_BINARY,
+    WEBSOCKET_OP_CLOSE,
     WEBSOCKET_OP_PING,
     WEBSOCKET_OP_TEXT,
     ConnectionClosedError,

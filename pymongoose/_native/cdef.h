@@ -346,8 +346,9 @@ bool pm_mgr_wake(struct mg_mgr *mgr);
 int pm_ws_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len,
                int op);
 // max_message: the largest message accepted (close 1009 beyond); 0: 16 MiB.
+// compression: agree to permessage-deflate if the client offers it.
 void pm_ws_upgrade(struct mg_connection *c, struct mg_http_message *hm,
-                   const char *extra_headers, size_t max_message);
+                   const char *extra_headers, size_t max_message, bool compression);
 
 /* ---- dispatch.c: the event table and the entry points into Python ---------- */
 
@@ -385,7 +386,8 @@ unsigned long pm_connect(struct mg_mgr *mgr, const char *url, int proto,
                          uint32_t events, const struct mg_tls_opts *tls);
 unsigned long pm_ws_connect(struct mg_mgr *mgr, const char *url,
                             const char *extra_headers, size_t max_message,
-                            uint32_t events, const struct mg_tls_opts *tls);
+                            bool compression, uint32_t events,
+                            const struct mg_tls_opts *tls);
 unsigned long pm_mqtt_connect(struct mg_mgr *mgr, const char *url,
                               const struct mg_mqtt_opts *opts, uint32_t events,
                               const struct mg_tls_opts *tls);

@@ -51,13 +51,19 @@ unsigned long pm_connect(struct mg_mgr *mgr, const char *url, int proto,
 
 unsigned long pm_ws_connect(struct mg_mgr *mgr, const char *url,
                             const char *extra_headers, size_t max_message,
-                            uint32_t events, const struct mg_tls_opts *tls) {
+                            bool compression, uint32_t events,
+                            const struct mg_tls_opts *tls) {
   struct pm_conn *st = pm_new_state(events, tls);
   struct mg_connection *c = NULL;
+  if (extra_headers == NULL) extra_headers = "";
   if (st != NULL) {
     st->ws_max = max_message;
-    c = mg_ws_connect(mgr, url, pm_event_handler, st, "%s",
-                      extra_headers == NULL ? "" : extra_headers);
+    // Offered unless the caller's own headers make an offer (then theirs stands,
+    // and a response agreeing to anything fails: this side cannot speak it).
+    st->ws_deflate_offered =
+        compression && !pm_has_header_line(extra_headers, "Sec-WebSocket-Extensions");
+    c = mg_ws_connect(mgr, url, pm_event_handler, st, "%s%s",
+                      st->ws_deflate_offered ? PM_DEFLATE_OFFER : "", extra_headers);
   }
   if (c == NULL) pm_free_state(st);
   pm_guard_dns(mgr);

@@ -7,6 +7,7 @@
  *                  manager's lifetime, the clock seeding and the log bridge
  *   tls.c          TLS options shared by a listener and what it accepts
  *   wait.c         the I/O wait of a poll; the wakeup
+ *   deflate.c      WebSocket permessage-deflate (with zlib)
  *   ws.c, mqtt.c   protocol rules applied before an event reaches Python
  *   dispatch.c     the one event handler: filter, defer, cross into Python
  *   connections.c  opening connections; reading and changing one
@@ -290,6 +291,8 @@ struct mg_connection *pm_conn(struct mg_mgr *mgr, unsigned long id) {
 
 /* ---- per-connection state and the event handler ------------------------------ */
 
+struct pm_deflate;
+
 /* Where UTF-8 validation stopped in a fragmented text message (pm_utf8_feed). */
 struct pm_utf8 {
   uint8_t need;    // continuation bytes still due
@@ -316,6 +319,9 @@ struct pm_conn {
   uint8_t ws_fragmented;     // WebSocket: opcode of a message arriving in fragments, or 0
   bool ws_joined;            // its last fragment came: the next MG_EV_WS_MSG is all of it
   struct pm_utf8 ws_utf8;    // a fragmented text message: its validation so far
+  struct pm_deflate *ws_deflate;  // permessage-deflate, once agreed (deflate.c)
+  bool ws_deflate_offered;   // WebSocket client: its handshake offered it
+  bool ws_compressed;        // the message being received is compressed (RSV1)
   uint64_t idle_timeout;     // close after this many ms without I/O (0: never)
   uint64_t last_io;          // when it last read or wrote (or opened)
 };

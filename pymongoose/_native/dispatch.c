@@ -192,7 +192,7 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
   if (ev == MG_EV_READ && !c->is_websocket && c->recv.len >= PM_RECV_MAX) {
     mg_error(c, "MG_MAX_RECV_SIZE");  // as Mongoose with its own limit (see build)
   }
-  if (pm_ws_check(c, st, ev, ev_data) && pm->mgr.userdata != NULL && pm_wants(st, ev)) {
+  if (pm_ws_check(c, st, ev, &ev_data) && pm->mgr.userdata != NULL && pm_wants(st, ev)) {
     struct pm_frames *f = pm->frames;
     if (f->trace != NULL && f->trace_len < f->trace_cap) {
       f->trace[2 * f->trace_len] = (int64_t) c->id;
@@ -211,6 +211,7 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
     pm_table_del(&pm->conns, c->id);
     c->fn_data = NULL;
     pm_tls_release(st->tls);
+    pm_deflate_free(st->ws_deflate);
     free(st);
   }
 }

@@ -132,23 +132,70 @@ static bool pm_ws_too_big(const struct mg_connection *c, const struct pm_conn *s
   return !(h[0] & 0x08) && pm_ws_over(c, st, len);  // control frames: not the message
 }
 
+/* Takes in one frame of a data message (all of it, its first fragment or a
+ * continuation), inflated first if the message is compressed: its size against
+ * the limit, its UTF-8 if it is text. NULL, or why to fail with *code. */
+static const char *pm_ws_data_frame(struct mg_connection *c, struct pm_conn *st,
+                                    const struct mg_ws_message *wm, bool first, bool last,
+                                    uint16_t *code) {
+  struct pm_deflate *d = st->ws_deflate;
+  const unsigned char *text = (const unsigned char *) wm->data.buf;
+  size_t text_len = wm->data.len;
+  if (pm_ws_over(c, st, wm->data.len)) {
+    *code = 1009;
+    return "message too big";
+  }
+  if (first) {
+    st->ws_compressed = (wm->flags & 0x40) != 0;
+    st->ws_utf8 = (struct pm_utf8){0, 0x80, 0xBF};
+    if (st->ws_compressed) d->inflated.len = 0;
+  }
+  if (st->ws_compressed) {
+    size_t before = d->inflated.len;
+    if ((*code = pm_inflate_frame(d, wm->data.buf, wm->data.len, last,
+                                  st->ws_max > 0 ? st->ws_max : PM_WS_MAX_DEFAULT)) != 0) {
+      return *code == 1009 ? "message too big" : *code == 1007 ? "bad compressed data"
+                                                                : "out of memory";
+    }
+    text = d->inflated.buf + before, text_len = d->inflated.len - before;
+  }
+  bool is_text = (first ? wm->flags & 0x0F : st->ws_fragmented) == WEBSOCKET_OP_TEXT;
+  if (is_text && (!pm_utf8_feed(&st->ws_utf8, text, text_len) || (last && st->ws_utf8.need > 0))) {
+    *code = 1007;
+    return "invalid UTF-8 in a text message";
+  }
+  return NULL;
+}
+
+/* What the handler receives for a compressed message: the inflated bytes. */
+static void *pm_ws_inflated(struct pm_conn *st, const struct mg_ws_message *wm) {
+  struct pm_deflate *d = st->ws_deflate;
+  d->message.flags = (uint8_t) (wm->flags & ~0x40);
+  d->message.data = mg_str_n((char *) d->inflated.buf, d->inflated.len);
+  return &d->message;
+}
+
 /* Handlers only ever see what RFC 6455 allows, checked here before Python:
- * - no reserved bit set (no extension is negotiated), no reserved opcode: 1002;
+ * - no reserved bit set (RSV1 only on the first frame of a data message, and only
+ *   once permessage-deflate is agreed), no reserved opcode: 1002;
  * - control frames whole and at most 125 bytes; close frames with a valid code and
  *   a UTF-8 reason: 1002 (1007 for the reason);
  * - a continuation only inside a fragmented message, and no new message inside
  *   one: 1002;
  * - text messages valid UTF-8 (RFC 6455 8.1), a fragmented one checked frame by
- *   frame so that it fails at the first bad byte: 1007;
- * - messages no larger than the connection's limit: 1009, as soon as a frame
- *   header announces more;
+ *   frame so that it fails at the first bad one: 1007;
+ * - messages no larger than the connection's limit, inflated or not: 1009, as soon
+ *   as a frame header announces more;
+ * - compressed messages that inflate (RFC 7692): 1007; the handler gets them
+ *   inflated (*ev_data is replaced);
+ * - a client's handshake response that agrees to an extension we did not offer:
+ *   1002;
  * - nothing after the peer's close frame (5.5.1) or after a failure.
  * The first frame of a fragmented message and frames with a reserved opcode come
  * as MG_EV_WS_CTL (patch ws-every-frame-seen) and are never delivered.
  * Returns false for an event that must not be delivered. */
-static bool pm_ws_check(struct mg_connection *c, struct pm_conn *st, int ev, void *ev_data) {
-  const struct mg_ws_message *wm = (const struct mg_ws_message *) ev_data;
-  const unsigned char *payload;
+static bool pm_ws_check(struct mg_connection *c, struct pm_conn *st, int ev, void **ev_data) {
+  const struct mg_ws_message *wm = (const struct mg_ws_message *) *ev_data;
   const char *fault = NULL;
   uint16_t code = 1002;
   bool deliver = true;
@@ -161,50 +208,52 @@ static bool pm_ws_check(struct mg_connection *c, struct pm_conn *st, int ev, voi
     }
     if (st->ws_closed || !pm_ws_too_big(c, st)) return true;
     fault = "message too big", code = 1009;
+  } else if (ev == MG_EV_WS_OPEN && c->is_client) {
+    if (pm_deflate_agreed((const struct mg_http_message *) *ev_data, st->ws_deflate_offered,
+                          &st->ws_deflate) < 0) {
+      fault = "bad Sec-WebSocket-Extensions in the handshake response";
+    }
   } else if (ev != MG_EV_WS_MSG && ev != MG_EV_WS_CTL) {
     return true;
   } else if (st->ws_failed || st->ws_closed) {
     return false;
   } else {
+    bool data = false;
     op = wm->flags & 0x0F;
-    payload = (const unsigned char *) wm->data.buf;
-    if (wm->flags & 0x70) {
+    if ((wm->flags & 0x30) ||
+        ((wm->flags & 0x40) && (st->ws_deflate == NULL ||
+                                (op != WEBSOCKET_OP_TEXT && op != WEBSOCKET_OP_BINARY)))) {
       fault = "reserved bits set, no extension negotiated";
     } else if ((op > WEBSOCKET_OP_BINARY && op < WEBSOCKET_OP_CLOSE) || op > WEBSOCKET_OP_PONG) {
       fault = "reserved opcode";
-    } else if (op <= WEBSOCKET_OP_BINARY && !st->ws_joined && pm_ws_over(c, st, wm->data.len)) {
-      fault = "message too big", code = 1009;
     } else if (ev == MG_EV_WS_CTL && (op == WEBSOCKET_OP_TEXT || op == WEBSOCKET_OP_BINARY)) {
       deliver = false;  // the first fragment of a message
       if (st->ws_fragmented != 0) {
         fault = "new message inside a fragmented one";
       } else {
         st->ws_fragmented = (uint8_t) op;
-        st->ws_utf8 = (struct pm_utf8){0, 0x80, 0xBF};
-        if (op == WEBSOCKET_OP_TEXT && !pm_utf8_feed(&st->ws_utf8, payload, wm->data.len)) {
-          fault = "invalid UTF-8 in a text message", code = 1007;
-        }
+        fault = pm_ws_data_frame(c, st, wm, true, false, &code);
       }
     } else if (ev == MG_EV_WS_CTL && op == WEBSOCKET_OP_CONTINUE) {
       if (st->ws_fragmented == 0) {
         fault = "continuation frame without a message to continue";
-      } else if (st->ws_fragmented == WEBSOCKET_OP_TEXT &&
-                 (!pm_utf8_feed(&st->ws_utf8, payload, wm->data.len) ||
-                  ((wm->flags & 0x80) && st->ws_utf8.need > 0))) {
-        fault = "invalid UTF-8 in a text message", code = 1007;
-      } else if (wm->flags & 0x80) {
-        st->ws_joined = true;
+      } else {
+        fault = pm_ws_data_frame(c, st, wm, false, (wm->flags & 0x80) != 0, &code);
+        st->ws_joined = fault == NULL && (wm->flags & 0x80);
+        deliver = !st->ws_compressed;  // its bytes mean nothing alone
       }
     } else if (ev == MG_EV_WS_CTL) {
       fault = pm_ws_control_fault(wm, &code);
       if (fault == NULL && op == WEBSOCKET_OP_CLOSE) st->ws_closed = true;
     } else if (st->ws_joined) {  // the fragmented message, whole and checked
-      st->ws_joined = false, st->ws_fragmented = 0;
+      st->ws_joined = false, st->ws_fragmented = 0, data = true;
     } else if (st->ws_fragmented != 0) {
       fault = "new message inside a fragmented one";
-    } else if (op == WEBSOCKET_OP_TEXT && !pm_utf8_valid(payload, wm->data.len)) {
-      fault = "invalid UTF-8 in a text message", code = 1007;
+    } else {
+      fault = pm_ws_data_frame(c, st, wm, true, true, &code);
+      data = true;
     }
+    if (data && fault == NULL && st->ws_compressed) *ev_data = pm_ws_inflated(st, wm);
   }
   if (fault != NULL) {
     // Messages before this frame may still wait in the deferred queue: they reach
@@ -226,13 +275,46 @@ int pm_ws_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len
     return -1;
   }
   if ((c = pm_conn(mgr, id)) == NULL) return 0;
-  mg_ws_send(c, buf, len, op);
+  struct pm_conn *st = (struct pm_conn *) c->fn_data;
+  if (st->ws_deflate != NULL && (op == WEBSOCKET_OP_TEXT || op == WEBSOCKET_OP_BINARY) &&
+      pm_deflate_message(st->ws_deflate, buf, len)) {
+    size_t header = c->send.len;
+    mg_ws_send(c, st->ws_deflate->deflated.buf, st->ws_deflate->deflated.len, op);
+    if (c->send.len > header) c->send.buf[header] |= 0x40;  // RSV1: compressed
+  } else {
+    mg_ws_send(c, buf, len, op);
+  }
   return 1;
 }
 
+/* True if `lines` ("Name: value\r\n"...) has a header called `name`. */
+static bool pm_has_header_line(const char *lines, const char *name) {
+  for (const char *line = lines; line != NULL && *line != '\0';) {
+    size_t i = 0;  // compared up to the first difference, so never past line's end
+    while (name[i] != '\0' && tolower((unsigned char) line[i]) == tolower((unsigned char) name[i])) i++;
+    if (name[i] == '\0' && line[i] == ':') return true;
+    line = strchr(line, '\n');
+    if (line != NULL) line++;
+  }
+  return false;
+}
+
 void pm_ws_upgrade(struct mg_connection *c, struct mg_http_message *hm,
-                   const char *extra_headers, size_t max_message) {
+                   const char *extra_headers, size_t max_message, bool compression) {
   struct pm_conn *st = (struct pm_conn *) c->fn_data;
-  if (st != NULL) st->ws_max = max_message;
-  mg_ws_upgrade(c, hm, "%s", extra_headers == NULL ? "" : extra_headers);
+  char agreed[160] = "";
+  if (extra_headers == NULL) extra_headers = "";
+  if (st != NULL) {
+    st->ws_max = max_message;
+    // A handler that answers Sec-WebSocket-Extensions itself keeps that answer.
+    if (compression && st->ws_deflate == NULL &&
+        !pm_has_header_line(extra_headers, "Sec-WebSocket-Extensions")) {
+      st->ws_deflate = pm_deflate_accept(hm, agreed, sizeof(agreed));
+    }
+  }
+  mg_ws_upgrade(c, hm, "%s%s", agreed, extra_headers);
+  if (st != NULL && !c->is_websocket) {  // not an upgrade request: answered 426
+    pm_deflate_free(st->ws_deflate);
+    st->ws_deflate = NULL;
+  }
 }
