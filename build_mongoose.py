@@ -88,13 +88,24 @@ def _zlib_build_options() -> dict:
     return {"include_dirs": [str(source)], "sources": [_relative(source / unit) for unit in ZLIB_UNITS]}
 
 
+def _exports_map() -> Path:
+    """A linker version script exporting the module's entry point alone: the one
+    this interpreter looks for (lld refuses to name a symbol that does not exist)."""
+    entry = ("_cffi_pypyinit__mongoose_cffi" if sys.implementation.name == "pypy"
+             else "PyInit__mongoose_cffi")
+    path = HERE / "build" / f"exports-{sys.implementation.name}.map"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{{\n  global: {entry};\n  local: *;\n}};\n", encoding="utf-8")
+    return path
+
+
 def _link_args() -> list:
     args = [f"-fsanitize={SANITIZE}"] if SANITIZE else []
     if sys.platform.startswith("linux"):
         # Export the module's entry point alone. The extension carries its own zlib
         # and mbed TLS; without this their functions could be bound, at load time, to
         # another copy already in the process (Python's own zlib, most of all).
-        args.append(f"-Wl,--version-script={NATIVE_DIR / 'exports.map'}")
+        args.append(f"-Wl,--version-script={_exports_map()}")
     return args
 
 
@@ -144,7 +155,7 @@ def _compile_args() -> list:
 
 
 # pymongoose's C, by concern, in the order they build on each other (see core.c).
-C_UNITS = ("core.c", "tls.c", "wait.c", "deflate.c", "ws.c", "mqtt.c", "dispatch.c", "connections.c",
+C_UNITS = ("core.c", "tls.c", "wait.c", "deflate.c", "ws.c", "mqtt.c", "httpd.c", "dispatch.c", "connections.c",
            "http.c", "dns.c", "timers.c", "utils.c", "bench.c")
 
 

@@ -26,6 +26,11 @@ _NULL = ffi.NULL
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _DEFAULT_REPLY_HEADERS = b"Content-Type: text/plain; charset=utf-8\r\n"
 
+# The largest request body a listener takes unless told (``max_body=``): Mongoose's
+# own limit on a buffered request. Larger ones are answered 413 (_native/httpd.c).
+DEFAULT_MAX_BODY = 3 * 1024 * 1024
+MAX_BODY_CEILING = 1024 * 1024 * 1024  # what Mongoose's buffers can hold, with room
+
 
 def format_headers(headers: Optional[Mapping[str, str]], default_type: bytes = _DEFAULT_REPLY_HEADERS) -> bytes:
     """Return ``headers`` as ``Name: value\\r\\n`` lines, refusing anything that could

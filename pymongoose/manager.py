@@ -32,6 +32,7 @@ from ._text import BytesLike, to_bytes, to_cstr
 from .connection import Connection, EventHandler, events_mask
 from .errors import ConnectError, ListenError, ManagerClosedError
 from .events import MG_EV_WAKEUP
+from .http import MAX_BODY_CEILING
 from .log import capture_errors
 from .mqtt import Property, check_qos, check_text, check_topic, mqtt_opts, mqtt_props
 from .timers import Timer
@@ -137,7 +138,7 @@ class Manager(LoopCore):
     @on_loop
     def listen(self, url: str, handler: Optional[EventHandler] = None, *, http: Optional[bool] = None,
                events: Optional[Iterable[int]] = None, tls: Optional[TlsOpts] = None,
-               idle_timeout_ms: Optional[int] = None) -> Connection:
+               idle_timeout_ms: Optional[int] = None, max_body: Optional[int] = None) -> Connection:
         """Listen on ``url`` (``"tcp://0.0.0.0:1234"``, ``"udp://..."``,
         ``"http://127.0.0.1:0"``...) and return the listening connection.
 
@@ -147,20 +148,31 @@ class Manager(LoopCore):
         TLS as it is accepted; with ``idle_timeout_ms`` each one closes after that
         long without I/O (see :meth:`Connection.set_idle_timeout`).
 
+        An HTTP request whose body is larger than ``max_body`` bytes (3 MiB unless
+        told; at most 1 GiB) is answered ``413 Content Too Large`` without reaching the
+        handler, and the connection closed once the body is read::
+
+            mgr.listen("http://0.0.0.0:8000", handler, max_body=64 * 1024 * 1024)
+
         :raises ListenError: with the URL and the cause (address in use...).
         :raises TlsError: if ``tls`` cannot be used.
         """
         proto = lib.PM_PROTO_HTTP if _wants_http(url, http) else lib.PM_PROTO_TCP
-        return self._listen(url, handler, proto, events, tls, idle_timeout_ms)
+        return self._listen(url, handler, proto, events, tls, idle_timeout_ms, max_body)
 
     def _listen(self, url: str, handler: Optional[EventHandler], proto: int, events: Optional[Iterable[int]],
-                tls: Optional[TlsOpts], idle_timeout_ms: Optional[int]) -> Connection:
+                tls: Optional[TlsOpts], idle_timeout_ms: Optional[int], max_body: Optional[int] = None) -> Connection:
+        # Arguments are checked before a port is opened.
         if idle_timeout_ms is not None:
-            int_arg(idle_timeout_ms, "idle_timeout_ms", 1)  # before a port is opened
+            int_arg(idle_timeout_ms, "idle_timeout_ms", 1)
+        if max_body is not None:
+            int_arg(max_body, "max_body", 1, MAX_BODY_CEILING)
         listener = self._open("listen on", ListenError, url, handler, events,
                               lambda p, u, m, t: lib.pm_listen(p, u, proto, m, t), tls)
         if idle_timeout_ms is not None:
             listener.set_idle_timeout(idle_timeout_ms)
+        if max_body is not None:
+            listener._call(lib.pm_conn_set_max_body, max_body)
         listener._read_address(False)  # final already: cached now, any thread may read it
         return listener
 
@@ -177,9 +189,10 @@ class Manager(LoopCore):
 
     def http_listen(self, url: str, handler: Optional[EventHandler] = None, *,
                     events: Optional[Iterable[int]] = None, tls: Optional[TlsOpts] = None,
-                    idle_timeout_ms: Optional[int] = None) -> Connection:
+                    idle_timeout_ms: Optional[int] = None, max_body: Optional[int] = None) -> Connection:
         """:meth:`listen` with the HTTP parser on."""
-        return self.listen(url, handler, http=True, events=events, tls=tls, idle_timeout_ms=idle_timeout_ms)
+        return self.listen(url, handler, http=True, events=events, tls=tls, idle_timeout_ms=idle_timeout_ms,
+                           max_body=max_body)
 
     def http_connect(self, url: str, handler: Optional[EventHandler] = None, *,
                      events: Optional[Iterable[int]] = None, tls: Optional[TlsOpts] = None) -> Connection:

@@ -50,7 +50,13 @@ def test_missing_file_is_404_and_page404_is_used(serve: Any, site: Path) -> None
     assert requests.get(plain.url + "/nope.txt", timeout=DEFAULT_TIMEOUT).status_code == 404
     custom = static_server(serve, site, page404=str(site / "404.html"))
     r = requests.get(custom.url + "/nope.txt", timeout=DEFAULT_TIMEOUT)
-    assert r.text == "custom not found"  # Mongoose sends page404 with status 200
+    assert (r.status_code, r.text) == (404, "custom not found")  # upstream Mongoose: 200
+    # Neither a range nor a matching ETag turns it into a 206 or a 304.
+    ranged = requests.get(custom.url + "/nope.txt", headers={"Range": "bytes=0-3"}, timeout=DEFAULT_TIMEOUT)
+    assert (ranged.status_code, ranged.text) == (404, "custom not found")
+    etag = r.headers["Etag"]
+    again = requests.get(custom.url + "/nope.txt", headers={"If-None-Match": etag}, timeout=DEFAULT_TIMEOUT)
+    assert again.status_code == 404
 
 
 def test_extra_headers_and_mime_types(serve: Any, site: Path) -> None:

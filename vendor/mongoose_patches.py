@@ -261,6 +261,69 @@ PATCHES: List[Patch] = [
                                                                       : MG_IO_SIZE))) {
 """,
     ),
+    Patch(
+        name="page404-status",
+        why=(
+            "mg_http_serve_dir serves its page404 file with status 200 (or 206, or 304), "
+            "so clients and crawlers take a missing page for a real one. Answer 404, "
+            "with neither ranges nor conditional requests applied to it."
+        ),
+        old="""\
+  // Failed to open, and page404 is configured? Open it, then
+  if (fd == NULL && opts && opts->page404) {
+    fd = mg_fs_open(fs, opts->page404, MG_FS_READ);
+    path = opts->page404;
+    mime = guess_content_type(mg_str(path), mime_types);
+  }
+
+  if (fd == NULL || fs->st(path, &size, &mtime) == 0) {
+    mg_http_reply(c, 404, hdrs, "Not found\\n");
+    mg_fs_close(fd);
+    // NOTE: mg_http_etag() call should go first!
+  } else if (mg_http_etag(etag, sizeof(etag), size, mtime) != NULL &&
+             (inm = mg_http_get_header(hm, "If-None-Match")) != NULL &&
+             mg_strcasecmp(*inm, mg_str(etag)) == 0) {
+    mg_fs_close(fd);
+    mg_http_reply(c, 304, hdrs, "");
+  } else {
+    int n, status = 200;
+    char range[100];
+    size_t r1 = 0, r2 = 0, cl = size;
+
+    // Handle Range header
+    struct mg_str *rh = mg_http_get_header(hm, "Range");
+    range[0] = '\\0';
+    if (rh != NULL && (n = getrange(rh, &r1, &r2)) > 0) {
+""",
+        new="""\
+  // Failed to open, and page404 is configured? Open it, then
+  bool pm_page404 = fd == NULL && opts && opts->page404;  // pymongoose: see patches
+  if (pm_page404) {
+    fd = mg_fs_open(fs, opts->page404, MG_FS_READ);
+    path = opts->page404;
+    mime = guess_content_type(mg_str(path), mime_types);
+  }
+
+  if (fd == NULL || fs->st(path, &size, &mtime) == 0) {
+    mg_http_reply(c, 404, hdrs, "Not found\\n");
+    mg_fs_close(fd);
+    // NOTE: mg_http_etag() call should go first!
+  } else if (mg_http_etag(etag, sizeof(etag), size, mtime) != NULL && !pm_page404 &&
+             (inm = mg_http_get_header(hm, "If-None-Match")) != NULL &&
+             mg_strcasecmp(*inm, mg_str(etag)) == 0) {
+    mg_fs_close(fd);
+    mg_http_reply(c, 304, hdrs, "");
+  } else {
+    int n, status = pm_page404 ? 404 : 200;
+    char range[100];
+    size_t r1 = 0, r2 = 0, cl = size;
+
+    // Handle Range header
+    struct mg_str *rh = pm_page404 ? NULL : mg_http_get_header(hm, "Range");
+    range[0] = '\\0';
+    if (rh != NULL && (n = getrange(rh, &r1, &r2)) > 0) {
+""",
+    ),
 ]
 
 

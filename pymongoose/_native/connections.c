@@ -96,6 +96,13 @@ void pm_conn_set_idle_timeout(struct mg_connection *c, uint64_t ms) {
   }
 }
 
+/* The largest request body an HTTP listener (and what it accepts from now on)
+ * takes; larger ones are answered 413 (httpd.c). 0: the default, 3 MiB. */
+void pm_conn_set_max_body(struct mg_connection *c, size_t max_body) {
+  struct pm_conn *st = (struct pm_conn *) c->fn_data;
+  if (st != NULL) st->max_body = max_body;
+}
+
 uint32_t pm_conn_events(const struct mg_connection *c) {
   const struct pm_conn *st = (const struct pm_conn *) c->fn_data;
   return st == NULL ? 0 : st->events;

@@ -8,7 +8,7 @@
  *   tls.c          TLS options shared by a listener and what it accepts
  *   wait.c         the I/O wait of a poll; the wakeup
  *   deflate.c      WebSocket permessage-deflate (with zlib)
- *   ws.c, mqtt.c   protocol rules applied before an event reaches Python
+ *   ws.c, mqtt.c, httpd.c  protocol rules applied before an event reaches Python
  *   dispatch.c     the one event handler: filter, defer, cross into Python
  *   connections.c  opening connections; reading and changing one
  *   http.c         responses, headers checked in the pass that copies them
@@ -322,6 +322,13 @@ struct pm_conn {
   struct pm_deflate *ws_deflate;  // permessage-deflate, once agreed (deflate.c)
   bool ws_deflate_offered;   // WebSocket client: its handshake offered it
   bool ws_compressed;        // the message being received is compressed (RSV1)
+  size_t max_body;           // HTTP server: largest request body (0: the default)
+  bool http_continued;       // HTTP server: "100 Continue" sent for this request
+  bool http_close;           // HTTP server: close once this response is sent
+  bool http_head;            // HTTP server: this request is HEAD (no body in the response)
+  bool http_refused;         // HTTP server: answered 413; dropping the body
+  uint64_t http_discard;     // its bytes still to drop (httpd.c)
+  uint64_t http_linger_until;  // and when to close at the latest
   uint64_t idle_timeout;     // close after this many ms without I/O (0: never)
   uint64_t last_io;          // when it last read or wrote (or opened)
 };

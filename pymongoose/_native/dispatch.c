@@ -170,6 +170,7 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
       own->events = st->events;
       own->parent = st->id;
       own->idle_timeout = st->idle_timeout;
+      own->max_body = st->max_body;
       own->tls = st->tls;
       if (own->tls != NULL) own->tls->refs++;
       c->fn_data = st = own;
@@ -189,10 +190,11 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
     pm_mqtt_keepalive(c, st, ev);
   }
   if (st->idle_timeout > 0) pm_idle_check(c, st, ev);
-  if (ev == MG_EV_READ && !c->is_websocket && c->recv.len >= PM_RECV_MAX) {
+  if (ev == MG_EV_READ && !c->is_websocket && c->recv.len >= PM_RECV_MAX &&
+      !(c->is_accepted && c->pfn == http_cb)) {  // an HTTP server has max_body (httpd.c)
     mg_error(c, "MG_MAX_RECV_SIZE");  // as Mongoose with its own limit (see build)
   }
-  if (pm_ws_check(c, st, ev, &ev_data) && pm->mgr.userdata != NULL && pm_wants(st, ev)) {
+  if (pm_ws_check(c, st, ev, &ev_data) && pm_http_check(c, st, ev, ev_data) && pm->mgr.userdata != NULL && pm_wants(st, ev)) {
     struct pm_frames *f = pm->frames;
     if (f->trace != NULL && f->trace_len < f->trace_cap) {
       f->trace[2 * f->trace_len] = (int64_t) c->id;
@@ -204,6 +206,7 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
       pm_forward(&pm->mgr, c->id, ev, bookend ? (void *) c : ev_data);
     }
   }
+  if (st->http_close) pm_http_after(c, st);
   // The messages this read brought are all parsed: deliver them before Mongoose
   // writes (see pm_deferrable), whether or not MG_EV_READ itself was wanted.
   if (ev == MG_EV_READ && pm->frames->payloads_len > 0) pm_flush(&pm->mgr);

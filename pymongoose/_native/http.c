@@ -3,6 +3,7 @@
 #define PM_DEFAULT_CONTENT_TYPE "Content-Type: text/plain; charset=utf-8\r\n"
 #define PM_HAS_CONTENT_TYPE 1u
 #define PM_IS_CHUNKED 2u
+#define PM_IS_HEAD 4u
 
 /* RFC 9110 token characters, allowed in header names. */
 static bool pm_is_tchar(unsigned char ch) {
@@ -92,12 +93,14 @@ static size_t pm_decimal(char *out, unsigned long v) {
  * the pass that copies them (see pm_headers_check); kv NULL means none. A
  * text/plain Content-Type is added unless one is given. With "Transfer-Encoding:
  * chunked" only the head is sent, then body as a first chunk if it is not empty.
+ * The answer to a HEAD request has the head alone (with the body's length).
  *
  * Returns 1 when queued, 0 (sending nothing) when the connection has closed, -1
  * (sending nothing) when the headers are refused. */
 int pm_http_respond(struct mg_mgr *mgr, unsigned long id, int status, const char *kv,
                     size_t kv_len, unsigned pairs, const char *body, size_t body_len) {
   struct mg_connection *c = pm_conn(mgr, id);
+  const struct pm_conn *st;
   const char *reason;
   size_t reason_len, head_len, start, lines_len = 0, default_len = 0;
   unsigned flags = 0;
@@ -108,6 +111,9 @@ int pm_http_respond(struct mg_mgr *mgr, unsigned long id, int status, const char
     lines_len = (size_t) n;
   }
   if (c == NULL) return 0;
+  if ((st = (const struct pm_conn *) c->fn_data) != NULL && st->http_head) {
+    body = NULL, flags |= PM_IS_HEAD;  // Content-Length still says what GET would send
+  }
   if (!(flags & PM_HAS_CONTENT_TYPE)) default_len = sizeof(PM_DEFAULT_CONTENT_TYPE) - 1;
   reason = mg_http_status_code_str(status);
   reason_len = strlen(reason);
@@ -133,9 +139,8 @@ int pm_http_respond(struct mg_mgr *mgr, unsigned long id, int status, const char
   }
   memcpy(p, "\r\n", 2), p += 2;
   c->send.len = (size_t) (p - (char *) c->send.buf);  // the estimate ran over
-  if (!(flags & PM_IS_CHUNKED)) {
-    memcpy(p, body, body_len);
-    c->send.len += body_len;
+  if (!(flags & PM_IS_CHUNKED) || (flags & PM_IS_HEAD)) {
+    if (body != NULL) memcpy(p, body, body_len), c->send.len += body_len;
     c->is_resp = 0;  // the response is complete: Mongoose may parse the next request
   } else if (body_len > 0) {
     mg_http_write_chunk(c, body, body_len);  // the empty chunk will end the response
@@ -143,11 +148,18 @@ int pm_http_respond(struct mg_mgr *mgr, unsigned long id, int status, const char
   return 1;
 }
 
+/* True if this connection answers HEAD: its response's chunks are not sent. */
+static bool pm_answers_head(const struct mg_connection *c) {
+  const struct pm_conn *st = (const struct pm_conn *) c->fn_data;
+  return st != NULL && st->http_head;
+}
+
 bool pm_http_chunk(struct mg_mgr *mgr, unsigned long id, const char *buf,
                    size_t len) {
   struct mg_connection *c = pm_conn(mgr, id);
   if (c == NULL) return false;
-  mg_http_write_chunk(c, buf, len);
+  if (!pm_answers_head(c)) mg_http_write_chunk(c, buf, len);
+  if (len == 0) c->is_resp = 0;  // the last chunk
   return true;
 }
 
@@ -157,6 +169,7 @@ bool pm_http_sse(struct mg_mgr *mgr, unsigned long id, const char *event,
   struct mg_connection *c = pm_conn(mgr, id);
   size_t len = 7 + event_len + 7 + data_len + 2;  // "event: " E "\ndata: " D "\n\n"
   if (c == NULL) return false;
+  if (pm_answers_head(c)) return true;
   mg_printf(c, "%lx\r\nevent: %.*s\ndata: %.*s\n\n\r\n", (unsigned long) len,
             (int) event_len, event, (int) data_len, data);
   return true;
