@@ -30,7 +30,7 @@ def check(path: Path) -> list:
         metadata = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         source = (Path(__file__).resolve().parent.parent / "pymongoose" / "__init__.py").read_text()
         version = re.search(r'^__version__ = "([^"]+)"', source, re.MULTILINE)[1]
-        licence = "License-Expression: MIT AND GPL-2.0-only AND (Apache-2.0 OR GPL-2.0-or-later)"
+        licence = "License-Expression: MIT AND GPL-2.0-only AND (Apache-2.0 OR GPL-2.0-or-later) AND Zlib"
         for line in (f"Version: {version}", licence, "Requires-Python: >=3.9",
                      "Classifier: Programming Language :: Python :: Implementation :: PyPy"):
             if line not in metadata.splitlines():

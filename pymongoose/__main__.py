@@ -1,15 +1,25 @@
-"""Serve a folder over HTTP: ``python -m pymongoose [--root DIR] [--listen URL]``.
+"""The command line: serve a folder, or a WSGI application.
 
-Defaults: the current folder, on http://127.0.0.1:8000. Ctrl-C stops it.
+    python -m pymongoose [--root DIR] [--listen URL]
+    python -m pymongoose --wsgi module:app [--listen URL] [--threads N] [--workers N]
+
+Defaults: the current folder, on http://127.0.0.1:8000. ``--workers N`` runs N
+processes that share the port (SO_REUSEPORT; the kernel spreads connections), each
+with ``--threads`` threads for the application. Ctrl-C or SIGTERM stops accepting,
+lets the requests in flight finish (``--grace`` seconds at most) and exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
+import signal
+import socket
 import sys
-from typing import Any, List, Optional
+from typing import Any, Callable, Dict, List, Optional
+from urllib.parse import urlsplit, urlunsplit
 
 from . import MG_EV_HTTP_MSG, ListenError, Manager, __version__
 
@@ -19,24 +29,52 @@ logger = logging.getLogger("pymongoose.serve")
 def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m pymongoose",
-        description="Serve a folder over HTTP with Mongoose.",
+        description="Serve a folder, or a WSGI application, over HTTP with Mongoose.",
     )
     parser.add_argument("--root", default=".", help="folder to serve (default: the current one)")
+    parser.add_argument("--wsgi", metavar="MODULE:APP", help="serve this WSGI application instead of a folder")
     parser.add_argument("--listen", default="http://127.0.0.1:8000", metavar="URL",
                         help="where to listen (default: http://127.0.0.1:8000; port 0 picks a free one)")
+    parser.add_argument("--threads", type=int, default=8, metavar="N",
+                        help="WSGI: threads running the application, per process (default: 8)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="WSGI: processes sharing the port (default: 1)")
+    parser.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
+                        help="WSGI: how long requests in flight may take to finish on SIGTERM (default: 10)")
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
     parser.add_argument("--version", action="version", version=f"pymongoose {__version__}")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.threads < 1 or args.workers < 1:
+        parser.error("--threads and --workers must be at least 1")
+    return args
+
+
+def load_app(spec: str) -> Callable[..., Any]:
+    """The WSGI application named ``module:attribute`` (``module`` alone: ``app``)."""
+    module_name, _, attribute = spec.partition(":")
+    sys.path.insert(0, os.getcwd())  # as gunicorn does: the application beside you
+    app: Any = importlib.import_module(module_name)
+    for name in (attribute or "app").split("."):
+        app = getattr(app, name)
+    if not callable(app):
+        raise TypeError(f"{spec} is not callable")
+    return app  # type: ignore[no-any-return]
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run the static file server until interrupted; returns the exit status."""
+    """Run the server until interrupted; returns the exit status."""
     args = _parse(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    if args.wsgi:
+        return _serve_wsgi(args)
+    return _serve_folder(args)
+
+
+def _serve_folder(args: argparse.Namespace) -> int:
     root = os.path.abspath(args.root)
     if not os.path.isdir(root):
         print(f"error: --root {args.root!r} is not a folder", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
 
     def handler(conn: Any, event: int, data: Any) -> None:
         if event == MG_EV_HTTP_MSG:
@@ -57,6 +95,103 @@ def main(argv: Optional[List[str]] = None) -> int:
         manager.run(1000)  # until Ctrl-C or a service manager's SIGTERM
         print("Stopped.", flush=True)
     return 0
+
+
+def _fixed_port(url: str) -> str:
+    """``url`` with port 0 replaced by a free port: every worker process must listen
+    on the same one. The port stays reserved by a socket bound with SO_REUSEPORT,
+    kept open (never listening) while the workers run."""
+    parts = urlsplit(url)
+    if parts.port != 0:
+        return url
+    family = socket.AF_INET6 if ":" in (parts.hostname or "") else socket.AF_INET
+    reserve = socket.socket(family, socket.SOCK_STREAM)
+    reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    reserve.bind((parts.hostname or "127.0.0.1", 0))
+    _fixed_port.reserved = reserve  # type: ignore[attr-defined]
+    host = f"[{parts.hostname}]" if family == socket.AF_INET6 else parts.hostname
+    return urlunsplit(parts._replace(netloc=f"{host}:{reserve.getsockname()[1]}"))
+
+
+def _serve_wsgi(args: argparse.Namespace) -> int:
+    from .wsgi import WSGIServer
+
+    try:
+        app = load_app(args.wsgi)
+    except Exception as error:  # any import failure is the user's to see
+        print(f"error: cannot load {args.wsgi}: {error}", file=sys.stderr)
+        return 2
+    url = _fixed_port(args.listen) if args.workers > 1 else args.listen
+
+    def one_process() -> int:
+        server = WSGIServer(app, workers=args.threads, multiprocess=args.workers > 1)
+        try:
+            listener = server.listen(url, reuse_port=args.workers > 1)
+        except (ListenError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            server.close()
+            return 1
+        address = listener.local_addr
+        assert address is not None
+        if not os.environ.get("PYMONGOOSE_WORKER"):
+            print(f"Serving {args.wsgi} on {url.split('://', 1)[0]}://{address.ip}:{address.port}/ "
+                  f"({args.workers} process(es) x {args.threads} threads; Ctrl-C to stop)", flush=True)
+        server.run(grace=args.grace)
+        return 0
+
+    if args.workers == 1:
+        return one_process()
+    return _supervise(args.workers, one_process, url, args)
+
+
+def _supervise(count: int, run: Callable[[], int], url: str, args: argparse.Namespace) -> int:
+    """Fork ``count`` worker processes running ``run``; pass SIGINT/SIGTERM on to
+    them, restart one that dies unasked, and return once all have exited."""
+    print(f"Serving {args.wsgi} on {url} ({count} processes x {args.threads} threads; Ctrl-C to stop)",
+          flush=True)
+    stopping = False
+    children: Dict[int, bool] = {}
+
+    def spawn() -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            os.environ["PYMONGOOSE_WORKER"] = "1"
+            code = 1
+            try:
+                code = run()
+            finally:
+                os._exit(code)
+        children[pid] = True
+
+    def stop(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    for _ in range(count):
+        spawn()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    status = 0
+    while children:
+        try:
+            pid, wait_status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:  # pragma: no cover (PEP 475 retries)
+            continue
+        children.pop(pid, None)
+        code = os.waitstatus_to_exitcode(wait_status) if hasattr(os, "waitstatus_to_exitcode") else wait_status
+        if not stopping:
+            logger.warning("worker %d exited (%s); starting another", pid, code)
+            spawn()
+        elif code != 0:
+            status = 1
+    return status
 
 
 if __name__ == "__main__":

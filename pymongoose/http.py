@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from threading import get_ident
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
 from ._args import int_arg
 from ._binding import ffi, lib
@@ -32,16 +32,27 @@ DEFAULT_MAX_BODY = 3 * 1024 * 1024
 MAX_BODY_CEILING = 1024 * 1024 * 1024  # what Mongoose's buffers can hold, with room
 
 
-def format_headers(headers: Optional[Mapping[str, str]], default_type: bytes = _DEFAULT_REPLY_HEADERS) -> bytes:
+# Response headers: a mapping, or a sequence of (name, value) pairs when a name
+# repeats (Set-Cookie).
+Headers = Union[Mapping[str, str], Sequence[Tuple[str, str]]]
+
+
+def _items(headers: Headers) -> Iterable[Tuple[Any, Any]]:
+    if isinstance(headers, Mapping):
+        return headers.items()
+    if isinstance(headers, (list, tuple)):
+        return headers
+    raise TypeError(f"headers must be a mapping or a list of (name, value) pairs, not {type(headers).__name__}")
+
+
+def format_headers(headers: Optional[Headers], default_type: bytes = _DEFAULT_REPLY_HEADERS) -> bytes:
     """Return ``headers`` as ``Name: value\\r\\n`` lines, refusing anything that could
     split or smuggle a response; adds ``default_type`` unless Content-Type is given."""
     if headers is None:
         return default_type
-    if not isinstance(headers, Mapping):
-        raise TypeError(f"headers must be a mapping, not {type(headers).__name__}")
     lines = []
     has_type = False
-    for name, value in headers.items():
+    for name, value in _items(headers):
         raw_name = to_bytes(name, "header name")
         raw_value = to_bytes(value if isinstance(value, (str, bytes)) else str(value), "header value")
         # The CR/LF/NUL messages are cymongoose's words: programs may match on them.
@@ -58,7 +69,7 @@ def format_headers(headers: Optional[Mapping[str, str]], default_type: bytes = _
     return b"".join(lines)
 
 
-def header_pairs(headers: Mapping[str, str]) -> Tuple[bytes, int]:
+def header_pairs(headers: Headers) -> Tuple[bytes, int]:
     """Return ``headers`` as ``b"name\\0value\\0name\\0value"`` and how many pairs:
     the form the shim checks (token names; no CR, LF or NUL) while it copies them.
 
@@ -73,10 +84,8 @@ def header_pairs(headers: Mapping[str, str]) -> Tuple[bytes, int]:
             return "\0".join(map("\0".join, headers.items())).encode(), len(headers)
         except TypeError:
             pass  # a name or value that is not a str: the general path
-    elif not isinstance(headers, Mapping):
-        raise TypeError(f"headers must be a mapping, not {type(headers).__name__}")
     fields = []
-    for name, value in headers.items():
+    for name, value in _items(headers):
         fields.append(to_bytes(name, "header name"))
         fields.append(to_bytes(value if isinstance(value, (str, bytes)) else str(value), "header value"))
     return b"\0".join(fields), len(fields) // 2
@@ -106,11 +115,12 @@ class HttpMethods(ConnectionBase):
     __slots__ = ()
 
     def reply(self, status_code: int, body: BytesLike = b"",
-              headers: Optional[Mapping[str, str]] = None) -> None:
+              headers: Optional[Headers] = None) -> None:
         """Send a complete HTTP response with the right Content-Length.
 
         ``Content-Type: text/plain; charset=utf-8`` is added unless ``headers``
-        names one (str bodies are sent UTF-8 encoded). Header names and values are
+        names one (str bodies are sent UTF-8 encoded). ``headers`` is a mapping, or
+        a list of ``(name, value)`` pairs where a name repeats (``Set-Cookie``). Header names and values are
         checked: CR, LF or NUL raise ValueError. With ``Transfer-Encoding: chunked``
         in ``headers`` only the head (and ``body`` as a first chunk, if any) is sent;
         continue with :meth:`http_chunk`.

@@ -138,7 +138,8 @@ class Manager(LoopCore):
     @on_loop
     def listen(self, url: str, handler: Optional[EventHandler] = None, *, http: Optional[bool] = None,
                events: Optional[Iterable[int]] = None, tls: Optional[TlsOpts] = None,
-               idle_timeout_ms: Optional[int] = None, max_body: Optional[int] = None) -> Connection:
+               idle_timeout_ms: Optional[int] = None, max_body: Optional[int] = None,
+               reuse_port: bool = False) -> Connection:
         """Listen on ``url`` (``"tcp://0.0.0.0:1234"``, ``"udp://..."``,
         ``"http://127.0.0.1:0"``...) and return the listening connection.
 
@@ -154,21 +155,26 @@ class Manager(LoopCore):
 
             mgr.listen("http://0.0.0.0:8000", handler, max_body=64 * 1024 * 1024)
 
+        ``reuse_port`` (Linux ``SO_REUSEPORT``) lets other processes listen on the same
+        port, each with its own Manager; the kernel spreads new connections across
+        them (``python -m pymongoose --workers N`` does this).
+
         :raises ListenError: with the URL and the cause (address in use...).
         :raises TlsError: if ``tls`` cannot be used.
         """
         proto = lib.PM_PROTO_HTTP if _wants_http(url, http) else lib.PM_PROTO_TCP
-        return self._listen(url, handler, proto, events, tls, idle_timeout_ms, max_body)
+        return self._listen(url, handler, proto, events, tls, idle_timeout_ms, max_body, reuse_port)
 
     def _listen(self, url: str, handler: Optional[EventHandler], proto: int, events: Optional[Iterable[int]],
-                tls: Optional[TlsOpts], idle_timeout_ms: Optional[int], max_body: Optional[int] = None) -> Connection:
+                tls: Optional[TlsOpts], idle_timeout_ms: Optional[int], max_body: Optional[int] = None,
+                reuse_port: bool = False) -> Connection:
         # Arguments are checked before a port is opened.
         if idle_timeout_ms is not None:
             int_arg(idle_timeout_ms, "idle_timeout_ms", 1)
         if max_body is not None:
             int_arg(max_body, "max_body", 1, MAX_BODY_CEILING)
         listener = self._open("listen on", ListenError, url, handler, events,
-                              lambda p, u, m, t: lib.pm_listen(p, u, proto, m, t), tls)
+                              lambda p, u, m, t: lib.pm_listen(p, u, proto, m, t, bool(reuse_port)), tls)
         if idle_timeout_ms is not None:
             listener.set_idle_timeout(idle_timeout_ms)
         if max_body is not None:

@@ -324,6 +324,31 @@ PATCHES: List[Patch] = [
     if (rh != NULL && (n = getrange(rh, &r1, &r2)) > 0) {
 """,
     ),
+    Patch(
+        name="listen-reuse-port",
+        why=(
+            "Mongoose cannot open a listener with SO_REUSEPORT, which lets several "
+            "processes listen on one port (the kernel spreads connections across "
+            "them: `python -m pymongoose --workers N`). Set it when the shim asks "
+            "(pm_listen with reuse_port; a flag for the calling thread's listen)."
+        ),
+        old="""\
+    if ((fd = socket(af, type, proto)) == MG_INVALID_SOCKET) {
+      MG_ERROR(("socket: %d", MG_SOCK_ERR(-1)));
+#if defined(SO_EXCLUSIVEADDRUSE)
+""",
+        new="""\
+    extern _Thread_local bool pm_reuse_port;  // pymongoose: see patches
+    if ((fd = socket(af, type, proto)) == MG_INVALID_SOCKET) {
+      MG_ERROR(("socket: %d", MG_SOCK_ERR(-1)));
+#if defined(SO_REUSEPORT)
+    } else if (pm_reuse_port && (rc = setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, (char *) &on,
+                                                 sizeof(on))) != 0) {
+      MG_ERROR(("setsockopt(SO_REUSEPORT): %d", MG_SOCK_ERR(rc)));
+#endif
+#if defined(SO_EXCLUSIVEADDRUSE)
+""",
+    ),
 ]
 
 

@@ -380,8 +380,9 @@ extern "Python" void pm_on_log(const char *line, size_t len);
 // Open a connection; return its id, or 0 on failure (the reason is logged). With
 // tls (may be NULL), a listener starts TLS on each connection it accepts, a client
 // once connected.
+// reuse_port: SO_REUSEPORT, so that other processes may listen on the same port.
 unsigned long pm_listen(struct mg_mgr *mgr, const char *url, int proto,
-                        uint32_t events, const struct mg_tls_opts *tls);
+                        uint32_t events, const struct mg_tls_opts *tls, bool reuse_port);
 unsigned long pm_connect(struct mg_mgr *mgr, const char *url, int proto,
                          uint32_t events, const struct mg_tls_opts *tls);
 unsigned long pm_ws_connect(struct mg_mgr *mgr, const char *url,

@@ -33,12 +33,20 @@ static unsigned long pm_open(pm_opener open, struct mg_mgr *mgr, const char *url
   return c == NULL ? 0 : c->id;
 }
 
+/* Read by Mongoose's mg_open_listener (patch listen-reuse-port): set only around
+ * one pm_listen call on this thread. */
+_Thread_local bool pm_reuse_port;
+
 unsigned long pm_listen(struct mg_mgr *mgr, const char *url, int proto,
-                        uint32_t events, const struct mg_tls_opts *tls) {
+                        uint32_t events, const struct mg_tls_opts *tls, bool reuse_port) {
   pm_opener open = proto == PM_PROTO_HTTP   ? mg_http_listen
                    : proto == PM_PROTO_MQTT ? mg_mqtt_listen
                                             : mg_listen;
-  return pm_open(open, mgr, url, events, tls);
+  unsigned long id;
+  pm_reuse_port = reuse_port;
+  id = pm_open(open, mgr, url, events, tls);
+  pm_reuse_port = false;
+  return id;
 }
 
 unsigned long pm_connect(struct mg_mgr *mgr, const char *url, int proto,

@@ -1,0 +1,456 @@
+"""Serve a WSGI application (PEP 3333: Flask, Django, Bottle...) with Mongoose.
+
+    from pymongoose.wsgi import serve
+    from myapp import app
+
+    serve(app, "http://127.0.0.1:8000")            # until Ctrl-C or SIGTERM
+
+or, with more control::
+
+    server = WSGIServer(app, workers=8)             # 8 threads run the application
+    server.listen("http://0.0.0.0:8000")
+    server.run()
+
+From the command line: ``python -m pymongoose --wsgi myapp:app --listen URL``.
+
+How it works: Mongoose parses requests on the loop thread, which builds each
+request's environ (the body buffered, up to ``max_body``) and hands it to a pool of
+worker threads; applications block, the loop goes on serving other connections.
+What a worker produces comes back to the loop with ``call_soon_threadsafe``: a
+response whose body is a list (the usual case) leaves as one ``reply``; any other
+iterable is streamed as it is produced, chunked, the worker waiting whenever more
+than ``high_water`` bytes are queued for a slow client. A client that goes away
+stops its worker's iteration (the result's ``close()`` is called, always).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from urllib.parse import unquote, urlsplit
+
+from .connection import Connection
+from .errors import MongooseError
+from .events import MG_EV_CLOSE, MG_EV_HTTP_MSG, MG_EV_WRITE
+from .manager import Manager
+from .messages import HttpMessage
+from .tls import TlsOpts
+
+logger = logging.getLogger("pymongoose.wsgi")
+
+WSGIApp = Callable[..., Iterable[bytes]]
+StartResponse = Callable[..., Callable[[bytes], None]]
+
+# A worker streaming a response waits while more than this is queued for its client.
+DEFAULT_HIGH_WATER = 1024 * 1024
+
+
+class FileWrapper:
+    """``environ["wsgi.file_wrapper"]`` (PEP 3333): a file answered in large blocks.
+
+    >>> import io
+    >>> list(FileWrapper(io.BytesIO(b"abc"), blksize=2))
+    [b'ab', b'c']
+    """
+
+    def __init__(self, filelike: Any, blksize: int = 256 * 1024) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+
+    def __iter__(self) -> "FileWrapper":
+        return self
+
+    def __next__(self) -> bytes:
+        data = self.filelike.read(self.blksize)
+        if not data:
+            raise StopIteration
+        return data if isinstance(data, bytes) else bytes(data, "latin-1")
+
+    def close(self) -> None:
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+
+class _ErrorStream:
+    """``environ["wsgi.errors"]``: what the application writes goes to the log."""
+
+    def write(self, text: str) -> None:
+        if text.strip():
+            logger.error("%s", text.rstrip())
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        pass
+
+
+_ERRORS = _ErrorStream()
+
+
+class _Exchange:
+    """One request in flight: shared by the loop thread and the worker running it."""
+
+    __slots__ = ("conn", "closed", "queued", "written", "wakeup", "http10")
+
+    def __init__(self, conn: Connection, http10: bool) -> None:
+        self.conn = conn
+        self.closed = False     # the client went away: stop producing
+        self.queued = 0         # bytes handed to the loop for this response...
+        self.written = 0        # ...and bytes Mongoose has written since
+        self.wakeup = threading.Condition()
+        self.http10 = http10    # no chunked encoding: the body ends with the connection
+
+
+def _status_code(status: str) -> int:
+    try:
+        code = int(status.split(" ", 1)[0])
+    except ValueError:
+        code = 0
+    if not 100 <= code <= 999:
+        raise ValueError(f"start_response: invalid status {status!r}")
+    return code
+
+
+def _check_headers(headers: List[Tuple[str, str]]) -> None:
+    if not isinstance(headers, list):
+        raise TypeError(f"start_response: headers must be a list, not {type(headers).__name__}")
+    for pair in headers:
+        if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+            raise TypeError(f"start_response: each header must be a (str, str) tuple, not {pair!r}")
+
+
+class WSGIServer:
+    """A WSGI server: Mongoose for the I/O, ``workers`` threads for the application.
+
+    ``max_body`` bounds a request body (413 beyond it); ``high_water`` bounds what a
+    streamed response may queue for a slow client. ``error_handler`` is the
+    Manager's (called with exceptions from handlers)."""
+
+    def __init__(self, app: WSGIApp, workers: int = 4, error_handler: Optional[Callable[[BaseException], None]] = None,
+                 stream_timeout: float = 30.0, *, max_body: int = 64 * 1024 * 1024,
+                 high_water: int = DEFAULT_HIGH_WATER, multiprocess: bool = False) -> None:
+        if not callable(app):
+            raise TypeError("app must be a WSGI application (a callable)")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be an int >= 1, not {workers!r}")
+        self._app = app
+        self._workers = workers
+        self._stream_timeout = stream_timeout
+        self._max_body = max_body
+        self._high_water = high_water
+        self._multiprocess = multiprocess
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pymongoose-wsgi")
+        self._manager = Manager(self._on_event, error_handler=error_handler)
+        self._exchanges: Dict[int, _Exchange] = {}  # by connection id; the loop thread's
+        self._listeners: List[Connection] = []
+        self._in_flight = 0
+        self._idle = threading.Condition()
+        self._stopping = False
+
+    @property
+    def manager(self) -> Manager:
+        """The Manager underneath (poll it yourself instead of :meth:`run` if you like)."""
+        return self._manager
+
+    def listen(self, url: str = "http://127.0.0.1:8000", *, tls: Optional[TlsOpts] = None,
+               reuse_port: bool = False) -> Connection:
+        """Listen on ``url`` (``https://`` with ``tls``); port 0 picks a free one.
+        ``reuse_port``: other processes may listen on the same port (see
+        :meth:`Manager.listen`)."""
+        listener = self._manager.listen(url, http=True, tls=tls, max_body=self._max_body, reuse_port=reuse_port)
+        self._listeners.append(listener)
+        return listener
+
+    def run(self, poll_ms: int = 100, grace: float = 10.0) -> None:
+        """Serve until SIGINT or SIGTERM; then stop accepting, let the requests in
+        flight finish (up to ``grace`` seconds) and close."""
+        stop = threading.Event()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, lambda *_: stop.set())
+        try:
+            while not stop.is_set():
+                self._manager.poll(poll_ms)
+            self.shutdown(grace)
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+            self.close()
+
+    def shutdown(self, grace: float = 10.0) -> None:
+        """Stop accepting connections, then poll until the requests in flight are
+        answered and sent, or ``grace`` seconds have passed."""
+        self._stopping = True
+        for listener in self._listeners:
+            listener.close()
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            busy = self._in_flight or any(c.send_len for c in self._manager.connections if not c.is_listening)
+            if not busy:
+                break
+            self._manager.poll(20)
+
+    def close(self) -> None:
+        """Close every connection and the manager; workers still running finish alone."""
+        for exchange in self._exchanges.values():
+            self._mark_closed(exchange)
+        self._pool.shutdown(wait=False)
+        self._manager.close()
+
+    # ---- the loop thread ------------------------------------------------------------
+
+    def _on_event(self, conn: Connection, event: int, data: Any) -> None:
+        if event == MG_EV_HTTP_MSG:
+            self._start(conn, data)
+        elif event == MG_EV_WRITE:
+            exchange = self._exchanges.get(conn.id)
+            if exchange is not None:
+                with exchange.wakeup:
+                    exchange.written += data
+                    exchange.wakeup.notify()
+        elif event == MG_EV_CLOSE:
+            exchange = self._exchanges.pop(conn.id, None)
+            if exchange is not None:
+                self._mark_closed(exchange)
+
+    @staticmethod
+    def _mark_closed(exchange: _Exchange) -> None:
+        with exchange.wakeup:
+            exchange.closed = True
+            exchange.wakeup.notify()
+
+    def _start(self, conn: Connection, message: HttpMessage) -> None:
+        environ = self._environ(conn, message)
+        exchange = _Exchange(conn, message.proto.upper() == "HTTP/1.0")
+        self._exchanges[conn.id] = exchange
+        with self._idle:
+            self._in_flight += 1
+        self._pool.submit(self._serve, environ, exchange)
+
+    def _environ(self, conn: Connection, message: HttpMessage) -> Dict[str, Any]:
+        local, remote = conn.local_addr, conn.remote_addr
+        body = message.body_bytes
+        environ: Dict[str, Any] = {
+            "REQUEST_METHOD": message.method,
+            "SCRIPT_NAME": "",
+            # PEP 3333: bytes decoded as latin-1, so that the application can recover them.
+            "PATH_INFO": unquote(message.uri, encoding="latin-1"),
+            "RAW_URI": message.uri + ("?" + message.query if message.query else ""),
+            "QUERY_STRING": message.query,
+            "SERVER_NAME": local.ip if local is not None else "",
+            "SERVER_PORT": str(local.port) if local is not None else "",
+            "SERVER_PROTOCOL": message.proto or "HTTP/1.1",
+            "REMOTE_ADDR": remote.ip if remote is not None else "",
+            "REMOTE_PORT": str(remote.port) if remote is not None else "",
+            "CONTENT_LENGTH": str(len(body)) if body else "",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "https" if conn.is_tls else "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.input_terminated": True,
+            "wsgi.errors": _ERRORS,
+            "wsgi.multithread": self._workers > 1,
+            "wsgi.multiprocess": self._multiprocess,
+            "wsgi.run_once": False,
+            "wsgi.file_wrapper": FileWrapper,
+        }
+        for name, value in message.headers():
+            key = name.upper().replace("-", "_")
+            if key == "CONTENT_TYPE":
+                environ["CONTENT_TYPE"] = value
+                continue
+            if key == "CONTENT_LENGTH":
+                continue  # the body's own length, set above
+            key = "HTTP_" + key
+            environ[key] = environ[key] + "," + value if key in environ else value
+        if "HTTP_HOST" in environ:
+            environ["SERVER_NAME"] = urlsplit("//" + environ["HTTP_HOST"]).hostname or environ["SERVER_NAME"]
+        return environ
+
+    # ---- a worker thread ------------------------------------------------------------------
+
+    def _serve(self, environ: Dict[str, Any], exchange: _Exchange) -> None:
+        try:
+            _Response(self, environ, exchange).run()
+        except BaseException:  # a worker must never die silently
+            logger.exception("WSGI worker failed")
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _post(self, function: Callable[..., Any], *args: Any) -> None:
+        try:
+            self._manager.call_soon_threadsafe(function, *args)
+        except MongooseError:  # the manager is closed: nobody to send to
+            pass
+
+
+class _Response:
+    """Runs the application for one request, on a worker thread, and hands what it
+    produces to the loop thread."""
+
+    def __init__(self, server: WSGIServer, environ: Dict[str, Any], exchange: _Exchange) -> None:
+        self.server = server
+        self.environ = environ
+        self.exchange = exchange
+        self.status: Optional[str] = None
+        self.headers: List[Tuple[str, str]] = []
+        self.head_sent = False
+        self.chunked = False
+
+    def start_response(self, status: str, headers: List[Tuple[str, str]],
+                       exc_info: Any = None) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            try:
+                if self.head_sent:  # too late to change the response: PEP 3333 says re-raise
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response called twice without exc_info")
+        if not isinstance(status, str):
+            raise TypeError(f"start_response: status must be a str, not {type(status).__name__}")
+        _status_code(status)
+        _check_headers(headers)
+        self.status, self.headers = status, headers
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """The legacy ``write()`` callable: streams what it is given."""
+        if self.status is None:
+            raise AssertionError("write() before start_response()")
+        self._stream(data)
+
+    def run(self) -> None:
+        result = None
+        try:
+            result = self.server._app(self.environ, self.start_response)
+            if isinstance(result, (list, tuple)) and not self.head_sent:
+                self._reply_whole(b"".join(result))
+                return
+            for piece in result:
+                if self.exchange.closed:
+                    return
+                if piece:
+                    self._stream(piece)
+            self._finish()
+        except Exception as exc:  # the application's: answered 500
+            logger.error("exception in WSGI application for %s %s", self.environ["REQUEST_METHOD"],
+                         self.environ["PATH_INFO"], exc_info=exc)
+            if not self.head_sent:
+                self.status, self.headers = "500 Internal Server Error", [("Content-Type", "text/plain")]
+                self._reply_whole(b"Internal Server Error\n")
+            else:  # half a response was sent: only closing can tell the client
+                self.server._post(self._abort)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    logger.exception("close() of the WSGI application's result failed")
+
+    # -- building the response
+
+    def _head(self, extra: List[Tuple[str, str]]) -> Tuple[int, List[Tuple[str, str]]]:
+        assert self.status is not None, "the application returned without calling start_response"
+        headers = [(n, v) for n, v in self.headers
+                   if n.lower() not in ("content-length", "transfer-encoding", "connection")]
+        return _status_code(self.status), headers + extra
+
+    def _reply_whole(self, body: bytes) -> None:
+        if self.status is None:
+            raise AssertionError("the application returned without calling start_response")
+        code, headers = self._head([])
+        self.head_sent = True
+        self._hand_over(len(body), self._send_reply, code, headers, body)
+
+    def _stream(self, piece: bytes) -> None:
+        if not isinstance(piece, bytes):
+            raise TypeError(f"the WSGI application yielded {type(piece).__name__}, not bytes")
+        if not self.head_sent:
+            self.head_sent = True
+            if self.exchange.http10:  # no chunked encoding in HTTP/1.0: the close ends the body
+                code, headers = self._head([])
+                self._hand_over(0, self._send_raw_head, code, headers)
+            else:
+                self.chunked = True
+                code, headers = self._head([("Transfer-Encoding", "chunked")])
+                self._hand_over(0, self._send_reply, code, headers, b"")
+        self._wait_for_room()
+        self._hand_over(len(piece), self._send_piece, piece)
+
+    def _finish(self) -> None:
+        if not self.head_sent:
+            self._reply_whole(b"")
+        elif self.chunked:
+            self._hand_over(0, self._send_piece, b"")
+        else:
+            self.server._post(self._close_after_send)
+
+    def _hand_over(self, size: int, function: Callable[..., None], *args: Any) -> None:
+        self.exchange.queued += size
+        self.server._post(function, *args)
+
+    def _wait_for_room(self) -> None:
+        exchange, high_water = self.exchange, self.server._high_water
+        deadline = time.monotonic() + self.server._stream_timeout
+        with exchange.wakeup:
+            while exchange.queued - exchange.written > high_water and not exchange.closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    logger.warning("client too slow: stopped streaming after %.0f s", self.server._stream_timeout)
+                    exchange.closed = True
+                    self.server._post(self._abort)
+                    break
+                exchange.wakeup.wait(left)
+
+    # -- on the loop thread
+
+    def _send_reply(self, code: int, headers: List[Tuple[str, str]], body: bytes) -> None:
+        conn = self.exchange.conn
+        if not conn.is_closed:
+            conn.reply(code, body, headers)
+
+    def _send_raw_head(self, code: int, headers: List[Tuple[str, str]]) -> None:
+        conn = self.exchange.conn
+        if not conn.is_closed:
+            lines = "".join(f"{name}: {value}\r\n" for name, value in headers)
+            conn.send(f"HTTP/1.0 {self.status}\r\n{lines}\r\n".encode("latin-1"))
+
+    def _send_piece(self, piece: bytes) -> None:
+        conn = self.exchange.conn
+        if conn.is_closed:
+            return
+        if self.chunked:
+            conn.http_chunk(piece)
+        elif self.environ["REQUEST_METHOD"] != "HEAD":
+            conn.send(piece)
+
+    def _close_after_send(self) -> None:
+        if not self.exchange.conn.is_closed:
+            self.exchange.conn.drain()
+
+    def _abort(self) -> None:
+        if not self.exchange.conn.is_closed:
+            self.exchange.conn.close()
+
+
+def serve(app: WSGIApp, url: str = "http://127.0.0.1:8000", workers: int = 4,
+          stream_timeout: float = 30.0, **options: Any) -> None:
+    """Serve ``app`` on ``url`` until Ctrl-C or SIGTERM (see :class:`WSGIServer`)."""
+    server = WSGIServer(app, workers=workers, stream_timeout=stream_timeout, **options)
+    listener = server.listen(url)
+    address = listener.local_addr
+    print(f"pymongoose WSGI server on {url.split('://', 1)[0]}://{address.ip if address else '?'}:"
+          f"{address.port if address else '?'}/ ({workers} threads; Ctrl-C to stop)", flush=True)
+    server.run()
