@@ -84,9 +84,10 @@ def with_this_checkout(python: Path) -> Path:
 
 def environments() -> Dict[str, Path]:
     extras = ("websocket-client", "paho-mqtt", "matplotlib", "socketify", "uvicorn")
+    wsgi = ("flask", "gunicorn", "waitress")
     return {
-        "cpython": with_this_checkout(venv("cpython", sys.executable, "cffi", *extras)),
-        "pypy": with_this_checkout(venv("pypy", shutil.which("pypy3") or "pypy3", "socketify")),
+        "cpython": with_this_checkout(venv("cpython", sys.executable, "cffi", *extras, *wsgi, "granian")),
+        "pypy": with_this_checkout(venv("pypy", shutil.which("pypy3") or "pypy3", "socketify", *wsgi)),
         "cymongoose": venv("cymongoose", sys.executable, "cymongoose==0.2.5"),
     }
 
@@ -103,10 +104,11 @@ class Server:
     """A server process pinned to the server CPU, ready once it prints a line (or,
     for servers that print nothing, once ``port`` accepts connections)."""
 
-    def __init__(self, command: List[str], port: Optional[int] = None) -> None:
+    def __init__(self, command: List[str], port: Optional[int] = None,
+                 env: Optional[Dict[str, str]] = None) -> None:
         self.process = subprocess.Popen(["taskset", "-c", SERVER_CPU, *command], stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, cwd=str(WORK),
-                                        preexec_fn=_raise_fd_limit)
+                                        preexec_fn=_raise_fd_limit, env=env)
         if port is not None:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and self.process.poll() is None:
@@ -422,8 +424,70 @@ def tls_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
     return rounds(configs, args.rounds)
 
 
+WSGI_THREADS = "4"
+
+
+def wsgi_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
+    """The same Flask hello-JSON app (wsgi_app.py) on each WSGI server, one process
+    with 4 threads each: requests/second and p99 latency (ms), wrk -t1 -c50."""
+    def pymongoose(python: Path) -> Callable[[int], List[str]]:
+        return lambda port: [str(python), "-m", "pymongoose", "--wsgi", "wsgi_app:app", "--listen",
+                             f"http://127.0.0.1:{port}", "--threads", WSGI_THREADS, "--quiet"]
+
+    def gunicorn(python: Path) -> Callable[[int], List[str]]:
+        return lambda port: [str(python), "-m", "gunicorn", "-k", "gthread", "--threads", WSGI_THREADS, "-w", "1",
+                             "-b", f"127.0.0.1:{port}", "wsgi_app:app"]
+
+    def waitress(python: Path) -> Callable[[int], List[str]]:
+        return lambda port: [str(python), "-m", "waitress", f"--threads={WSGI_THREADS}",
+                             f"--listen=127.0.0.1:{port}", "wsgi_app:app"]
+
+    def granian(python: Path) -> Callable[[int], List[str]]:
+        return lambda port: [str(python), "-m", "granian", "--interface", "wsgi", "--workers", "1",
+                             "--blocking-threads", WSGI_THREADS, "--host", "127.0.0.1", "--port", str(port),
+                             "wsgi_app:app"]
+
+    servers = {
+        "pymongoose CPython": pymongoose(envs["cpython"]),
+        "gunicorn gthread CPython": gunicorn(envs["cpython"]),
+        "waitress CPython": waitress(envs["cpython"]),
+        "granian CPython": granian(envs["cpython"]),
+        "pymongoose PyPy": pymongoose(envs["pypy"]),
+        "gunicorn gthread PyPy": gunicorn(envs["pypy"]),
+        "waitress PyPy": waitress(envs["pypy"]),
+    }
+    latencies: Dict[str, List[float]] = {name: [] for name in servers}
+
+    def measure(name: str, make: Callable[[int], List[str]]) -> Callable[[], float]:
+        def run() -> float:
+            port = free_port()
+            command = make(port)
+            env = dict(os.environ, PYTHONPATH=str(HERE))
+            server = Server(command, port=port, env=env)
+            try:
+                if "pypy" in name.lower():  # let the JIT warm up
+                    load(["wrk", "-t1", "-c50", "-d3s", f"http://127.0.0.1:{port}/"])
+                out = load(["wrk", "-t1", "-c50", f"-d{args.duration}s", "--latency", f"http://127.0.0.1:{port}/"])
+            finally:
+                server.stop()
+            latencies[name].append(_wrk_p99_ms(out))
+            return float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+        return run
+
+    results = rounds({f"{name}: req/s": measure(name, make) for name, make in servers.items()}, args.rounds)
+    results.update({f"{name}: p99 ms": statistics.median(values) for name, values in latencies.items() if values})
+    return results
+
+
+def _wrk_p99_ms(out: str) -> float:
+    match = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    if match is None:
+        return float("nan")
+    return float(match[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[match[2]]
+
+
 SUITES = {"http": http_suite, "websocket": websocket_suite, "mqtt": mqtt_suite, "static": static_suite,
-          "scale": scale_suite, "burst": burst_suite, "tls": tls_suite}
+          "scale": scale_suite, "burst": burst_suite, "tls": tls_suite, "wsgi": wsgi_suite}
 
 
 # ---- report --------------------------------------------------------------------------

@@ -41,6 +41,9 @@ def _items(headers: Headers) -> Iterable[Tuple[Any, Any]]:
     if isinstance(headers, Mapping):
         return headers.items()
     if isinstance(headers, (list, tuple)):
+        for pair in headers:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"headers given as a list must hold (name, value) pairs, not {pair!r}")
         return headers
     raise TypeError(f"headers must be a mapping or a list of (name, value) pairs, not {type(headers).__name__}")
 

@@ -240,3 +240,13 @@ def test_many_sequential_clients(serve: Any) -> None:
     for _ in range(100):
         assert requests.get(server.url, timeout=DEFAULT_TIMEOUT, headers={"Connection": "close"}).text == "k"
     wait_for(lambda: len(count) == 100)
+
+
+def test_reply_headers_as_pairs_may_repeat_a_name(serve: Any) -> None:
+    def handler(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_HTTP_MSG:
+            conn.reply(200, "two cookies", [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("X-Kind", "pairs")])
+
+    server = serve(handler)
+    r = requests.get(server.url, timeout=DEFAULT_TIMEOUT)
+    assert r.cookies.get("a") == "1" and r.cookies.get("b") == "2" and r.headers["X-Kind"] == "pairs"
