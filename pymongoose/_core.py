@@ -203,6 +203,10 @@ class LoopCore:
             self._owner = me
             try:
                 lib.pm_mgr_poll(pointer, max(timeout_ms, 0))
+                # Whatever woke this poll, a post from now on must wake the next one:
+                # a wake whose work a previous drain already ran would otherwise
+                # leave the flag set, and the next post would not wake anyone.
+                self._wake_pending = False
                 if self._inbox:
                     self._run_inbox()
                 self._narrowed.clear()

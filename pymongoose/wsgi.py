@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import io
 import logging
+import queue
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
@@ -147,7 +147,10 @@ class WSGIServer:
         self._max_body = max_body
         self._high_water = high_water
         self._multiprocess = multiprocess
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pymongoose-wsgi")
+        # Requests for the worker threads, started on first use. A plain queue costs
+        # less per request than an executor's futures, which nobody would read.
+        self._requests: "queue.SimpleQueue[Optional[Tuple[Dict[str, Any], _Exchange]]]" = queue.SimpleQueue()
+        self._threads: List[threading.Thread] = []
         self._manager = Manager(self._on_event, error_handler=error_handler)
         self._exchanges: Dict[int, _Exchange] = {}  # by connection id; the loop thread's
         self._listeners: List[Connection] = []
@@ -203,7 +206,8 @@ class WSGIServer:
         """Close every connection and the manager; workers still running finish alone."""
         for exchange in self._exchanges.values():
             self._mark_closed(exchange)
-        self._pool.shutdown(wait=False)
+        for _ in self._threads:
+            self._requests.put(None)  # each worker ends when it takes one
         self._manager.close()
 
     # ---- the loop thread ------------------------------------------------------------
@@ -234,7 +238,11 @@ class WSGIServer:
         self._exchanges[conn.id] = exchange
         with self._idle:
             self._in_flight += 1
-        self._pool.submit(self._serve, environ, exchange)
+        if len(self._threads) < self._workers:
+            thread = threading.Thread(target=self._work, name=f"pymongoose-wsgi-{len(self._threads)}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        self._requests.put((environ, exchange))
 
     def _environ(self, conn: Connection, message: HttpMessage) -> Dict[str, Any]:
         local, remote = conn.local_addr, conn.remote_addr
@@ -276,6 +284,13 @@ class WSGIServer:
         return environ
 
     # ---- a worker thread ------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            request = self._requests.get()
+            if request is None:
+                return
+            self._serve(*request)
 
     def _serve(self, environ: Dict[str, Any], exchange: _Exchange) -> None:
         try:

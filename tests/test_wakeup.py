@@ -141,3 +141,40 @@ def test_wakeup_without_enable_wakeup_returns_false_and_warns(caplog: Any) -> No
         mgr.poll(10)
     assert woken == []
     assert caplog.text.count("enable_wakeup=True") == 1
+
+
+def test_every_post_from_a_thread_wakes_a_long_poll() -> None:
+    # A post whose wake found its work already run left the "wake pending" flag
+    # set, and the next post then woke nobody: it waited for the poll's timeout
+    # (seen on PyPy, about one post in thirty). The poll here waits 60 s.
+    mgr = Manager()
+    stop = threading.Event()
+    late: List[int] = []
+
+    def loop() -> None:
+        while not stop.is_set():
+            mgr.poll(60_000)
+
+    poller = threading.Thread(target=loop)
+    poller.start()
+
+    def poster() -> None:
+        for i in range(1500):
+            done = threading.Event()
+            mgr.call_soon_threadsafe(done.set)
+            if not done.wait(DEFAULT_TIMEOUT):
+                late.append(i)
+                return
+
+    posters = [threading.Thread(target=poster) for _ in range(4)]
+    try:
+        for thread in posters:
+            thread.start()
+        for thread in posters:
+            thread.join()
+    finally:
+        stop.set()
+        mgr.call_soon_threadsafe(lambda: None)
+        poller.join()
+        mgr.close()
+    assert late == [], "a post was run only when the poll timed out"
