@@ -167,6 +167,9 @@ class LoopCore:
         self._inbox: Deque[Tuple[Callable[..., Any], Tuple[Any, ...]]] = collections.deque()
         self._wake_pending = False
         self._wake_lock = threading.Lock()  # guards _ptr against a concurrent free
+        # Called after a call that touched C state outside a poll (a send from an
+        # asyncio task): pymongoose.aio polls soon, so that it leaves at once.
+        self._after_outside_call: Optional[Callable[[], None]] = None
         self._closed = False
 
         self._handle = ffi.new_handle(self)
@@ -246,6 +249,8 @@ class LoopCore:
                 self._free()
         finally:
             self._lock.release()
+        if self._after_outside_call is not None:
+            self._after_outside_call()
 
     # ---- closing ----------------------------------------------------------------------
 

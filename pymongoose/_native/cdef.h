@@ -311,6 +311,9 @@ void pm_init(void);
 struct mg_mgr *pm_mgr_new(void *owner, struct pm_frames *frames);
 // The id of the connection Mongoose made for its wakeup pipe.
 unsigned long pm_mgr_wakeup_id(struct mg_mgr *mgr);
+// A descriptor that turns readable whenever a poll would have work (the epoll set),
+// for an event loop to watch (pymongoose.aio); -1 where there is none.
+int pm_mgr_wait_fd(struct mg_mgr *mgr);
 void pm_mgr_free(struct mg_mgr *mgr);
 void pm_mgr_disown(struct mg_mgr *mgr);
 

@@ -257,6 +257,15 @@ struct mg_mgr *pm_mgr_new(void *owner, struct pm_frames *frames) {
   return &pm->mgr;
 }
 
+int pm_mgr_wait_fd(struct mg_mgr *mgr) {
+#if MG_ENABLE_EPOLL
+  return mgr->epoll_fd;
+#else
+  (void) mgr;
+  return -1;
+#endif
+}
+
 unsigned long pm_mgr_wakeup_id(struct mg_mgr *mgr) {
   return ((struct pm_mgr *) mgr)->wakeup_id;
 }

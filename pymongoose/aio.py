@@ -1,0 +1,172 @@
+"""Mongoose on the asyncio event loop: :class:`AsyncManager`.
+
+    async def main():
+        async with AsyncManager(handler) as mgr:
+            mgr.listen("http://127.0.0.1:8000")
+            await asyncio.Event().wait()      # serve until cancelled
+
+There is no poll thread (cymongoose 0.2.5 runs one; the names and signatures here
+are its own). The event loop watches Mongoose's descriptor (the manager's epoll set,
+``loop.add_reader``) and polls once, without waiting, whenever it is ready: so
+handlers run on the event loop's thread and may create tasks and set futures
+directly. Mongoose's timers are checked every ``poll_interval`` milliseconds, and
+what a task sends outside a handler (``conn.send(...)`` in a coroutine) leaves at
+the next turn of the loop. Works with the default loop and with uvloop. Other
+threads reach it as they reach a :class:`Manager` (``wakeup``,
+``call_soon_threadsafe``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Callable, Coroutine, Optional, Union
+
+from ._binding import lib
+from .connection import Connection
+from .manager import Manager
+from .timers import Timer
+
+
+class AsyncManager:
+    """A :class:`Manager` driven by the running asyncio loop (see the module)."""
+
+    def __init__(self, handler: Optional[Callable[..., Any]] = None, poll_interval: int = 100,
+                 error_handler: Optional[Callable[[BaseException], Any]] = None,
+                 shutdown_timeout: float = 30) -> None:
+        if isinstance(poll_interval, bool) or not isinstance(poll_interval, int) or poll_interval < 1:
+            raise ValueError(f"poll_interval must be an int >= 1 (milliseconds), not {poll_interval!r}")
+        self._handler = handler
+        self._poll_interval = poll_interval
+        self._error_handler = error_handler
+        self._shutdown_timeout = shutdown_timeout  # kept for cymongoose's signature: no thread to join
+        self._manager: Optional[Manager] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._loop_thread = 0
+        self._fd = -1
+        self._tick: Optional[asyncio.TimerHandle] = None
+        self._poll_pending = False
+
+    # ---- the context ------------------------------------------------------------
+
+    async def __aenter__(self) -> "AsyncManager":
+        if self._manager is not None:
+            raise RuntimeError("AsyncManager is already started")
+        loop = asyncio.get_running_loop()
+        manager = Manager(self._handler, enable_wakeup=True, error_handler=self._error_handler)
+        self._manager, self._loop, self._loop_thread = manager, loop, threading.get_ident()
+        self._fd = int(lib.pm_mgr_wait_fd(manager._live_pointer()))
+        if self._fd >= 0:
+            loop.add_reader(self._fd, self._poll)
+        manager._after_outside_call = self._poll_soon
+        self._tick = loop.call_later(self._poll_interval / 1000, self._on_tick)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop watching the descriptor, close every connection (their
+        ``MG_EV_CLOSE`` runs now) and the manager. Idempotent."""
+        manager, self._manager = self._manager, None
+        if manager is None:
+            return
+        if self._tick is not None:
+            self._tick.cancel()
+        loop = self._loop
+        if self._fd >= 0 and loop is not None and not loop.is_closed():
+            loop.remove_reader(self._fd)
+        manager._after_outside_call = None
+        manager.close()
+
+    # ---- polling ---------------------------------------------------------------------
+
+    def _poll(self) -> None:
+        self._poll_pending = False
+        manager = self._manager
+        if manager is not None and not manager.closed:
+            manager.poll(0)
+
+    def _poll_soon(self) -> None:
+        if self._poll_pending or self._loop is None:
+            return
+        self._poll_pending = True
+        if threading.get_ident() == self._loop_thread:
+            self._loop.call_soon(self._poll)
+        else:
+            try:
+                self._loop.call_soon_threadsafe(self._poll)
+            except RuntimeError:  # the loop is closed
+                self._poll_pending = False
+
+    def _on_tick(self) -> None:
+        self._poll()  # Mongoose's timers, idle timeouts, DNS retries
+        if self._manager is not None and self._loop is not None:
+            self._tick = self._loop.call_later(self._poll_interval / 1000, self._on_tick)
+
+    def _started(self) -> Manager:
+        if self._manager is None:
+            raise RuntimeError("AsyncManager is not started: use it in `async with`")
+        return self._manager
+
+    # ---- cymongoose's AsyncManager API -------------------------------------------------
+
+    @property
+    def manager(self) -> Manager:
+        """The Manager underneath."""
+        return self._started()
+
+    @property
+    def running(self) -> bool:
+        """True inside ``async with``."""
+        return self._manager is not None
+
+    def listen(self, url: str, handler: Optional[Callable[..., Any]] = None, **options: Any) -> Connection:
+        """:meth:`Manager.listen`."""
+        return self._started().listen(url, handler, **options)
+
+    def connect(self, url: str, handler: Optional[Callable[..., Any]] = None, **options: Any) -> Connection:
+        """:meth:`Manager.connect`."""
+        return self._started().connect(url, handler, **options)
+
+    def ws_connect(self, url: str, handler: Optional[Callable[..., Any]] = None, **options: Any) -> Connection:
+        """:meth:`Manager.ws_connect`."""
+        return self._started().ws_connect(url, handler, **options)
+
+    def mqtt_connect(self, url: str, **options: Any) -> Connection:
+        """:meth:`Manager.mqtt_connect`."""
+        return self._started().mqtt_connect(url, **options)
+
+    def mqtt_listen(self, url: str, handler: Optional[Callable[..., Any]] = None, **options: Any) -> Connection:
+        """:meth:`Manager.mqtt_listen`."""
+        return self._started().mqtt_listen(url, handler, **options)
+
+    def sntp_connect(self, url: str, handler: Optional[Callable[..., Any]] = None) -> Connection:
+        """:meth:`Manager.sntp_connect`."""
+        return self._started().sntp_connect(url, handler)
+
+    def wakeup(self, connection_id: int, data: bytes = b"") -> bool:
+        """:meth:`Manager.wakeup`, from any thread."""
+        return self._started().wakeup(connection_id, data)
+
+    def timer_add(self, ms: int, callback: Callable[..., Any], *, repeat: bool = False,
+                  run_now: bool = False) -> Timer:
+        """:meth:`Manager.timer_add`; timers are checked every ``poll_interval`` ms."""
+        return self._started().timer_add(ms, callback, repeat=repeat, run_now=run_now)
+
+    def schedule(self, coro_or_callback: Union[Coroutine[Any, Any, Any], Callable[[], Any]]) -> None:
+        """Run a coroutine as a task, or call a callback, on the event loop; from a
+        handler or from any thread."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("AsyncManager is not started: use it in `async with`")
+        on_loop = threading.get_ident() == self._loop_thread
+        if asyncio.iscoroutine(coro_or_callback):
+            if on_loop:
+                loop.create_task(coro_or_callback)
+            else:
+                asyncio.run_coroutine_threadsafe(coro_or_callback, loop)
+        elif callable(coro_or_callback):
+            (loop.call_soon if on_loop else loop.call_soon_threadsafe)(coro_or_callback)
+        else:
+            raise TypeError("schedule() takes a coroutine or a callable")
