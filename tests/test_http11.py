@@ -213,3 +213,31 @@ def test_backpressure_a_slow_reader_bounds_the_queue_and_write_events_resume(ser
         s.close()
     wait_for(lambda: state["sent"] == 400)
     assert state["writes"] > 0 and state["peak"] < high_water + len(chunk)
+
+
+def test_a_handler_can_take_a_large_body_in_pieces_without_buffering_it(serve: Any) -> None:
+    from pymongoose import MG_EV_HTTP_HDRS, MG_EV_READ
+
+    state: Dict[str, Any] = {"received": 0, "peak": 0, "pieces": 0}
+    total = 40 << 20  # far more than the 3 MiB Mongoose would buffer
+
+    def handler(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_HTTP_HDRS and "expected" not in state:
+            state["expected"] = int(data.header("Content-Length"))
+            head = len(data.head_bytes)
+            body = conn.recv_data()[head:]          # what came with the headers...
+            conn.consume(conn.recv_len)             # ...and from now on Mongoose leaves the body to us
+            state["received"] += len(body)
+        elif event == MG_EV_READ and "expected" in state:
+            state["peak"] = max(state["peak"], conn.recv_len)
+            state["received"] += conn.recv_len
+            state["pieces"] += 1
+            conn.consume(conn.recv_len)
+            if state["received"] >= state["expected"]:
+                conn.send(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\n\r\nreceived")
+                conn.drain()
+
+    server = serve(handler, max_body=64 << 20)
+    r = requests.post(server.url, data=b"b" * total, timeout=DEFAULT_TIMEOUT * 3)
+    assert r.text == "received" and state["received"] == total
+    assert state["pieces"] > 10 and state["peak"] < 8 << 20
