@@ -14,8 +14,9 @@ or, with more control::
 From the command line: ``python -m pymongoose --wsgi myapp:app --listen URL``.
 
 How it works: Mongoose parses requests on the loop thread, which builds each
-request's environ (the body buffered, up to ``max_body``) and hands it to a pool of
-worker threads; applications block, the loop goes on serving other connections.
+request's environ and hands it to a pool of worker threads (a body over
+``STREAM_BODY_OVER`` with a Content-Length is read by the application as it
+arrives; others are buffered, up to ``max_body``); applications block, the loop goes on serving other connections.
 What a worker produces comes back to the loop with ``call_soon_threadsafe``: a
 response whose body is a list (the usual case) leaves as one ``reply``; any other
 iterable is streamed as it is produced, chunked, the worker waiting whenever more
@@ -31,12 +32,13 @@ import queue
 import signal
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
+from ._binding import lib
 from .connection import Connection
 from .errors import MongooseError
-from .events import MG_EV_CLOSE, MG_EV_HTTP_MSG, MG_EV_WRITE
+from .events import MG_EV_CLOSE, MG_EV_HTTP_HDRS, MG_EV_HTTP_MSG, MG_EV_READ, MG_EV_WRITE
 from .manager import Manager
 from .messages import HttpMessage
 from .tls import TlsOpts
@@ -48,6 +50,100 @@ StartResponse = Callable[..., Callable[[bytes], None]]
 
 # A worker streaming a response waits while more than this is queued for its client.
 DEFAULT_HIGH_WATER = 1024 * 1024
+# A request body larger than this reaches the application as it arrives: wsgi.input
+# reads it from the network (reading pauses while 4 MiB wait unread). Smaller
+# bodies, and chunked ones, are buffered whole before the application runs.
+STREAM_BODY_OVER = 1024 * 1024
+_INPUT_HIGH, _INPUT_LOW = 4 * 1024 * 1024, 1024 * 1024
+
+
+class _BodyStream:
+    """``wsgi.input`` for a body that is still arriving: the loop thread feeds it,
+    the application's thread reads it (blocking until bytes or the end come)."""
+
+    def __init__(self, length: int, resume: Callable[[], None]) -> None:
+        self.remaining = length       # bytes the loop has yet to feed
+        self._buffer = bytearray()
+        self._done = False            # all fed, or the client left
+        self._abandoned = False       # the application has finished: drop the rest
+        self._paused = False          # the loop stopped reading this connection
+        self._resume = resume         # asks the loop to read again
+        self._ready = threading.Condition()
+
+    # -- the loop thread
+
+    def feed(self, data: bytes) -> bool:
+        """Add what arrived; True if reading should pause (too much unread)."""
+        with self._ready:
+            self.remaining -= len(data)
+            if self._abandoned:
+                return False
+            self._buffer += data
+            self._done = self._done or self.remaining <= 0
+            self._ready.notify_all()
+            self._paused = len(self._buffer) > _INPUT_HIGH and not self._done
+            return self._paused
+
+    def abort(self) -> None:
+        with self._ready:
+            self._done = True
+            self._ready.notify_all()
+
+    # -- the application's thread, once it has finished
+
+    def abandon(self) -> None:
+        """What the application did not read is dropped as it arrives (the client
+        may still be sending it: the connection must read on to reach the next
+        request)."""
+        with self._ready:
+            self._abandoned = True
+            self._buffer.clear()
+            if self._paused:
+                self._paused = False
+                self._resume()
+
+    # -- the application's thread (PEP 3333's input stream)
+
+    def _take(self, size: int, until_newline: bool = False) -> bytes:
+        with self._ready:
+            while True:
+                end = len(self._buffer) if size < 0 else min(size, len(self._buffer))
+                if until_newline:
+                    newline = self._buffer.find(b"\n", 0, end if size >= 0 else len(self._buffer))
+                    if newline >= 0:
+                        end = newline + 1
+                    elif not self._done and (size < 0 or len(self._buffer) < size):
+                        self._ready.wait()
+                        continue
+                elif not self._done and (size < 0 or len(self._buffer) < size):
+                    self._ready.wait()
+                    continue
+                data = bytes(self._buffer[:end])
+                del self._buffer[:end]
+                if self._paused and len(self._buffer) < _INPUT_LOW:
+                    self._paused = False
+                    self._resume()
+                return data
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        return self._take(-1 if size is None else size)
+
+    def readline(self, size: Optional[int] = -1) -> bytes:
+        return self._take(-1 if size is None else size, until_newline=True)
+
+    def readlines(self, hint: int = -1) -> List[bytes]:
+        lines: List[bytes] = []
+        total = 0
+        while hint < 0 or total < hint:
+            line = self.readline()
+            if not line:
+                break
+            lines.append(line)
+            total += len(line)
+        return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readline, b"")
 
 
 class FileWrapper:
@@ -98,7 +194,7 @@ _ERRORS = _ErrorStream()
 class _Exchange:
     """One request in flight: shared by the loop thread and the worker running it."""
 
-    __slots__ = ("conn", "closed", "queued", "written", "wakeup", "http10")
+    __slots__ = ("conn", "closed", "queued", "written", "wakeup", "http10", "finished")
 
     def __init__(self, conn: Connection, http10: bool) -> None:
         self.conn = conn
@@ -107,6 +203,7 @@ class _Exchange:
         self.written = 0        # ...and bytes Mongoose has written since
         self.wakeup = threading.Condition()
         self.http10 = http10    # no chunked encoding: the body ends with the connection
+        self.finished = False   # the whole response is queued (set on the loop thread)
 
 
 def _status_code(status: str) -> int:
@@ -153,6 +250,7 @@ class WSGIServer:
         self._threads: List[threading.Thread] = []
         self._manager = Manager(self._on_event, error_handler=error_handler)
         self._exchanges: Dict[int, _Exchange] = {}  # by connection id; the loop thread's
+        self._inputs: Dict[int, _BodyStream] = {}   # bodies still arriving, by connection id
         self._listeners: List[Connection] = []
         self._in_flight = 0
         self._idle = threading.Condition()
@@ -215,6 +313,13 @@ class WSGIServer:
     def _on_event(self, conn: Connection, event: int, data: Any) -> None:
         if event == MG_EV_HTTP_MSG:
             self._start(conn, data)
+        elif event == MG_EV_READ:
+            stream = self._inputs.get(conn.id)
+            if stream is not None:
+                self._feed(conn, stream)
+        elif event == MG_EV_HTTP_HDRS:
+            if conn.id not in self._inputs:
+                self._maybe_stream(conn, data)
         elif event == MG_EV_WRITE:
             exchange = self._exchanges.get(conn.id)
             if exchange is not None:
@@ -225,6 +330,9 @@ class WSGIServer:
             exchange = self._exchanges.pop(conn.id, None)
             if exchange is not None:
                 self._mark_closed(exchange)
+            stream = self._inputs.pop(conn.id, None)
+            if stream is not None:
+                stream.abort()
 
     @staticmethod
     def _mark_closed(exchange: _Exchange) -> None:
@@ -232,8 +340,48 @@ class WSGIServer:
             exchange.closed = True
             exchange.wakeup.notify()
 
+    def _maybe_stream(self, conn: Connection, message: HttpMessage) -> None:
+        """A large body with a Content-Length: run the application now and let it
+        read the body as it arrives (the handler takes the body over from Mongoose
+        by consuming the buffer; pm_http_resume hands the connection back)."""
+        length = message.header("Content-Length")
+        if (length is None or not length.isdigit() or int(length) <= STREAM_BODY_OVER
+                or message.header("Transfer-Encoding") is not None):
+            return
+        head = message.head_bytes
+        if conn.recv_data(len(head)) != head:
+            return  # not at the start of the buffer (pipelined): buffered as usual
+        stream = _BodyStream(int(length), lambda: self._post(self._resume_reading, conn))
+        environ = self._environ(conn, message, stream)
+        first = conn.recv_data(len(head) + int(length))[len(head):]
+        conn.consume(len(head) + len(first))  # Mongoose now leaves the body to us
+        self._inputs[conn.id] = stream
+        self._feed_bytes(conn, stream, first)
+        self._begin(conn, message, environ)
+
+    def _feed(self, conn: Connection, stream: _BodyStream) -> None:
+        data = conn.recv_data(stream.remaining)
+        conn.consume(len(data))
+        self._feed_bytes(conn, stream, data)
+
+    def _feed_bytes(self, conn: Connection, stream: _BodyStream, data: bytes) -> None:
+        if stream.feed(data):
+            conn.is_full = True  # the application reads slower than the client sends
+        if stream.remaining <= 0:
+            del self._inputs[conn.id]
+            exchange = self._exchanges.get(conn.id)
+            # The next request is Mongoose's again, once this response is complete.
+            conn._call(lib.pm_http_resume, exchange is not None and not exchange.finished)
+
+    @staticmethod
+    def _resume_reading(conn: Connection) -> None:
+        if not conn.is_closed:
+            conn.is_full = False
+
     def _start(self, conn: Connection, message: HttpMessage) -> None:
-        environ = self._environ(conn, message)
+        self._begin(conn, message, self._environ(conn, message))
+
+    def _begin(self, conn: Connection, message: HttpMessage, environ: Dict[str, Any]) -> None:
         exchange = _Exchange(conn, message.proto.upper() == "HTTP/1.0")
         self._exchanges[conn.id] = exchange
         with self._idle:
@@ -244,9 +392,10 @@ class WSGIServer:
             thread.start()
         self._requests.put((environ, exchange))
 
-    def _environ(self, conn: Connection, message: HttpMessage) -> Dict[str, Any]:
+    def _environ(self, conn: Connection, message: HttpMessage,
+                 stream: Optional[_BodyStream] = None) -> Dict[str, Any]:
         local, remote = conn.local_addr, conn.remote_addr
-        body = message.body_bytes
+        body = b"" if stream is not None else message.body_bytes
         environ: Dict[str, Any] = {
             "REQUEST_METHOD": message.method,
             "SCRIPT_NAME": "",
@@ -259,10 +408,10 @@ class WSGIServer:
             "SERVER_PROTOCOL": message.proto or "HTTP/1.1",
             "REMOTE_ADDR": remote.ip if remote is not None else "",
             "REMOTE_PORT": str(remote.port) if remote is not None else "",
-            "CONTENT_LENGTH": str(len(body)) if body else "",
+            "CONTENT_LENGTH": str(stream.remaining) if stream is not None else str(len(body)) if body else "",
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": "https" if conn.is_tls else "http",
-            "wsgi.input": io.BytesIO(body),
+            "wsgi.input": stream if stream is not None else io.BytesIO(body),
             "wsgi.input_terminated": True,
             "wsgi.errors": _ERRORS,
             "wsgi.multithread": self._workers > 1,
@@ -367,6 +516,9 @@ class _Response:
             else:  # half a response was sent: only closing can tell the client
                 self.server._post(self._abort)
         finally:
+            stream = self.environ["wsgi.input"]
+            if isinstance(stream, _BodyStream):
+                stream.abandon()
             close = getattr(result, "close", None)
             if close is not None:
                 try:
@@ -433,6 +585,7 @@ class _Response:
 
     def _send_reply(self, code: int, headers: List[Tuple[str, str]], body: bytes) -> None:
         conn = self.exchange.conn
+        self.exchange.finished = not self.chunked
         if not conn.is_closed:
             conn.reply(code, body, headers)
 
@@ -447,11 +600,13 @@ class _Response:
         if conn.is_closed:
             return
         if self.chunked:
+            self.exchange.finished = not piece
             conn.http_chunk(piece)
         elif self.environ["REQUEST_METHOD"] != "HEAD":
             conn.send(piece)
 
     def _close_after_send(self) -> None:
+        self.exchange.finished = True
         if not self.exchange.conn.is_closed:
             self.exchange.conn.drain()
 

@@ -20,7 +20,7 @@ import requests
 
 from pymongoose.wsgi import FileWrapper, WSGIServer
 
-from support import DEFAULT_TIMEOUT, read_until_closed
+from support import DEFAULT_TIMEOUT, read_until_closed, wait_for
 
 
 class Running:
@@ -200,7 +200,7 @@ def test_write_callable_exc_info_and_close_of_the_iterable(wsgi: Any) -> None:
     server = wsgi(app)
     r = requests.get(server.url + "/", timeout=DEFAULT_TIMEOUT)
     assert r.text == "written and iterated"
-    assert closed == [True]
+    wait_for(lambda: closed == [True])  # close() runs once the response is handed over
     r = requests.get(server.url + "/exc", timeout=DEFAULT_TIMEOUT)
     assert (r.status_code, r.text) == (503, "unavailable")
 
@@ -365,3 +365,47 @@ def test_command_line_reports_an_app_that_cannot_be_loaded(tmp_path: Path) -> No
 def test_file_wrapper_reads_blocks() -> None:
     wrapper = FileWrapper(io.BytesIO(b"abcde"), blksize=2)
     assert list(wrapper) == [b"ab", b"cd", b"e"]
+
+
+def test_a_large_body_is_streamed_to_wsgi_input_as_it_arrives(wsgi: Any) -> None:
+    # 40 MiB through an application that reads 64 KiB at a time: the server never
+    # holds the body whole (its input pauses while 4 MiB wait unread).
+    seen: Dict[str, Any] = {}
+
+    def app(environ: Dict[str, Any], start_response: Any) -> Any:
+        stream = environ["wsgi.input"]
+        total, first = 0, b""
+        while True:
+            piece = stream.read(65536)
+            if not piece:
+                break
+            first = first or piece[:4]
+            total += len(piece)
+            time.sleep(0.0001)  # slower than the client
+        seen.update(total=total, length=environ["CONTENT_LENGTH"], first=first, kind=type(stream).__name__)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(total).encode()]
+
+    server = wsgi(app, max_body=1 << 30)
+    size = 40 << 20
+    r = requests.post(server.url + "/up", data=b"abcd" * (size // 4), timeout=DEFAULT_TIMEOUT * 6)
+    assert r.text == str(size)
+    assert seen == {"total": size, "length": str(size), "first": b"abcd", "kind": "_BodyStream"}
+    # The connection goes on: the next request on it is parsed again.
+    with requests.Session() as session:
+        assert session.post(server.url, data=b"x" * (2 << 20), timeout=DEFAULT_TIMEOUT).text == str(2 << 20)
+        assert session.post(server.url, data=b"small", timeout=DEFAULT_TIMEOUT).text == "5"
+
+
+def test_an_application_that_answers_without_reading_the_body(wsgi: Any) -> None:
+    def app(environ: Dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        if environ["PATH_INFO"] == "/ignore":
+            return [b"ignored"]
+        return [str(len(environ["wsgi.input"].read())).encode()]
+
+    server = wsgi(app, max_body=1 << 30)
+    with requests.Session() as session:
+        r = session.post(server.url + "/ignore", data=b"z" * (20 << 20), timeout=DEFAULT_TIMEOUT * 3)
+        assert r.text == "ignored"
+        assert session.post(server.url + "/read", data=b"y" * 100, timeout=DEFAULT_TIMEOUT).text == "100"

@@ -398,6 +398,8 @@ unsigned long pm_mqtt_connect(struct mg_mgr *mgr, const char *url,
 
 void pm_conn_set_idle_timeout(struct mg_connection *c, uint64_t ms);
 void pm_conn_set_max_body(struct mg_connection *c, size_t max_body);
+// After a handler read a request body itself: the HTTP parser takes the next request.
+void pm_http_resume(struct mg_connection *c, bool response_pending);
 uint32_t pm_conn_events(const struct mg_connection *c);
 void pm_conn_set_events(struct mg_connection *c, uint32_t events);
 unsigned long pm_conn_parent(const struct mg_connection *c);

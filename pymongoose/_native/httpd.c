@@ -101,6 +101,17 @@ static bool pm_http_check(struct mg_connection *c, struct pm_conn *st, int ev, v
   return true;
 }
 
+/* Gives a connection whose handler took the request body over (it consumed the
+ * buffer on MG_EV_HTTP_HDRS, so Mongoose detached its parser) back to the parser
+ * once that body is read: what follows is the next request. While the response is
+ * still being made (response_pending), the parser waits for it before reading on. */
+void pm_http_resume(struct mg_connection *c, bool response_pending) {
+  if (!c->is_accepted || c->is_websocket) return;
+  c->pfn = http_cb;
+  c->pfn_data = NULL;
+  c->is_resp = response_pending;
+}
+
 /* After the event was handled: once the response to a request that asked for it is
  * complete, close (whenever the handler sent it: now, from a timer, later). */
 static void pm_http_after(struct mg_connection *c, struct pm_conn *st) {
