@@ -166,6 +166,25 @@ class HttpMethods(ConnectionBase):
         self._sent(mgr is not None and lib.pm_http_chunk(mgr, self._id, payload, len(payload)), "http_chunk")
 
     @on_loop
+    def http_chunk_file(self, fd: int, offset: int, length: int) -> int:
+        """Send up to ``length`` bytes of the open file ``fd``, from ``offset``, as
+        one chunk of a chunked response, read straight into the send buffer (the
+        bytes never become Python objects). Returns how many were sent (0 at the
+        end of the file).
+
+        :raises OSError: if the file cannot be read."""
+        int_arg(fd, "fd", 0)
+        int_arg(offset, "offset", 0)
+        int_arg(length, "length", 0, 1 << 30)
+        mgr = self._manager._ptr
+        sent = -1 if mgr is None else int(lib.pm_http_chunk_from_fd(mgr, self._id, fd, offset, length))
+        if sent == -1:
+            self._dropped("http_chunk_file")
+        if sent == -2:
+            raise OSError(f"cannot read file descriptor {fd} at offset {offset}")
+        return sent
+
+    @on_loop
     def http_sse(self, event_type: str, data: str) -> None:
         """Send one Server-Sent Event (``event:``/``data:`` lines) as a chunk of a
         chunked ``text/event-stream`` response."""

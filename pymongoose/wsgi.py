@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import queue
 import signal
+import stat
 import threading
 import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
@@ -147,7 +149,9 @@ class _BodyStream:
 
 
 class FileWrapper:
-    """``environ["wsgi.file_wrapper"]`` (PEP 3333): a file answered in large blocks.
+    """``environ["wsgi.file_wrapper"]`` (PEP 3333). A regular file is sent in
+    ``blksize`` blocks read by C straight into the send buffer; anything else with
+    a ``read()`` is iterated.
 
     >>> import io
     >>> list(FileWrapper(io.BytesIO(b"abc"), blksize=2))
@@ -501,6 +505,9 @@ class _Response:
             if isinstance(result, (list, tuple)) and not self.head_sent:
                 self._reply_whole(b"".join(result))
                 return
+            if isinstance(result, FileWrapper) and not self.head_sent and self._send_file(result):
+                result = None  # the loop closes it, after its last block
+                return
             for piece in result:
                 if self.exchange.closed:
                     return
@@ -556,6 +563,31 @@ class _Response:
         self._wait_for_room()
         self._hand_over(len(piece), self._send_piece, piece)
 
+    def _send_file(self, wrapper: FileWrapper) -> bool:
+        """Answer a FileWrapper over a regular file in blocks read by C straight
+        into the send buffer; False (iterate it instead) for anything else."""
+        try:
+            fd = wrapper.filelike.fileno()
+            info = os.fstat(fd)
+            offset = wrapper.filelike.tell()
+        except (AttributeError, OSError, ValueError):
+            return False
+        if not stat.S_ISREG(info.st_mode):
+            return False
+        if self.status is None:
+            raise AssertionError("the application returned without calling start_response")
+        self.head_sent = self.chunked = True
+        code, headers = self._head([("Transfer-Encoding", "chunked")])
+        self._hand_over(0, self._send_reply, code, headers, b"")
+        while offset < info.st_size and not self.exchange.closed:
+            size = min(wrapper.blksize, info.st_size - offset)
+            self._wait_for_room()
+            self._hand_over(size, self._send_file_block, fd, offset, size)
+            offset += size
+        self._hand_over(0, self._send_piece, b"")
+        self.server._post(self._close_result, wrapper)
+        return True
+
     def _finish(self) -> None:
         if not self.head_sent:
             self._reply_whole(b"")
@@ -604,6 +636,22 @@ class _Response:
             conn.http_chunk(piece)
         elif self.environ["REQUEST_METHOD"] != "HEAD":
             conn.send(piece)
+
+    def _send_file_block(self, fd: int, offset: int, size: int) -> None:
+        conn = self.exchange.conn
+        if not conn.is_closed:
+            try:
+                conn.http_chunk_file(fd, offset, size)
+            except OSError as error:
+                logger.error("wsgi.file_wrapper: %s", error)
+                conn.close()
+
+    @staticmethod
+    def _close_result(result: Any) -> None:
+        try:
+            result.close()
+        except Exception:
+            logger.exception("close() of the WSGI application's result failed")
 
     def _close_after_send(self) -> None:
         self.exchange.finished = True

@@ -409,3 +409,33 @@ def test_an_application_that_answers_without_reading_the_body(wsgi: Any) -> None
         r = session.post(server.url + "/ignore", data=b"z" * (20 << 20), timeout=DEFAULT_TIMEOUT * 3)
         assert r.text == "ignored"
         assert session.post(server.url + "/read", data=b"y" * 100, timeout=DEFAULT_TIMEOUT).text == "100"
+
+
+def test_file_wrapper_sends_a_regular_file_without_iterating_it(wsgi: Any, tmp_path: Path,
+                                                                 monkeypatch: Any) -> None:
+    path = tmp_path / "big.bin"
+    path.write_bytes(os.urandom(5 << 20) + b"the end")
+    iterated: List[int] = []
+    closed = threading.Event()
+    original_next = FileWrapper.__next__
+    monkeypatch.setattr(FileWrapper, "__next__", lambda self: iterated.append(1) or original_next(self))
+
+    class Tracked(io.FileIO):
+        def close(self) -> None:
+            super().close()
+            closed.set()
+
+    def app(environ: Dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        if environ["PATH_INFO"] == "/memory":
+            return environ["wsgi.file_wrapper"](io.BytesIO(b"not a file"), 4)
+        handle = Tracked(str(path))
+        handle.seek(3)  # from where the application left it
+        return environ["wsgi.file_wrapper"](handle)
+
+    server = wsgi(app)
+    r = requests.get(server.url + "/file", timeout=DEFAULT_TIMEOUT)
+    assert r.content == path.read_bytes()[3:] and iterated == []
+    assert closed.wait(DEFAULT_TIMEOUT), "the file is closed once sent"
+    assert requests.get(server.url + "/memory", timeout=DEFAULT_TIMEOUT).content == b"not a file"
+    assert iterated, "a file-like object that is not a file is iterated"

@@ -400,6 +400,10 @@ void pm_conn_set_idle_timeout(struct mg_connection *c, uint64_t ms);
 void pm_conn_set_max_body(struct mg_connection *c, size_t max_body);
 // After a handler read a request body itself: the HTTP parser takes the next request.
 void pm_http_resume(struct mg_connection *c, bool response_pending);
+// One chunk of a chunked response read from a file: bytes sent, 0 at its end,
+// -1 once the connection has closed, -2 if the file cannot be read.
+long pm_http_chunk_from_fd(struct mg_mgr *mgr, unsigned long id, int fd, uint64_t offset,
+                           size_t len);
 uint32_t pm_conn_events(const struct mg_connection *c);
 void pm_conn_set_events(struct mg_connection *c, uint32_t events);
 unsigned long pm_conn_parent(const struct mg_connection *c);

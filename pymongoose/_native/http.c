@@ -163,6 +163,35 @@ bool pm_http_chunk(struct mg_mgr *mgr, unsigned long id, const char *buf,
   return true;
 }
 
+/* Sends len bytes of file descriptor fd from offset as one chunk of a chunked
+ * response, read straight into the send buffer (the bytes never pass through
+ * Python: WSGI's wsgi.file_wrapper). Returns the bytes sent (0 at the end of the
+ * file), -1 once the connection has closed, -2 if the file cannot be read. */
+long pm_http_chunk_from_fd(struct mg_mgr *mgr, unsigned long id, int fd, uint64_t offset,
+                           size_t len) {
+  struct mg_connection *c = pm_conn(mgr, id);
+  size_t start;
+  ssize_t n;
+  if (c == NULL) return -1;
+  if (pm_answers_head(c) || len == 0) return 0;
+  start = c->send.len;
+  // "%08lx\r\n" (a chunk size with leading zeros, as Mongoose writes it), data, "\r\n"
+  if (mg_iobuf_add(&c->send, start, NULL, 10 + len + 2) == 0) {
+    mg_error(c, "OOM");
+    return -1;
+  }
+  n = pread(fd, c->send.buf + start + 10, len, (off_t) offset);
+  if (n <= 0) {
+    c->send.len = start;
+    return n == 0 ? 0 : -2;
+  }
+  mg_snprintf((char *) c->send.buf + start, 9, "%08lx", (unsigned long) n);
+  memcpy(c->send.buf + start + 8, "\r\n", 2);
+  memcpy(c->send.buf + start + 10 + (size_t) n, "\r\n", 2);
+  c->send.len = start + 10 + (size_t) n + 2;
+  return (long) n;
+}
+
 /* One Server-Sent Event, as a chunk of a chunked response. */
 bool pm_http_sse(struct mg_mgr *mgr, unsigned long id, const char *event,
                  size_t event_len, const char *data, size_t data_len) {
