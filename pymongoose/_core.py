@@ -142,6 +142,22 @@ def _free_abandoned(pointer: Any, keepalive: Any) -> None:
 
 # ---- the core -------------------------------------------------------------------------
 
+
+def poll_until_signalled(poll: Callable[[int], None], poll_ms: int) -> None:
+    """Call ``poll(poll_ms)`` until SIGINT or SIGTERM (on the main thread; from
+    another, until the poll raises), restoring the previous signal handlers."""
+    stop = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        while not stop.is_set():
+            poll(poll_ms)
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
 class LoopCore:
     """A Mongoose manager and its connections, as the dispatch sees them.
 
@@ -221,17 +237,9 @@ class LoopCore:
 
     def run(self, poll_ms: int = 100) -> None:
         """Poll until interrupted (Ctrl-C or SIGTERM), then close the manager."""
-        stop = threading.Event()
-        previous = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, lambda *_: stop.set())
         try:
-            while not stop.is_set():
-                self.poll(poll_ms)
+            poll_until_signalled(self.poll, poll_ms)
         finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
             self.close()
 
     def _raise_held(self, me: int) -> None:

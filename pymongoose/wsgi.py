@@ -30,7 +30,6 @@ import io
 import logging
 import os
 import queue
-import signal
 import stat
 import threading
 import time
@@ -38,6 +37,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tupl
 from urllib.parse import unquote, urlsplit
 
 from ._binding import lib
+from ._core import poll_until_signalled
 from .connection import Connection
 from .errors import MongooseError
 from .events import MG_EV_CLOSE, MG_EV_HTTP_HDRS, MG_EV_HTTP_MSG, MG_EV_READ, MG_EV_WRITE
@@ -277,18 +277,10 @@ class WSGIServer:
     def run(self, poll_ms: int = 100, grace: float = 10.0) -> None:
         """Serve until SIGINT or SIGTERM; then stop accepting, let the requests in
         flight finish (up to ``grace`` seconds) and close."""
-        stop = threading.Event()
-        previous = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, lambda *_: stop.set())
         try:
-            while not stop.is_set():
-                self._manager.poll(poll_ms)
+            poll_until_signalled(self._manager.poll, poll_ms)
             self.shutdown(grace)
         finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
             self.close()
 
     def shutdown(self, grace: float = 10.0) -> None:

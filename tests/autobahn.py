@@ -33,34 +33,24 @@ SUITE_VERSION = "0.8.2"
 DEFAULT_CASES = ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "10.*"]
 VERDICTS = ("OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED")
 
-# The echo servers, one per library, each run as `python -c SOURCE PORT`.
+# The echo servers, one per library, each run as `python -c SOURCE PORT`. Both
+# bindings take the same handler, unchanged.
+_MONGOOSE_ECHO = """
+import sys, {binding} as mg
+def echo(conn, event, data):
+    if event == mg.MG_EV_HTTP_MSG:
+        conn.ws_upgrade(data)
+    elif event == mg.MG_EV_WS_MSG:
+        conn.ws_send(data.data, data.flags & 0x0F)
+manager = mg.Manager(echo)
+manager.listen("http://127.0.0.1:" + sys.argv[1], http=True)
+print("ready", flush=True)
+while True:
+    manager.poll(1000)
+"""
 ECHO_SERVERS = {
-    "pymongoose": """
-import sys, pymongoose as mg
-def echo(conn, event, data):
-    if event == mg.MG_EV_HTTP_MSG:
-        conn.ws_upgrade(data)
-    elif event == mg.MG_EV_WS_MSG:
-        conn.ws_send(data.data, data.flags & 0x0F)
-manager = mg.Manager(echo)
-manager.listen("http://127.0.0.1:" + sys.argv[1], http=True)
-print("ready", flush=True)
-while True:
-    manager.poll(1000)
-""",
-    "cymongoose": """
-import sys, cymongoose as mg
-def echo(conn, event, data):
-    if event == mg.MG_EV_HTTP_MSG:
-        conn.ws_upgrade(data)
-    elif event == mg.MG_EV_WS_MSG:
-        conn.ws_send(data.data, data.flags & 0x0F)
-manager = mg.Manager(echo)
-manager.listen("http://127.0.0.1:" + sys.argv[1], http=True)
-print("ready", flush=True)
-while True:
-    manager.poll(1000)
-""",
+    "pymongoose": _MONGOOSE_ECHO.format(binding="pymongoose"),
+    "cymongoose": _MONGOOSE_ECHO.format(binding="cymongoose"),
     "websockets": """
 import asyncio, sys
 from websockets.asyncio.server import serve

@@ -439,7 +439,8 @@ WS_UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection:
 
 
 def server_frames(data: bytes) -> List[Tuple[int, bytes]]:
-    """(first byte, payload) of each unmasked server frame in data."""
+    """(first byte, payload) of each frame in data; a masked (client) frame's
+    payload unmasked."""
     frames = []
     while data:
         n, at = data[1] & 0x7F, 2
@@ -447,7 +448,11 @@ def server_frames(data: bytes) -> List[Tuple[int, bytes]]:
             n, at = struct.unpack("!H", data[2:4])[0], 4
         elif n == 127:
             n, at = struct.unpack("!Q", data[2:10])[0], 10
-        frames.append((data[0], data[at:at + n]))
+        payload = data[at:at + n]
+        if data[1] & 0x80:
+            mask, payload = data[at:at + 4], data[at + 4:at + 4 + n]
+            payload, at = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)), at + 4
+        frames.append((data[0], payload))
         data = data[at + n:]
     return frames
 

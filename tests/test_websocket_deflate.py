@@ -276,19 +276,6 @@ def test_our_client_against_a_websockets_server(websockets_echo: int, compressio
 
 # ---- our client and a server that misbehaves ---------------------------------------------
 
-def server_frames_masked(data: bytes) -> List[Tuple[int, bytes]]:
-    """(first byte, unmasked payload) of each client frame in data."""
-    frames = []
-    while data:
-        n, at = data[1] & 0x7F, 2
-        if n == 126:
-            n, at = struct.unpack("!H", data[2:4])[0], 4
-        mask, at = data[at:at + 4], at + 4
-        frames.append((data[0], bytes(b ^ mask[i % 4] for i, b in enumerate(data[at:at + n]))))
-        data = data[at + n:]
-    return frames
-
-
 def raw_server(response_extension: str) -> Tuple[int, List[bytes], threading.Thread]:
     """A one-shot server that agrees to ``response_extension`` whatever was offered,
     then records what the client sends."""
@@ -332,7 +319,7 @@ def test_our_client_fails_a_response_agreeing_to_what_it_cannot_speak(compressio
         poll_until(mgr, lambda: conn.is_closed)
     thread.join()
     assert (b"permessage-deflate" in received[0]) is compression
-    close = server_frames_masked(received[1])
+    close = server_frames(received[1])
     assert close[0][0] == 0x88 and close[0][1][:2] == struct.pack("!H", 1002)
     assert MG_EV_WS_OPEN not in events and MG_EV_CLOSE in events
 

@@ -22,18 +22,14 @@ static size_t pm_http_max_body(const struct pm_conn *st) {
   return st->max_body > 0 ? st->max_body : PM_HTTP_MAX_BODY_DEFAULT;
 }
 
-/* True if a header's comma-separated value holds `token` (case-insensitive). */
-static bool pm_header_has_token(const struct mg_http_message *hm, const char *name,
-                                const char *token) {
-  struct mg_str *value = mg_http_get_header((struct mg_http_message *) hm, name), list, item;
+/* True if a header value (a comma-separated list, or NULL) holds `token`,
+ * case-insensitively. */
+static bool pm_has_token(const struct mg_str *value, const char *token) {
+  struct mg_str list, item;
   if (value == NULL) return false;
   list = *value;
   while (mg_span(list, &item, &list, ',')) {
-    while (item.len > 0 && (item.buf[0] == ' ' || item.buf[0] == '\t')) item.buf++, item.len--;
-    while (item.len > 0 && (item.buf[item.len - 1] == ' ' || item.buf[item.len - 1] == '\t')) {
-      item.len--;
-    }
-    if (mg_strcasecmp(item, mg_str(token)) == 0) return true;
+    if (mg_strcasecmp(pm_trim(item), mg_str(token)) == 0) return true;
   }
   return false;
 }
@@ -83,7 +79,7 @@ static bool pm_http_check(struct mg_connection *c, struct pm_conn *st, int ev, v
       return false;
     }
     if (!st->http_continued && received < declared &&
-        pm_header_has_token(hm, "Expect", "100-continue") &&
+        pm_has_token(mg_http_get_header((struct mg_http_message *) hm, "Expect"), "100-continue") &&
         mg_strcasecmp(hm->proto, mg_str("HTTP/1.1")) == 0) {
       mg_printf(c, "HTTP/1.1 100 Continue\r\n\r\n");
       st->http_continued = true;
@@ -92,11 +88,12 @@ static bool pm_http_check(struct mg_connection *c, struct pm_conn *st, int ev, v
     pm_http_refuse(c, st, PM_HTTP_UNKNOWN_LENGTH);  // a chunked body
     return false;
   } else if (ev == MG_EV_HTTP_MSG) {
+    const struct mg_str *connection = mg_http_get_header((struct mg_http_message *) hm, "Connection");
     bool http10 = mg_strcasecmp(hm->proto, mg_str("HTTP/1.0")) == 0;
     st->http_continued = false;
     st->http_head = mg_strcasecmp(hm->method, mg_str("HEAD")) == 0;
-    st->http_close = pm_header_has_token(hm, "Connection", "close") ||
-                     (http10 && !pm_header_has_token(hm, "Connection", "keep-alive"));
+    st->http_close = pm_has_token(connection, "close") ||
+                     (http10 && !pm_has_token(connection, "keep-alive"));
   }
   return true;
 }
