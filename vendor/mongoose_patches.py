@@ -130,6 +130,43 @@ PATCHES: List[Patch] = [
 """,
     ),
     Patch(
+        name="epollout-when-blocked",
+        why=(
+            "Data queued between iterations (by an asyncio task, a timer, another "
+            "thread) made poll register the socket for writability, wait, write, then "
+            "unregister it: two epoll_ctl calls per response. The write step after "
+            "the wait (write-after-read) writes such data anyway, so for pymongoose's "
+            "plain TCP connections the wait only must not block; the socket is "
+            "registered once a write leaves data behind (its kernel buffer is full). "
+            "_native/wait.c keeps that state (pm_epoll_out, pm_epoll_written)."
+        ),
+        old="""\
+    if (can_write(c)) MG_EPOLL_MOD(c, 1);
+""",
+        new="""\
+    if (can_write(c)) {  // pymongoose: see vendor/mongoose_patches.py
+      extern int pm_epoll_out(struct mg_connection *);
+      int how = pm_epoll_out(c);
+      if (how > 0) MG_EPOLL_MOD(c, 1);
+      if (how < 0) ms = 0;  // written right after the wait
+    }
+""",
+    ),
+    Patch(
+        name="epollout-after-write",
+        why="The other half of epollout-when-blocked: after each write step.",
+        old="""\
+      if (c->is_writable || (!c->is_tls && c->send.len > 0)) write_conn(c);
+""",
+        new="""\
+      if (c->is_writable || (!c->is_tls && c->send.len > 0)) write_conn(c);
+      {
+        extern void pm_epoll_written(struct mg_connection *);
+        pm_epoll_written(c);
+      }
+""",
+    ),
+    Patch(
         name="epollout-only-when-registered",
         why=(
             "With writes made at once (write-after-read), an emptied send buffer "

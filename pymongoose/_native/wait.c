@@ -1,5 +1,38 @@
 /* The I/O wait of one loop iteration (Manager.poll), and the wakeup. */
 
+static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data);
+
+/* Writability, registered only while a socket is blocked (the patches
+ * epollout-when-blocked and epollout-after-write). Data queued between iterations
+ * is written by the write step after the wait, so the wait must merely not block;
+ * a write that leaves data behind registers EPOLLOUT, to wake when there is room.
+ * Connections that are not pymongoose's own (Mongoose's wakeup pipe, DNS), TLS
+ * ones and connects in progress keep upstream's way. */
+static struct pm_conn *pm_plain_conn(struct mg_connection *c) {
+  if (c->fn != pm_event_handler || c->is_tls || c->is_connecting || c->is_listening) return NULL;
+  return (struct pm_conn *) c->fn_data;
+}
+
+/* For a socket with data to send, before the wait: 1 register it for writability
+ * (upstream), 0 it is registered already, -1 do not wait (written right after). */
+int pm_epoll_out(struct mg_connection *c) {
+  struct pm_conn *st = pm_plain_conn(c);
+  if (st == NULL) return 1;
+  return st->write_blocked ? 0 : -1;
+}
+
+/* After the write step. */
+void pm_epoll_written(struct mg_connection *c) {
+  struct pm_conn *st = pm_plain_conn(c);
+  if (st == NULL) return;
+  if (c->send.len == 0) {
+    st->write_blocked = false;  // a registration left behind goes at the next wait (epollout-stale)
+  } else if (!st->write_blocked) {
+    st->write_blocked = true;
+    MG_EPOLL_MOD(c, 1);
+  }
+}
+
 /* Runs one iteration of the event loop (Python's Manager.poll).
  *
  * cffi releases the GIL around every C call, and each event crossing into Python
@@ -36,6 +69,10 @@ static bool pm_wait_for_io(struct mg_mgr *mgr, int ms) {
   for (c = mgr->conns; c != NULL; c = c->next) {
     if (c->rtls.len > 0 || mg_tls_pending(c) > 0 || c->is_closing) return false;
     if (can_write(c)) {
+      if (pm_epoll_out(c) < 0) {
+        ms = 0;  // written right after the wait, which must not block
+        continue;
+      }
       if (n > PM_MAX_WRITERS) return false;
       fds[n].fd = (int) (size_t) c->fd;
       fds[n].events = POLLOUT;
