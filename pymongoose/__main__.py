@@ -1,18 +1,20 @@
-"""The command line: serve a folder, or a WSGI application.
+"""The command line: serve a folder, a WSGI application or an ASGI application.
 
     python -m pymongoose [--root DIR] [--listen URL]
     python -m pymongoose --wsgi module:app [--listen URL] [--threads N] [--workers N]
+    python -m pymongoose --asgi module:app [--listen URL] [--workers N] [--loop uvloop]
 
 Defaults: the current folder, on http://127.0.0.1:8000. ``--workers N`` runs N
-processes that share the port (SO_REUSEPORT; the kernel spreads connections), each
-with ``--threads`` threads for the application. Ctrl-C or SIGTERM stops accepting,
-lets the requests in flight finish (``--grace`` seconds at most) and exits 0.
+processes that share the port (SO_REUSEPORT; the kernel spreads connections); a
+WSGI one runs the application in ``--threads`` threads, an ASGI one on its event
+loop (uvloop when installed, unless ``--loop asyncio``). Ctrl-C or SIGTERM stops
+accepting, lets the requests in flight finish (``--grace`` seconds at most) and
+exits 0; an ASGI application whose lifespan startup fails exits 3.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import signal
@@ -22,6 +24,7 @@ from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from . import MG_EV_HTTP_MSG, ListenError, Manager, __version__
+from ._apps import load_app
 
 logger = logging.getLogger("pymongoose.serve")
 
@@ -29,18 +32,26 @@ logger = logging.getLogger("pymongoose.serve")
 def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m pymongoose",
-        description="Serve a folder, or a WSGI application, over HTTP with Mongoose.",
+        description="Serve a folder, a WSGI application or an ASGI application over HTTP with Mongoose.",
     )
     parser.add_argument("--root", default=".", help="folder to serve (default: the current one)")
-    parser.add_argument("--wsgi", metavar="MODULE:APP", help="serve this WSGI application instead of a folder")
+    apps = parser.add_mutually_exclusive_group()
+    apps.add_argument("--wsgi", metavar="MODULE:APP", help="serve this WSGI application instead of a folder")
+    apps.add_argument("--asgi", metavar="MODULE:APP", help="serve this ASGI application instead of a folder")
     parser.add_argument("--listen", default="http://127.0.0.1:8000", metavar="URL",
                         help="where to listen (default: http://127.0.0.1:8000; port 0 picks a free one)")
     parser.add_argument("--threads", type=int, default=8, metavar="N",
                         help="WSGI: threads running the application, per process (default: 8)")
     parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="WSGI: processes sharing the port (default: 1)")
+                        help="WSGI, ASGI: processes sharing the port (default: 1)")
     parser.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
-                        help="WSGI: how long requests in flight may take to finish on SIGTERM (default: 10)")
+                        help="WSGI, ASGI: how long requests in flight may take to finish on SIGTERM (default: 10)")
+    parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                        help="ASGI: the event loop (default: uvloop if installed)")
+    parser.add_argument("--lifespan", choices=("auto", "on", "off"), default="auto",
+                        help="ASGI: run the lifespan protocol (default: if the application supports it)")
+    parser.add_argument("--root-path", default="", metavar="PATH",
+                        help="ASGI: the prefix the application is mounted under behind a proxy")
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
     parser.add_argument("--version", action="version", version=f"pymongoose {__version__}")
     args = parser.parse_args(argv)
@@ -49,24 +60,14 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     return args
 
 
-def load_app(spec: str) -> Callable[..., Any]:
-    """The WSGI application named ``module:attribute`` (``module`` alone: ``app``)."""
-    module_name, _, attribute = spec.partition(":")
-    sys.path.insert(0, os.getcwd())  # as gunicorn does: the application beside you
-    app: Any = importlib.import_module(module_name)
-    for name in (attribute or "app").split("."):
-        app = getattr(app, name)
-    if not callable(app):
-        raise TypeError(f"{spec} is not callable")
-    return app  # type: ignore[no-any-return]
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the server until interrupted; returns the exit status."""
     args = _parse(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     if args.wsgi:
         return _serve_wsgi(args)
+    if args.asgi:
+        return _serve_asgi(args)
     return _serve_folder(args)
 
 
@@ -141,14 +142,48 @@ def _serve_wsgi(args: argparse.Namespace) -> int:
 
     if args.workers == 1:
         return one_process()
-    return _supervise(args.workers, one_process, url, args)
+    print(f"Serving {args.wsgi} on {url} ({args.workers} processes x {args.threads} threads; Ctrl-C to stop)",
+          flush=True)
+    return _supervise(args.workers, one_process)
 
 
-def _supervise(count: int, run: Callable[[], int], url: str, args: argparse.Namespace) -> int:
+def _serve_asgi(args: argparse.Namespace) -> int:
+    from .asgi import LifespanError, run_loop, serve_async
+
+    try:
+        app = load_app(args.asgi)
+    except Exception as error:  # any import failure is the user's to see
+        print(f"error: cannot load {args.asgi}: {error}", file=sys.stderr)
+        return 2
+    url = _fixed_port(args.listen) if args.workers > 1 else args.listen
+
+    def one_process() -> int:
+        try:
+            run_loop(serve_async(app, url, grace=args.grace, reuse_port=args.workers > 1,
+                                 quiet=bool(os.environ.get("PYMONGOOSE_WORKER")), lifespan=args.lifespan,
+                                 root_path=args.root_path), args.loop)
+        except LifespanError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 3
+        except (ListenError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        return 0
+
+    if args.workers == 1:
+        return one_process()
+    print(f"Serving {args.asgi} on {url} ({args.workers} processes; Ctrl-C to stop)", flush=True)
+    return _supervise(args.workers, one_process)
+
+
+# Exit statuses of a worker that could not start: listening failed (1), the
+# application could not be loaded (2), its lifespan startup failed (3).
+_STARTUP_FAILURES = (1, 2, 3)
+
+
+def _supervise(count: int, run: Callable[[], int]) -> int:
     """Fork ``count`` worker processes running ``run``; pass SIGINT/SIGTERM on to
     them, restart one that dies unasked, and return once all have exited."""
-    print(f"Serving {args.wsgi} on {url} ({count} processes x {args.threads} threads; Ctrl-C to stop)",
-          flush=True)
     stopping = False
     children: Dict[int, bool] = {}
 
@@ -186,11 +221,15 @@ def _supervise(count: int, run: Callable[[], int], url: str, args: argparse.Name
             continue
         children.pop(pid, None)
         code = os.waitstatus_to_exitcode(wait_status) if hasattr(os, "waitstatus_to_exitcode") else wait_status
-        if not stopping:
+        if not stopping and code in _STARTUP_FAILURES:  # another would fail alike
+            logger.error("worker %d could not start (exit status %s); stopping", pid, code)
+            stop(signal.SIGTERM, None)
+            status = code
+        elif not stopping:
             logger.warning("worker %d exited (%s); starting another", pid, code)
             spawn()
         elif code != 0:
-            status = 1
+            status = status or 1
     return status
 
 

@@ -111,6 +111,15 @@ void pm_conn_set_max_body(struct mg_connection *c, size_t max_body) {
   if (st != NULL) st->max_body = max_body;
 }
 
+/* An HTTP listener (and what it accepts from now on) delivers MG_EV_HTTP_HDRS only
+ * for a request whose Content-Length is over `size` bytes, with no
+ * Transfer-Encoding: the one a handler may want to stream (pymongoose.wsgi and
+ * asgi). Every other request crosses into Python once, with MG_EV_HTTP_MSG. */
+void pm_conn_set_hdrs_over(struct mg_connection *c, size_t size) {
+  struct pm_conn *st = (struct pm_conn *) c->fn_data;
+  if (st != NULL) st->hdrs_over = size;
+}
+
 uint32_t pm_conn_events(const struct mg_connection *c) {
   const struct pm_conn *st = (const struct pm_conn *) c->fn_data;
   return st == NULL ? 0 : st->events;

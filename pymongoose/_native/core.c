@@ -332,6 +332,8 @@ struct pm_conn {
   bool ws_deflate_offered;   // WebSocket client: its handshake offered it
   bool ws_compressed;        // the message being received is compressed (RSV1)
   size_t max_body;           // HTTP server: largest request body (0: the default)
+  size_t hdrs_over;          // HTTP server: MG_EV_HTTP_HDRS crosses only for a body
+                             //   declared larger than this (0: for every request)
   bool http_continued;       // HTTP server: "100 Continue" sent for this request
   bool http_close;           // HTTP server: close once this response is sent
   bool http_head;            // HTTP server: this request is HEAD (no body in the response)

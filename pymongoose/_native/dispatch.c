@@ -171,6 +171,7 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
       own->parent = st->id;
       own->idle_timeout = st->idle_timeout;
       own->max_body = st->max_body;
+      own->hdrs_over = st->hdrs_over;
       own->tls = st->tls;
       if (own->tls != NULL) own->tls->refs++;
       c->fn_data = st = own;

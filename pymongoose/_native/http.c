@@ -4,6 +4,8 @@
 #define PM_HAS_CONTENT_TYPE 1u
 #define PM_IS_CHUNKED 2u
 #define PM_IS_HEAD 4u
+#define PM_HAS_LENGTH 8u
+#define PM_CLOSES 16u
 
 /* RFC 9110 token characters, allowed in header names. */
 static bool pm_is_tchar(unsigned char ch) {
@@ -26,7 +28,8 @@ static bool pm_contains_nocase(const char *s, size_t len, const char *wanted) {
 
 /* Checks headers given as "name\0value\0name\0value": exactly pairs of them, each
  * name a token, no value holding CR or LF (a NUL in a value would make one field
- * more than 2 * pairs). Sets PM_HAS_CONTENT_TYPE and PM_IS_CHUNKED in *flags.
+ * more than 2 * pairs). Sets PM_HAS_CONTENT_TYPE, PM_IS_CHUNKED, PM_HAS_LENGTH
+ * (Content-Length) and PM_CLOSES (Connection: close) in *flags.
  * Returns how many bytes the "Name: value\r\n" lines take, or -1 if refused. */
 static long pm_headers_check(const char *kv, size_t len, unsigned pairs, unsigned *flags) {
   size_t i = 0, fields = 0, name_start = 0, name_len = 0;
@@ -47,6 +50,11 @@ static long pm_headers_check(const char *kv, size_t len, unsigned pairs, unsigne
     } else if (pm_name_is(kv + name_start, name_len, "Transfer-Encoding") &&
                pm_contains_nocase(kv + start, i - start, "chunked")) {
       *flags |= PM_IS_CHUNKED;
+    } else if (pm_name_is(kv + name_start, name_len, "Content-Length")) {
+      *flags |= PM_HAS_LENGTH;
+    } else if (pm_name_is(kv + name_start, name_len, "Connection") &&
+               pm_contains_nocase(kv + start, i - start, "close")) {
+      *flags |= PM_CLOSES;
     }
     fields++;
     if (i == len) break;

@@ -84,6 +84,10 @@ static bool pm_http_check(struct mg_connection *c, struct pm_conn *st, int ev, v
       mg_printf(c, "HTTP/1.1 100 Continue\r\n\r\n");
       st->http_continued = true;
     }
+    if (st->hdrs_over > 0 && (declared <= st->hdrs_over ||
+                              mg_http_get_header((struct mg_http_message *) hm, "Transfer-Encoding") != NULL)) {
+      return false;  // nobody streams this body: MG_EV_HTTP_MSG will bring it whole
+    }
   } else if (ev == MG_EV_READ && c->recv.len > pm_http_max_body(st) + PM_HTTP_HEAD_MAX) {
     pm_http_refuse(c, st, PM_HTTP_UNKNOWN_LENGTH);  // a chunked body
     return false;
