@@ -295,7 +295,7 @@ class _BodyStream:
 class _WebSocketCycle:
     """One WebSocket, from the upgrade request to its close."""
 
-    __slots__ = ("server", "conn", "scope", "head", "state", "inbox", "inbox_size", "paused", "event",
+    __slots__ = ("server", "conn", "scope", "head", "state", "inbox", "sizes", "inbox_size", "paused", "event",
                  "close_code", "close_reason", "sent_close", "task", "http")
 
     _CONNECTING, _OPEN, _CLOSED, _DENIED = range(4)
@@ -307,7 +307,8 @@ class _WebSocketCycle:
         self.head = head              # the upgrade request, accepted later
         self.state = self._CONNECTING
         self.inbox: Deque[Message] = deque([{"type": "websocket.connect"}])
-        self.inbox_size = 0
+        self.sizes: Deque[int] = deque()  # the bytes of each websocket.receive waiting
+        self.inbox_size = 0               # their sum
         self.paused = False
         self.event = _Signal()
         self.close_code: Optional[int] = None  # from the client's close frame
@@ -324,6 +325,7 @@ class _WebSocketCycle:
             self.inbox.append({"type": "websocket.receive", "text": data.decode("utf-8", "replace")})
         else:
             self.inbox.append({"type": "websocket.receive", "bytes": data})
+        self.sizes.append(len(data))
         self.inbox_size += len(data)
         if self.inbox_size > _WS_INBOX_HIGH and not self.paused:
             self.paused = True
@@ -335,6 +337,11 @@ class _WebSocketCycle:
             data = message.data
             self.close_code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
             self.close_reason = data[2:].decode("utf-8", "replace")
+
+    @property
+    def gone(self) -> bool:
+        """The connection has closed."""
+        return self.state == self._CLOSED
 
     def closed(self) -> None:
         if self.state != self._CLOSED:
@@ -356,8 +363,7 @@ class _WebSocketCycle:
             await self.event.wait()
         message = inbox.popleft()
         if message["type"] == "websocket.receive":
-            data = message.get("text")
-            self.inbox_size -= len(message["bytes"]) if data is None else len(data)
+            self.inbox_size -= self.sizes.popleft()
             if self.paused and self.inbox_size < _WS_INBOX_HIGH // 4:
                 self.paused = False
                 self.server._resume_reading(self.conn)
@@ -748,7 +754,7 @@ class ASGIServer:
 
     async def _room(self, conn: Connection, cycle: Any) -> None:
         """Wait while more than ``high_water`` bytes are queued for ``conn``."""
-        while not cycle.gone if isinstance(cycle, _HttpCycle) else cycle.state != cycle._CLOSED:
+        while not cycle.gone:
             if conn.send_len <= self._high_water:
                 return
             conn._set_mask(conn._mask | _WRITE)  # _written wakes us

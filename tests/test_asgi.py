@@ -551,6 +551,40 @@ def test_websocket_application_error_closes_1011(asgi: Callable[..., Served],
     assert "handler bug" in caplog.text
 
 
+def test_websocket_messages_wait_while_the_application_is_busy(asgi: Callable[..., Served]) -> None:
+    async def app(scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        await asyncio.sleep(0.5)  # busy: the messages pile up (reading pauses past 4 MiB)
+        total = 0
+        for _ in range(100):
+            total += len((await receive())["text"])
+        await send({"type": "websocket.send", "text": str(total)})
+
+    served = asgi(app)
+    ws = wsclient.create_connection(f"ws://127.0.0.1:{served.port}/", timeout=DEFAULT_TIMEOUT)
+    try:
+        text = "é" * 50_000  # 100 KB each, 10 MB in all
+        sender = threading.Thread(target=lambda: [ws.send(text) for _ in range(100)])
+        sender.start()
+        assert ws.recv() == str(100 * len(text))
+        sender.join()
+    finally:
+        ws.close()
+
+
+def test_websocket_returning_without_accept_is_500(asgi: Callable[..., Served]) -> None:
+    async def app(scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+
+    served = asgi(app, lifespan="off")
+    with pytest.raises(wsclient.WebSocketBadStatusException) as refused:
+        wsclient.create_connection(f"ws://127.0.0.1:{served.port}/", timeout=DEFAULT_TIMEOUT)
+    assert refused.value.status_code == 500
+
+
 def test_stop_closes_websockets_1012_and_finishes_requests_in_flight() -> None:
     async def app(scope: Dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "websocket":
