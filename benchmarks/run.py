@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -85,9 +85,10 @@ def with_this_checkout(python: Path) -> Path:
 def environments() -> Dict[str, Path]:
     extras = ("websocket-client", "paho-mqtt", "matplotlib", "socketify", "uvicorn")
     wsgi = ("flask", "gunicorn", "waitress")
+    asgi = ("starlette", "uvicorn", "httptools", "websockets", "granian")
     return {
-        "cpython": with_this_checkout(venv("cpython", sys.executable, "cffi", *extras, *wsgi, "granian")),
-        "pypy": with_this_checkout(venv("pypy", shutil.which("pypy3") or "pypy3", "socketify", *wsgi)),
+        "cpython": with_this_checkout(venv("cpython", sys.executable, "cffi", *extras, *wsgi, *asgi, "uvloop")),
+        "pypy": with_this_checkout(venv("pypy", shutil.which("pypy3") or "pypy3", "socketify", *wsgi, *asgi)),
         "cymongoose": venv("cymongoose", sys.executable, "cymongoose==0.2.5"),
     }
 
@@ -479,6 +480,79 @@ def wsgi_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
     return results
 
 
+def asgi_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
+    """The same Starlette app (asgi_app.py) on each ASGI server, one process each:
+    hello JSON requests/second and p99 (wrk -t1 -c50), and WebSocket echo
+    messages/second (ws_load.py). CPython servers run on uvloop where they can."""
+    def pymongoose(python: Path, loop: str) -> Callable[[int], List[str]]:
+        return lambda port: [str(python), "-m", "pymongoose", "--asgi", "asgi_app:app", "--listen",
+                             f"http://127.0.0.1:{port}", "--loop", loop]
+
+    def uvicorn(python: Path, loop: str) -> Callable[[int], List[str]]:
+        return lambda port: [str(python), "-m", "uvicorn", "--loop", loop, "--http", "httptools", "--ws",
+                             "websockets", "--log-level", "warning", "--port", str(port), "asgi_app:app"]
+
+    def granian(python: Path) -> Callable[[int], List[str]]:
+        return lambda port: [str(python), "-m", "granian", "--interface", "asgi", "--workers", "1",
+                             "--host", "127.0.0.1", "--port", str(port), "asgi_app:app"]
+
+    def socketify(python: Path) -> Callable[[int], List[str]]:
+        return lambda port: [str(python), str(HERE / "socketify_asgi.py"), "asgi_app:app", str(port)]
+
+    servers = {
+        "pymongoose CPython": pymongoose(envs["cpython"], "uvloop"),
+        "uvicorn CPython (uvloop, httptools)": uvicorn(envs["cpython"], "uvloop"),
+        "granian CPython": granian(envs["cpython"]),
+        "socketify CPython": socketify(envs["cpython"]),
+        "pymongoose PyPy": pymongoose(envs["pypy"], "asyncio"),
+        "uvicorn PyPy (httptools)": uvicorn(envs["pypy"], "asyncio"),
+        "granian PyPy": granian(envs["pypy"]),
+        "socketify PyPy": socketify(envs["pypy"]),
+    }
+    latencies: Dict[str, List[float]] = {name: [] for name in servers}
+    generator = str(HERE / "ws_load.py")
+
+    def start(name: str, make: Callable[[int], List[str]]) -> Tuple[Server, int]:
+        port = free_port()
+        return Server(make(port), port=port, env=dict(os.environ, PYTHONPATH=str(HERE))), port
+
+    def hello(name: str, make: Callable[[int], List[str]]) -> Callable[[], float]:
+        def run() -> float:
+            server, port = start(name, make)
+            try:
+                if "pypy" in name.lower():  # let the JIT warm up
+                    load(["wrk", "-t1", "-c50", "-d3s", f"http://127.0.0.1:{port}/"])
+                out = load(["wrk", "-t1", "-c50", f"-d{args.duration}s", "--latency", f"http://127.0.0.1:{port}/"])
+            finally:
+                server.stop()
+            if re.search(r"Non-2xx", out):
+                raise RuntimeError(f"{name} answered errors: {out}")
+            latencies[name].append(_wrk_p99_ms(out))
+            return float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+        return run
+
+    def echo(name: str, make: Callable[[int], List[str]]) -> Callable[[], float]:
+        def run() -> float:
+            server, port = start(name, make)
+            try:
+                if "pypy" in name.lower():
+                    load([str(envs["pypy"]), generator, str(port), "--seconds", "2"])
+                out = load([str(envs["pypy"]), generator, str(port), "--seconds", str(args.duration)])
+            finally:
+                server.stop()
+            return float(out.split()[0])
+        return run
+
+    configs: Dict[str, Callable[[], float]] = {}
+    for name, make in servers.items():
+        configs[f"{name}: hello JSON req/s"] = hello(name, make)
+        configs[f"{name}: WebSocket echo msgs/s"] = echo(name, make)
+    results = rounds(configs, args.rounds)
+    results.update({f"{name}: hello JSON p99 ms": statistics.median(values)
+                    for name, values in latencies.items() if values})
+    return results
+
+
 def _wrk_p99_ms(out: str) -> float:
     match = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     if match is None:
@@ -487,7 +561,7 @@ def _wrk_p99_ms(out: str) -> float:
 
 
 SUITES = {"http": http_suite, "websocket": websocket_suite, "mqtt": mqtt_suite, "static": static_suite,
-          "scale": scale_suite, "burst": burst_suite, "tls": tls_suite, "wsgi": wsgi_suite}
+          "scale": scale_suite, "burst": burst_suite, "tls": tls_suite, "wsgi": wsgi_suite, "asgi": asgi_suite}
 
 
 # ---- report --------------------------------------------------------------------------
