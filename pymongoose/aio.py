@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Callable, Coroutine, Optional, Union
+from typing import Any, Callable, Coroutine, Dict, Optional, Union
 
 from ._binding import lib
 from .connection import Connection
+from .errors import ConnectError
+from .events import MG_EV_CLOSE, MG_EV_CONNECT, MG_EV_ERROR, MG_EV_MQTT_OPEN, MG_EV_WS_OPEN
 from .manager import Manager
 from .timers import Timer
 
@@ -153,6 +155,68 @@ class AsyncManager:
                   run_now: bool = False) -> Timer:
         """:meth:`Manager.timer_add`; timers are checked every ``poll_interval`` ms."""
         return self._started().timer_add(ms, callback, repeat=repeat, run_now=run_now)
+
+    # ---- awaitable opening (added: asyncio users expect them) ----------------------------
+
+    async def connect_async(self, url: str, handler: Optional[Callable[..., Any]] = None,
+                            **options: Any) -> Connection:
+        """:meth:`connect`, returning once connected (for TLS, once the handshake is
+        done). Compose with ``asyncio.wait_for`` or ``asyncio.timeout``: cancelled, the
+        connection is closed.
+
+        :raises ConnectError: the connection failed (``MG_EV_ERROR``'s message), or
+            closed first.
+
+        >>> conn = await asyncio.wait_for(mgr.connect_async("tcp://127.0.0.1:1883"), 5)  # doctest: +SKIP
+        """
+        return await self._opened(self._started().connect, MG_EV_CONNECT, url, handler, options)
+
+    async def ws_connect_async(self, url: str, handler: Optional[Callable[..., Any]] = None,
+                               **options: Any) -> Connection:
+        """:meth:`ws_connect`, returning once the handshake is done (``MG_EV_WS_OPEN``);
+        as :meth:`connect_async` otherwise."""
+        return await self._opened(self._started().ws_connect, MG_EV_WS_OPEN, url, handler, options)
+
+    async def mqtt_connect_async(self, url: str, handler: Optional[Callable[..., Any]] = None,
+                                 **options: Any) -> Connection:
+        """:meth:`mqtt_connect`, returning once the broker accepted (``MG_EV_MQTT_OPEN``
+        with CONNACK code 0; another code raises :class:`ConnectError`); as
+        :meth:`connect_async` otherwise."""
+        return await self._opened(self._started().mqtt_connect, MG_EV_MQTT_OPEN, url, handler, options)
+
+    async def _opened(self, open_: Callable[..., Connection], ready: int, url: str,
+                      handler: Optional[Callable[..., Any]], options: Dict[str, Any]) -> Connection:
+        manager = self._started()
+        future: "asyncio.Future[Connection]" = asyncio.get_running_loop().create_future()
+        user = handler if handler is not None else manager._handler
+        wanted = options.get("events")
+        if wanted is not None:  # the events watched here must reach the watcher
+            wanted = frozenset(wanted)
+            options["events"] = wanted | {ready, MG_EV_ERROR, MG_EV_CLOSE}
+
+        def watch(conn: Connection, event: int, data: Any) -> None:
+            if not future.done():
+                if event == MG_EV_MQTT_OPEN and data != 0:
+                    future.set_exception(ConnectError(f"{url}: the broker refused (CONNACK code {data})"))
+                elif event == ready:
+                    future.set_result(conn)
+                    conn.set_handler(handler)  # the watcher's work is done
+                    if wanted is not None:
+                        conn.events = wanted
+                elif event == MG_EV_ERROR:
+                    future.set_exception(ConnectError(f"{url}: {data}"))
+                elif event == MG_EV_CLOSE:
+                    future.set_exception(ConnectError(f"{url}: closed before it was ready"))
+            if user is not None and (wanted is None or event in wanted):
+                user(conn, event, data)
+
+        conn = open_(url, watch, **options)
+        try:
+            return await future
+        except BaseException:  # cancelled (a timeout) or failed: nothing half-open is left
+            if not conn.is_closed:
+                conn.close()
+            raise
 
     def schedule(self, coro_or_callback: Union[Coroutine[Any, Any, Any], Callable[[], Any]]) -> None:
         """Run a coroutine as a task, or call a callback, on the event loop; from a

@@ -14,11 +14,13 @@ import websocket  # websocket-client
 
 from pymongoose import (
     MG_EV_CLOSE,
+    MG_EV_READ,
     MG_EV_HTTP_MSG,
     MG_EV_WAKEUP,
     MG_EV_WS_OPEN,
 )
 from pymongoose.aio import AsyncManager
+from pymongoose.errors import ConnectError
 
 from support import DEFAULT_TIMEOUT
 
@@ -173,3 +175,68 @@ def test_with_uvloop() -> None:
             assert r.text == "uvloop"
 
     uvloop.run(main())
+
+
+def test_awaitable_connects_resolve_when_ready_and_fail_clearly() -> None:
+    async def main() -> None:
+        received: List[Any] = []
+
+        def server(conn: Any, event: int, data: Any) -> None:
+            if event == MG_EV_HTTP_MSG:
+                conn.ws_upgrade(data)
+
+        def client(conn: Any, event: int, data: Any) -> None:
+            received.append(event)
+
+        async with AsyncManager(server) as mgr:
+            port = mgr.listen("http://127.0.0.1:0").local_addr.port
+            conn = await asyncio.wait_for(mgr.connect_async(f"tcp://127.0.0.1:{port}", client), DEFAULT_TIMEOUT)
+            assert not conn.is_closed and conn.handler is client
+            ws = await asyncio.wait_for(mgr.ws_connect_async(f"ws://127.0.0.1:{port}/", client,
+                                                             events=[MG_EV_READ]), DEFAULT_TIMEOUT)
+            assert ws.is_websocket and ws.events == frozenset({MG_EV_READ})
+            assert MG_EV_WS_OPEN not in received  # filtered out, as asked
+            with socket.socket() as unused:
+                unused.bind(("127.0.0.1", 0))
+                closed_port = unused.getsockname()[1]
+            with pytest.raises(ConnectError, match=str(closed_port)):
+                await asyncio.wait_for(mgr.connect_async(f"tcp://127.0.0.1:{closed_port}"), DEFAULT_TIMEOUT)
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_connect_leaves_nothing_open() -> None:
+    async def main() -> None:
+        with socket.socket() as silent:  # accepts (the kernel does) but never answers the handshake
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(1)
+            async with AsyncManager() as mgr:
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(mgr.ws_connect_async(f"ws://127.0.0.1:{silent.getsockname()[1]}/"), 0.3)
+                for _ in range(50):
+                    if not [c for c in mgr.manager.connections if not c.is_listening]:
+                        break
+                    await asyncio.sleep(0.02)
+                assert [c for c in mgr.manager.connections if not c.is_listening] == []
+
+    asyncio.run(main())
+
+
+def test_awaitable_mqtt_connect_reports_the_brokers_answer(tmp_path: Any) -> None:
+    from support import Mosquitto
+
+    secured = Mosquitto(tmp_path, users={"alice": "s3cret"})
+
+    async def main() -> None:
+        async with AsyncManager() as mgr:
+            conn = await asyncio.wait_for(mgr.mqtt_connect_async(secured.url, username="alice", password="s3cret"),
+                                          DEFAULT_TIMEOUT)
+            assert not conn.is_closed
+            with pytest.raises(ConnectError, match="refused|closed"):
+                await asyncio.wait_for(mgr.mqtt_connect_async(secured.url, username="alice", password="wrong"),
+                                       DEFAULT_TIMEOUT)
+
+    try:
+        asyncio.run(main())
+    finally:
+        secured.stop()
