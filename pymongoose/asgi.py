@@ -215,6 +215,8 @@ class _HttpCycle:
 
     def _respond(self, body: bytes, more: bool) -> None:
         headers = self.headers
+        if not isinstance(headers, (list, tuple)):
+            headers = list(headers)  # any iterable of pairs, as ASGI allows
         try:
             kv = b"\0".join([b"\0".join(pair) for pair in headers])
         except TypeError:

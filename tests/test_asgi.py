@@ -32,7 +32,8 @@ LOOPS = ["asyncio"] + (["uvloop"] if sys.implementation.name == "cpython" else [
 class Served:
     """An ASGIServer running on its own event loop in a thread."""
 
-    def __init__(self, app: Any, loop_kind: str = "asyncio", **options: Any) -> None:
+    def __init__(self, app: Any, loop_kind: str = "asyncio", url: str = "http://127.0.0.1:0", tls: Any = None,
+                 **options: Any) -> None:
         if loop_kind == "uvloop":
             uvloop = pytest.importorskip("uvloop")
             self.loop = uvloop.new_event_loop()
@@ -45,7 +46,7 @@ class Served:
         def run() -> None:
             asyncio.set_event_loop(self.loop)
             try:
-                self.listener = self.loop.run_until_complete(self.server.start("http://127.0.0.1:0"))
+                self.listener = self.loop.run_until_complete(self.server.start(url, tls=tls))
             except BaseException as error:  # handed to the test
                 self.error = error
                 started.set()
@@ -126,6 +127,38 @@ def test_http_scope_is_complete(asgi: Callable[..., Served]) -> None:
     # Date and Content-Length are added; the application's headers are kept as sent.
     assert response.headers["content-length"] == "2"
     assert "GMT" in response.headers["date"]
+
+
+def test_https_and_wss_scopes(asgi: Callable[..., Served], tmp_path: Path) -> None:
+    import ssl
+
+    from pymongoose import TlsOpts
+    from support import TestPKI
+
+    pki = TestPKI(tmp_path)
+    cert, key = pki.issue("localhost")
+    seen: List[Any] = []
+    app = recording_app(seen)
+
+    async def both(scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            seen.append(scope)
+            await receive()
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.send", "text": "secure"})
+            await receive()
+        else:
+            await app(scope, receive, send)
+
+    served = asgi(both, url="https://127.0.0.1:0", tls=TlsOpts(cert=cert.read_text(), key=key.read_bytes()))
+    response = requests.get(f"https://localhost:{served.port}/s", verify=str(pki.ca_cert), timeout=DEFAULT_TIMEOUT)
+    assert response.text == "ok" and seen[0]["scheme"] == "https"
+    ws = wsclient.create_connection(f"wss://localhost:{served.port}/w", timeout=DEFAULT_TIMEOUT,
+                                    sslopt={"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": str(pki.ca_cert)})
+    try:
+        assert ws.recv() == "secure" and seen[1]["scheme"] == "wss"
+    finally:
+        ws.close()
 
 
 def test_http10_request_and_head(asgi: Callable[..., Served]) -> None:
