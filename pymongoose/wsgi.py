@@ -271,6 +271,8 @@ class WSGIServer:
         ``reuse_port``: other processes may listen on the same port (see
         :meth:`Manager.listen`)."""
         listener = self._manager.listen(url, http=True, tls=tls, max_body=self._max_body, reuse_port=reuse_port)
+        # Only a body that may be streamed brings MG_EV_HTTP_HDRS into Python.
+        listener._call(lib.pm_conn_set_hdrs_over, STREAM_BODY_OVER)
         self._listeners.append(listener)
         return listener
 
