@@ -415,8 +415,7 @@ class _WebSocketCycle:
         headers = message.get("headers")
         if headers:
             lines += extra_header_lines([(_text(n), _text(v)) for n, v in headers])  # type: ignore[arg-type]
-        accepted = call_owning_loop(self.server._manager, self.server._ws_accept, self.conn.id, self.head,
-                                    lines + b"\0")
+        accepted = call_owning_loop(self.server._manager, self.server._ws_accept, self.conn.id, self.head, lines)
         if accepted == 1:
             self.state = self._OPEN
         elif accepted == 0:
@@ -425,8 +424,12 @@ class _WebSocketCycle:
     def _close(self, code: Any, reason: str) -> None:
         if type(code) is not int or not 1000 <= code <= 4999:
             raise ValueError(f"ASGI: websocket.close code must be an int from 1000 to 4999, not {code!r}")
-        payload = code.to_bytes(2, "big") + reason.encode()[:123]
+        # A close frame's payload is at most 125 bytes: the reason is cut to 123,
+        # on a character boundary (a cut character would be invalid UTF-8: 1007).
+        payload = code.to_bytes(2, "big") + reason.encode()[:123].decode("utf-8", "ignore").encode()
         self.sent_close = True
+        if self.close_code is None:  # websocket.disconnect will carry the code sent
+            self.close_code, self.close_reason = code, reason
         call_owning_loop(self.server._manager, self.server._ws_close, self.conn.id, payload)
 
     async def _deny(self, message: Message) -> None:

@@ -538,6 +538,21 @@ def test_websocket_server_close_with_code_and_reason(asgi: Callable[..., Served]
     ws.close()
 
 
+def test_websocket_long_close_reason_is_cut_on_a_character(asgi: Callable[..., Served]) -> None:
+    async def app(scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": 1000, "reason": "é" * 200})
+
+    served = asgi(app)
+    ws = wsclient.create_connection(f"ws://127.0.0.1:{served.port}/", timeout=DEFAULT_TIMEOUT)
+    opcode, frame = ws.recv_data_frame(control_frame=True)
+    ws.close()
+    assert opcode == wsclient.ABNF.OPCODE_CLOSE
+    assert frame.data[2:].decode("utf-8") == "é" * 61  # 122 bytes: the 62nd would not fit in 123
+
+
 def test_websocket_close_before_accept_is_403(asgi: Callable[..., Served]) -> None:
     served = asgi(ws_app([]))
     with pytest.raises(wsclient.WebSocketBadStatusException) as refused:
