@@ -573,7 +573,7 @@ def ratio(results: Dict[str, float], name: str, reference: str) -> Optional[floa
 def report(all_results: Dict[str, Dict[str, float]]) -> str:
     lines = ["| suite | configuration | result | vs cymongoose | vs C baseline |", "|---|---|---|---|---|"]
     units = {"http": "req/s", "websocket": "msg/s", "mqtt": "msg/s", "static": "MB/s", "scale": "",
-             "burst": "conn/s", "tls": ""}
+             "burst": "conn/s", "tls": "", "wsgi": "", "asgi": ""}
     for suite, results in all_results.items():
         cym = next((k for k in results if k.startswith("cymongoose")), None)
         for name, value in results.items():

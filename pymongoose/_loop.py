@@ -89,6 +89,14 @@ def _run_on_polling_thread(manager: LoopOwner, method: Callable[..., Any], args:
     return value
 
 
+def call_on_loop(manager: LoopOwner, function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` with the loop owned: directly from the thread that owns
+    it (a handler), through :func:`call_owning_loop` from any other moment or thread."""
+    if manager._owner == get_ident():
+        return function(*args)
+    return call_owning_loop(manager, function, *args)
+
+
 def on_loop(method: _F) -> _F:
     """Decorate a method that touches C state (of ``self._manager``).
 
