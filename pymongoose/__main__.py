@@ -176,6 +176,21 @@ def _serve_asgi(args: argparse.Namespace) -> int:
     return _supervise(args.workers, one_process)
 
 
+def _stop_when_orphaned(supervisor: int) -> None:
+    """Have the kernel send this worker SIGTERM (a graceful stop) when its supervisor
+    dies, even by SIGKILL: a worker left behind would keep serving the port
+    (Linux's PR_SET_PDEATHSIG; elsewhere nothing is done)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux
+        return
+    if os.getppid() != supervisor:  # it died before the call above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 # Exit statuses of a worker that could not start: listening failed (1), the
 # application could not be loaded (2), its lifespan startup failed (3).
 _STARTUP_FAILURES = (1, 2, 3)
@@ -187,12 +202,15 @@ def _supervise(count: int, run: Callable[[], int]) -> int:
     stopping = False
     children: Dict[int, bool] = {}
 
+    supervisor = os.getpid()
+
     def spawn() -> None:
         pid = os.fork()
         if pid == 0:  # the worker
             os.environ["PYMONGOOSE_WORKER"] = "1"
             code = 1
             try:
+                _stop_when_orphaned(supervisor)
                 code = run()
             finally:
                 os._exit(code)

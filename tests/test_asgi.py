@@ -235,6 +235,24 @@ def test_large_request_body_streams_in_pieces(asgi: Callable[..., Served]) -> No
         assert s.recv(4096).endswith(b"\r\n\r\n5 1")
 
 
+def test_unread_large_body_is_skipped_and_the_connection_goes_on(asgi: Callable[..., Served]) -> None:
+    seen: List[Any] = []
+    served = asgi(recording_app(seen, body=b"answered early"))
+    size = 3 * 1024 * 1024
+    with socket.create_connection(("127.0.0.1", served.port)) as s:
+        s.settimeout(DEFAULT_TIMEOUT)
+        s.sendall(b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % size)
+        reply = b""
+        while not reply.endswith(b"answered early"):
+            reply += s.recv(4096)
+        s.sendall(b"z" * size)  # the application never reads it
+        s.sendall(b"GET /next HTTP/1.1\r\nHost: h\r\n\r\n")
+        reply = b""
+        while not reply.endswith(b"answered early"):
+            reply += s.recv(4096)
+    assert [scope["path"] for scope in seen] == ["/upload", "/next"]
+
+
 def test_body_over_max_body_is_refused_413(asgi: Callable[..., Served]) -> None:
     received: List[Any] = []
     served = asgi(body_app(received), max_body=1024 * 1024)
@@ -812,6 +830,29 @@ def test_command_line_workers_share_the_port_and_sigterm_finishes_requests(tmp_p
             process.wait()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/", timeout=DEFAULT_TIMEOUT)
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
+    (tmp_path / "asgimod.py").write_text("FAIL = False\n" + APP_MODULE)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "pymongoose", "--asgi", "asgimod:app", "--listen",
+                                f"http://127.0.0.1:{port}", "--workers", "2"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: _answers(port), what="the workers to serve")
+    finally:
+        process.kill()  # SIGKILL: the supervisor cannot pass anything on
+        process.wait()
+    wait_for(lambda: not _answers(port), what="the orphaned workers to stop")
+
+
+def _answers(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False
 
 
 def test_command_line_exits_3_when_lifespan_startup_fails(tmp_path: Path) -> None:
