@@ -14,8 +14,8 @@ import websocket  # websocket-client
 
 from pymongoose import (
     MG_EV_CLOSE,
-    MG_EV_READ,
     MG_EV_HTTP_MSG,
+    MG_EV_READ,
     MG_EV_WAKEUP,
     MG_EV_WS_OPEN,
 )
