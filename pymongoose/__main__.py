@@ -52,7 +52,7 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="ASGI: run the lifespan protocol (default: if the application supports it)")
     parser.add_argument("--root-path", default="", metavar="PATH",
                         help="ASGI: the prefix the application is mounted under behind a proxy")
-    parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    parser.add_argument("--quiet", action="store_true", help="do not log each request (folder, ASGI)")
     parser.add_argument("--version", action="version", version=f"pymongoose {__version__}")
     args = parser.parse_args(argv)
     if args.threads < 1 or args.workers < 1:
@@ -161,7 +161,7 @@ def _serve_asgi(args: argparse.Namespace) -> int:
         try:
             run_loop(serve_async(app, url, grace=args.grace, reuse_port=args.workers > 1,
                                  quiet=bool(os.environ.get("PYMONGOOSE_WORKER")), lifespan=args.lifespan,
-                                 root_path=args.root_path), args.loop)
+                                 root_path=args.root_path, access_log=not args.quiet), args.loop)
         except LifespanError as error:
             print(f"error: {error}", file=sys.stderr)
             return 3

@@ -64,6 +64,7 @@ from .tls import TlsOpts
 from .websocket import DEFAULT_MAX_MESSAGE_SIZE, extra_header_lines, message_size_arg
 
 logger = logging.getLogger("pymongoose.asgi")
+access_logger = logging.getLogger("pymongoose.asgi.access")  # one line per response, when asked
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -247,6 +248,12 @@ class _HttpCycle:
         stream = self.stream
         if stream is not None:
             stream.abandon()
+        if self.server._access_log:
+            scope, client = self.scope, self.scope["client"]
+            access_logger.info('%s:%s - "%s %s HTTP/%s" %d', client[0] if client else "-", client[1] if client else "-",
+                               scope["method"], scope["raw_path"].decode("latin-1")
+                               + ("?" + scope["query_string"].decode("latin-1") if scope["query_string"] else ""),
+                               scope["http_version"], self.status)
 
     def closed(self) -> None:
         self.gone = True
@@ -486,7 +493,8 @@ class ASGIServer:
     offers it; ``high_water`` bounds what a streamed response or a WebSocket may
     queue for a slow client before ``send`` waits. ``error_handler`` is the
     Manager's (exceptions from the server's own handlers, not the application's:
-    those are logged and answered 500).
+    those are logged and answered 500). ``access_log``: one line per response on
+    the logger ``pymongoose.asgi.access``, ``127.0.0.1:51234 - "GET /?q=1 HTTP/1.1" 200``.
 
     >>> server = ASGIServer(app)                            # doctest: +SKIP
     >>> listener = await server.start("http://127.0.0.1:0")  # doctest: +SKIP
@@ -497,7 +505,7 @@ class ASGIServer:
     def __init__(self, app: ASGIApp, error_handler: Optional[Callable[[BaseException], Any]] = None, *,
                  root_path: str = "", lifespan: str = "auto", max_body: int = 64 * 1024 * 1024,
                  max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, compression: bool = True,
-                 high_water: int = DEFAULT_HIGH_WATER, poll_interval: int = 100) -> None:
+                 high_water: int = DEFAULT_HIGH_WATER, poll_interval: int = 100, access_log: bool = False) -> None:
         if not callable(app):
             raise TypeError("app must be an ASGI application (an async callable)")
         if lifespan not in ("auto", "on", "off"):
@@ -511,6 +519,7 @@ class ASGIServer:
         self._max_message = message_size_arg(max_message_size)
         self._compression = bool(compression)
         self._high_water = high_water
+        self._access_log = access_log
         self._aio = AsyncManager(self._on_event, poll_interval=poll_interval, error_handler=error_handler)
         self._manager: Any = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None

@@ -133,6 +133,7 @@ def test_https_and_wss_scopes(asgi: Callable[..., Served], tmp_path: Path) -> No
     import ssl
 
     from pymongoose import TlsOpts
+
     from support import TestPKI
 
     pki = TestPKI(tmp_path)
@@ -159,6 +160,16 @@ def test_https_and_wss_scopes(asgi: Callable[..., Served], tmp_path: Path) -> No
         assert ws.recv() == "secure" and seen[1]["scheme"] == "wss"
     finally:
         ws.close()
+
+
+def test_access_log_when_asked(asgi: Callable[..., Served], caplog: pytest.LogCaptureFixture) -> None:
+    seen: List[Any] = []
+    served = asgi(recording_app(seen, status=201), access_log=True)
+    with caplog.at_level(logging.INFO, logger="pymongoose.asgi.access"):
+        requests.get(served.url + "/x?y=1")
+        wait_for(lambda: caplog.records, what="the access line")
+    assert caplog.records[0].getMessage().endswith('- "GET /x?y=1 HTTP/1.1" 201')
+    assert caplog.records[0].getMessage().startswith("127.0.0.1:")
 
 
 def test_http10_request_and_head(asgi: Callable[..., Served]) -> None:
