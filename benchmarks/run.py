@@ -486,7 +486,7 @@ def asgi_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
     messages/second (ws_load.py). CPython servers run on uvloop where they can."""
     def pymongoose(python: Path, loop: str) -> Callable[[int], List[str]]:
         return lambda port: [str(python), "-m", "pymongoose", "--asgi", "asgi_app:app", "--listen",
-                             f"http://127.0.0.1:{port}", "--loop", loop]
+                             f"http://127.0.0.1:{port}", "--loop", loop, "--quiet"]
 
     def uvicorn(python: Path, loop: str) -> Callable[[int], List[str]]:
         return lambda port: [str(python), "-m", "uvicorn", "--loop", loop, "--http", "httptools", "--ws",
@@ -636,10 +636,12 @@ def main() -> int:
     for suite in args.only or list(SUITES):
         print(f"== {suite}", flush=True)
         results[suite] = SUITES[suite](envs, args)
-    table = report(results)
-    print(table)
+    print(report(results))
     out = HERE / "results"
     out.mkdir(exist_ok=True)
+    if args.only and (out / "results.json").exists():  # the other suites' last figures stay
+        results = {**json.loads((out / "results.json").read_text()), **results}
+    table = report(results)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "table.md").write_text(table + "\n")
     subprocess.run([str(envs["cpython"]), "-c", f"import sys; sys.path.insert(0, {str(HERE)!r}); import run; "
