@@ -76,7 +76,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # pieces as it arrives (reading pauses while BODY_HIGH bytes wait unread); smaller
 # ones, and chunked ones, come whole in the first http.request.
 STREAM_BODY_OVER = 1024 * 1024
-_BODY_HIGH, _BODY_LOW = 4 * 1024 * 1024, 1024 * 1024
+_BODY_HIGH = 4 * 1024 * 1024
 # send() of a streamed body, or of a WebSocket message, waits while more than this
 # is queued for the client.
 DEFAULT_HIGH_WATER = 1024 * 1024
@@ -528,7 +528,6 @@ class ASGIServer:
         self._cycles: Set[Any] = set()                 # exchanges whose task runs
         self._state: Dict[str, Any] = {}               # lifespan state, copied into each scope
         self._lifespan: Optional[_Lifespan] = None
-        self._stopping = False
 
     @property
     def manager(self) -> Manager:
@@ -555,7 +554,6 @@ class ASGIServer:
             raise RuntimeError("ASGIServer is already started")
         self._loop = asyncio.get_running_loop()
         self._start_task = _task_starter(self._loop)
-        self._stopping = False
         if self._lifespan_mode != "off":
             self._lifespan = _Lifespan(self._app, self._state, required=self._lifespan_mode == "on")
             await self._lifespan.startup()
@@ -582,7 +580,6 @@ class ASGIServer:
         close every connection, then run the lifespan shutdown. Idempotent."""
         if self._manager is None:
             return
-        self._stopping = True
         for listener in self._listeners:
             listener.close()
         self._listeners.clear()
