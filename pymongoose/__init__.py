@@ -15,8 +15,10 @@ True
 
 from .connection import Address, Connection, EventHandler
 from .errors import (
+    ClientDisconnected,
     ConnectError,
     ConnectionClosedError,
+    LifespanError,
     ListenError,
     ManagerClosedError,
     MessageExpiredError,
@@ -135,7 +137,8 @@ from .utils import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "Address", "Connection", "ConnectError", "ConnectionClosedError", "EventHandler", "HttpMessage", "ListenError",
+    "Address", "ClientDisconnected", "Connection", "ConnectError", "ConnectionClosedError", "EventHandler",
+    "HttpMessage", "LifespanError", "ListenError",
     "Manager", "ManagerClosedError", "Rpc", "RpcReq", "MessageExpiredError", "MongooseError", "MqttMessage",
     "Timer", "TLS_BACKEND", "TlsError", "TlsOpts", "WrongThreadError", "WsMessage",
     "MQTT_CMD_CONNACK", "MQTT_CMD_CONNECT", "MQTT_CMD_DISCONNECT", "MQTT_CMD_PINGREQ", "MQTT_CMD_PINGRESP",

@@ -45,7 +45,7 @@ from ._loop import call_on_loop
 from ._text import from_mg_str
 from .aio import AsyncManager
 from .connection import Connection
-from .errors import MongooseError
+from .errors import ClientDisconnected, LifespanError, MongooseError
 from .events import (
     MG_EV_CLOSE,
     MG_EV_HTTP_HDRS,
@@ -62,6 +62,8 @@ from .manager import Manager
 from .messages import HttpMessage, WsMessage
 from .tls import TlsOpts
 from .websocket import DEFAULT_MAX_MESSAGE_SIZE, extra_header_lines, message_size_arg
+
+__all__ = ["ASGIServer", "ClientDisconnected", "LifespanError", "serve", "serve_async", "run_loop"]
 
 logger = logging.getLogger("pymongoose.asgi")
 access_logger = logging.getLogger("pymongoose.asgi.access")  # one line per response, when asked
@@ -98,16 +100,6 @@ _COMPLETE, _NO_BODY = lib.PM_ASGI_COMPLETE, lib.PM_ASGI_NO_BODY
 _UPGRADE_WEBSOCKET = re.compile(rb"\r\nupgrade:[ \t]*websocket[ \t]*\r\n", re.IGNORECASE)
 _SPEC_HTTP = {"version": "3.0", "spec_version": "2.3"}
 _SPEC_WEBSOCKET = {"version": "3.0", "spec_version": "2.4"}
-
-
-class LifespanError(MongooseError, RuntimeError):
-    """The application's lifespan startup failed (``lifespan.startup.failed``, or an
-    exception with ``lifespan="on"``): the server does not start."""
-
-
-class ClientDisconnected(MongooseError, OSError):
-    """A WebSocket message was sent after the client went away (ASGI 2.4: an
-    ``OSError``; Starlette turns it into ``WebSocketDisconnect``)."""
 
 
 def _asgi_message_error(kind: str, expected: str) -> RuntimeError:

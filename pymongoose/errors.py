@@ -43,3 +43,14 @@ class MessageExpiredError(MongooseError, RuntimeError):
 class WrongThreadError(MongooseError, RuntimeError):
     """Kept for programs that catch it: calls from other threads are now carried
     over to the polling thread (see the README's Threads section) instead."""
+
+
+class LifespanError(MongooseError, RuntimeError):
+    """An ASGI application's lifespan startup failed (``lifespan.startup.failed``, or
+    an exception with ``lifespan="on"``): the server does not start. A RuntimeError,
+    as cymongoose raises."""
+
+
+class ClientDisconnected(MongooseError, OSError):
+    """An ASGI WebSocket message was sent after the client went away (ASGI 2.4 asks
+    for an ``OSError``; Starlette turns it into ``WebSocketDisconnect``)."""
