@@ -172,6 +172,28 @@ def test_access_log_when_asked(asgi: Callable[..., Served], caplog: pytest.LogCa
     assert caplog.records[0].getMessage().startswith("127.0.0.1:")
 
 
+def test_unusual_requests_get_sensible_scopes(asgi: Callable[..., Served]) -> None:
+    seen: List[Any] = []
+    served = asgi(recording_app(seen))
+    close = b"Host: h\r\nConnection: close\r\n\r\n"
+    for request in (b"GET http://example.com/abs/path?q=1 HTTP/1.1\r\n" + close,
+                    b"OPTIONS * HTTP/1.1\r\n" + close,
+                    b"GET /x HTTP/1.1\r\nX-Empty:\r\nX-Padded:    a b   \r\n" + close,
+                    b"GET /%ff/\xc3\xa9 HTTP/1.1\r\n" + close,
+                    b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n" + close[:-2] + b"\r\n5\r\nhello\r\n0\r\n\r\n"):
+        assert raw_request(served.port, request).startswith(b"HTTP/1.1 200 OK\r\n"), request
+    assert raw_request(served.port, b"GARBAGE\r\n\r\n", timeout=2) == b""  # dropped, no application call
+    assert [(scope["method"], scope["path"], scope["raw_path"], scope["query_string"]) for scope in seen] == [
+        ("GET", "/abs/path", b"/abs/path", b"q=1"),
+        ("OPTIONS", "*", b"*", b""),
+        ("GET", "/x", b"/x", b""),
+        ("GET", "/\ufffd/é", b"/%ff/\xc3\xa9", b""),
+        ("GET", "/", b"/", b""),
+    ]
+    assert (b"x-empty", b"") in seen[2]["headers"] and (b"x-padded", b"a b") in seen[2]["headers"]
+    assert raw_request(served.port, b"GET /still HTTP/1.1\r\n" + close).startswith(b"HTTP/1.1 200")
+
+
 def test_http10_request_and_head(asgi: Callable[..., Served]) -> None:
     seen: List[Any] = []
     served = asgi(recording_app(seen, body=b"hello"))
