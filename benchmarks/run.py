@@ -458,24 +458,8 @@ def wsgi_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
         "waitress PyPy": waitress(envs["pypy"]),
     }
     latencies: Dict[str, List[float]] = {name: [] for name in servers}
-
-    def measure(name: str, make: Callable[[int], List[str]]) -> Callable[[], float]:
-        def run() -> float:
-            port = free_port()
-            command = make(port)
-            env = dict(os.environ, PYTHONPATH=str(HERE))
-            server = Server(command, port=port, env=env)
-            try:
-                if "pypy" in name.lower():  # let the JIT warm up
-                    load(["wrk", "-t1", "-c50", "-d3s", f"http://127.0.0.1:{port}/"])
-                out = load(["wrk", "-t1", "-c50", f"-d{args.duration}s", "--latency", f"http://127.0.0.1:{port}/"])
-            finally:
-                server.stop()
-            latencies[name].append(_wrk_p99_ms(out))
-            return float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
-        return run
-
-    results = rounds({f"{name}: req/s": measure(name, make) for name, make in servers.items()}, args.rounds)
+    results = rounds({f"{name}: req/s": _wrk_requests(name, make, args, latencies[name])
+                      for name, make in servers.items()}, args.rounds)
     results.update({f"{name}: p99 ms": statistics.median(values) for name, values in latencies.items() if values})
     return results
 
@@ -512,28 +496,9 @@ def asgi_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
     latencies: Dict[str, List[float]] = {name: [] for name in servers}
     generator = str(HERE / "ws_load.py")
 
-    def start(name: str, make: Callable[[int], List[str]]) -> Tuple[Server, int]:
-        port = free_port()
-        return Server(make(port), port=port, env=dict(os.environ, PYTHONPATH=str(HERE))), port
-
-    def hello(name: str, make: Callable[[int], List[str]]) -> Callable[[], float]:
-        def run() -> float:
-            server, port = start(name, make)
-            try:
-                if "pypy" in name.lower():  # let the JIT warm up
-                    load(["wrk", "-t1", "-c50", "-d3s", f"http://127.0.0.1:{port}/"])
-                out = load(["wrk", "-t1", "-c50", f"-d{args.duration}s", "--latency", f"http://127.0.0.1:{port}/"])
-            finally:
-                server.stop()
-            if re.search(r"Non-2xx", out):
-                raise RuntimeError(f"{name} answered errors: {out}")
-            latencies[name].append(_wrk_p99_ms(out))
-            return float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
-        return run
-
     def echo(name: str, make: Callable[[int], List[str]]) -> Callable[[], float]:
         def run() -> float:
-            server, port = start(name, make)
+            server, port = _app_server(make)
             try:
                 if "pypy" in name.lower():
                     load([str(envs["pypy"]), generator, str(port), "--seconds", "2"])
@@ -545,12 +510,37 @@ def asgi_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
 
     configs: Dict[str, Callable[[], float]] = {}
     for name, make in servers.items():
-        configs[f"{name}: hello JSON req/s"] = hello(name, make)
+        configs[f"{name}: hello JSON req/s"] = _wrk_requests(name, make, args, latencies[name])
         configs[f"{name}: WebSocket echo msgs/s"] = echo(name, make)
     results = rounds(configs, args.rounds)
     results.update({f"{name}: hello JSON p99 ms": statistics.median(values)
                     for name, values in latencies.items() if values})
     return results
+
+
+def _app_server(make: Callable[[int], List[str]]) -> Tuple[Server, int]:
+    """A server of the wsgi or asgi suite (its app in this folder) on a free port."""
+    port = free_port()
+    return Server(make(port), port=port, env=dict(os.environ, PYTHONPATH=str(HERE))), port
+
+
+def _wrk_requests(name: str, make: Callable[[int], List[str]], args: Any,
+                  p99s: List[float]) -> Callable[[], float]:
+    """A measure of requests/second by wrk -t1 -c50 on the server ``make`` starts;
+    each run's p99 (ms) goes into ``p99s``. PyPy servers are warmed up first."""
+    def run() -> float:
+        server, port = _app_server(make)
+        try:
+            if "pypy" in name.lower():  # let the JIT warm up
+                load(["wrk", "-t1", "-c50", "-d3s", f"http://127.0.0.1:{port}/"])
+            out = load(["wrk", "-t1", "-c50", f"-d{args.duration}s", "--latency", f"http://127.0.0.1:{port}/"])
+        finally:
+            server.stop()
+        if "Non-2xx" in out:
+            raise RuntimeError(f"{name} answered errors: {out}")
+        p99s.append(_wrk_p99_ms(out))
+        return float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+    return run
 
 
 def _wrk_p99_ms(out: str) -> float:

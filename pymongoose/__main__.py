@@ -117,83 +117,63 @@ def _fixed_port(url: str) -> str:
 def _serve_wsgi(args: argparse.Namespace) -> int:
     from .wsgi import WSGIServer
 
-    try:
-        app = load_app(args.wsgi)
-    except Exception as error:  # any import failure is the user's to see
-        print(f"error: cannot load {args.wsgi}: {error}", file=sys.stderr)
-        return 2
-    url = _fixed_port(args.listen) if args.workers > 1 else args.listen
+    def process(app: Callable[..., Any], url: str) -> Callable[[], int]:
+        def one_process() -> int:
+            server = WSGIServer(app, workers=args.threads, multiprocess=args.workers > 1)
+            try:
+                listener = server.listen(url, reuse_port=args.workers > 1)
+            except (ListenError, ValueError) as error:
+                print(f"error: {error}", file=sys.stderr)
+                server.close()
+                return 1
+            address = listener.local_addr
+            assert address is not None
+            if not os.environ.get("PYMONGOOSE_WORKER"):
+                print(f"Serving {args.wsgi} on {url.split('://', 1)[0]}://{address.ip}:{address.port}/ "
+                      f"({args.threads} threads; Ctrl-C to stop)", flush=True)
+            server.run(grace=args.grace)
+            return 0
+        return one_process
 
-    def one_process() -> int:
-        server = WSGIServer(app, workers=args.threads, multiprocess=args.workers > 1)
-        try:
-            listener = server.listen(url, reuse_port=args.workers > 1)
-        except (ListenError, ValueError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            server.close()
-            return 1
-        address = listener.local_addr
-        assert address is not None
-        if not os.environ.get("PYMONGOOSE_WORKER"):
-            print(f"Serving {args.wsgi} on {url.split('://', 1)[0]}://{address.ip}:{address.port}/ "
-                  f"({args.workers} process(es) x {args.threads} threads; Ctrl-C to stop)", flush=True)
-        server.run(grace=args.grace)
-        return 0
-
-    if args.workers == 1:
-        return one_process()
-    print(f"Serving {args.wsgi} on {url} ({args.workers} processes x {args.threads} threads; Ctrl-C to stop)",
-          flush=True)
-    return _supervise(args.workers, one_process)
+    return _serve_app(args, args.wsgi, process, f" x {args.threads} threads")
 
 
 def _serve_asgi(args: argparse.Namespace) -> int:
     from .asgi import LifespanError, run_loop, serve_async
 
+    def process(app: Callable[..., Any], url: str) -> Callable[[], int]:
+        def one_process() -> int:
+            try:
+                run_loop(serve_async(app, url, grace=args.grace, reuse_port=args.workers > 1,
+                                     quiet=bool(os.environ.get("PYMONGOOSE_WORKER")), lifespan=args.lifespan,
+                                     root_path=args.root_path, access_log=not args.quiet), args.loop)
+            except LifespanError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 3
+            except (ListenError, ValueError) as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 1
+            return 0
+        return one_process
+
+    return _serve_app(args, args.asgi, process, "")
+
+
+def _serve_app(args: argparse.Namespace, spec: str, process: Callable[[Callable[..., Any], str], Callable[[], int]],
+               per_process: str) -> int:
+    """Load the application named ``spec``, then run ``process(app, url)`` in this
+    process, or in ``--workers`` processes sharing one port."""
     try:
-        app = load_app(args.asgi)
+        app = load_app(spec)
     except Exception as error:  # any import failure is the user's to see
-        print(f"error: cannot load {args.asgi}: {error}", file=sys.stderr)
+        print(f"error: cannot load {spec}: {error}", file=sys.stderr)
         return 2
     url = _fixed_port(args.listen) if args.workers > 1 else args.listen
-
-    def one_process() -> int:
-        try:
-            run_loop(serve_async(app, url, grace=args.grace, reuse_port=args.workers > 1,
-                                 quiet=bool(os.environ.get("PYMONGOOSE_WORKER")), lifespan=args.lifespan,
-                                 root_path=args.root_path, access_log=not args.quiet), args.loop)
-        except LifespanError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 3
-        except (ListenError, ValueError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-        return 0
-
+    one_process = process(app, url)
     if args.workers == 1:
         return one_process()
-    print(f"Serving {args.asgi} on {url} ({args.workers} processes; Ctrl-C to stop)", flush=True)
+    print(f"Serving {spec} on {url} ({args.workers} processes{per_process}; Ctrl-C to stop)", flush=True)
     return _supervise(args.workers, one_process)
-
-
-def _stop_when_orphaned(supervisor: int) -> None:
-    """Have the kernel send this worker SIGTERM (a graceful stop) when its supervisor
-    dies, even by SIGKILL: a worker left behind would keep serving the port
-    (Linux's PR_SET_PDEATHSIG; elsewhere nothing is done)."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux
-        return
-    if os.getppid() != supervisor:  # it died before the call above
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-# Exit statuses of a worker that could not start: listening failed (1), the
-# application could not be loaded (2), its lifespan startup failed (3).
-_STARTUP_FAILURES = (1, 2, 3)
 
 
 def _supervise(count: int, run: Callable[[], int]) -> int:
@@ -201,7 +181,6 @@ def _supervise(count: int, run: Callable[[], int]) -> int:
     them, restart one that dies unasked, and return once all have exited."""
     stopping = False
     children: Dict[int, bool] = {}
-
     supervisor = os.getpid()
 
     def spawn() -> None:
@@ -249,6 +228,26 @@ def _supervise(count: int, run: Callable[[], int]) -> int:
         elif code != 0:
             status = status or 1
     return status
+
+
+def _stop_when_orphaned(supervisor: int) -> None:
+    """Have the kernel send this worker SIGTERM (a graceful stop) when its supervisor
+    dies, even by SIGKILL: a worker left behind would keep serving the port
+    (Linux's PR_SET_PDEATHSIG; elsewhere nothing is done)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux
+        return
+    if os.getppid() != supervisor:  # it died before the call above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+# Exit statuses of a worker that could not start: listening failed (1), the
+# application could not be loaded (2), its lifespan startup failed (3).
+_STARTUP_FAILURES = (1, 2, 3)
 
 
 if __name__ == "__main__":

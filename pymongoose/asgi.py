@@ -743,32 +743,36 @@ class ASGIServer:
 
     # ---- the application's side: C calls made owning the loop ------------------------------
 
+    def _mgr(self) -> Any:
+        """The C manager, or None once stopped (these calls run owning the loop)."""
+        return self._manager._ptr if self._manager is not None else None
+
     def _respond(self, conn_id: int, status: int, kv: bytes, pairs: int, body: bytes, more: bool,
                  http10: bool) -> int:
-        mgr = self._manager._ptr if self._manager is not None else None
+        mgr = self._mgr()
         if mgr is None:
             return -2
         return int(_pm_asgi_respond(mgr, conn_id, status, kv, len(kv), pairs, body, len(body), more, http10))
 
     def _more(self, conn_id: int, framing: int, body: bytes, more: bool) -> int:
-        mgr = self._manager._ptr if self._manager is not None else None
+        mgr = self._mgr()
         return -1 if mgr is None else int(_pm_asgi_body(mgr, conn_id, framing, body, len(body), more))
 
     def _ws_send(self, conn_id: int, payload: bytes, op: int) -> int:
-        mgr = self._manager._ptr if self._manager is not None else None
+        mgr = self._mgr()
         if mgr is None or _pm_ws_send(mgr, conn_id, payload, len(payload), op) <= 0:
             return -1
         c = lib.pm_conn(mgr, conn_id)
         return -1 if c == ffi.NULL else int(c.send.len)
 
     def _ws_accept(self, conn_id: int, head: bytes, lines: bytes) -> int:
-        mgr = self._manager._ptr if self._manager is not None else None
+        mgr = self._mgr()
         if mgr is None:
             return 0
         return int(lib.pm_ws_accept(mgr, conn_id, head, len(head), lines, self._max_message, self._compression))
 
     def _ws_close(self, conn_id: int, payload: bytes) -> None:
-        mgr = self._manager._ptr if self._manager is not None else None
+        mgr = self._mgr()
         if mgr is not None and _pm_ws_send(mgr, conn_id, payload, len(payload), WEBSOCKET_OP_CLOSE) > 0:
             lib.pm_conn_drain(lib.pm_conn(mgr, conn_id))
 
@@ -779,7 +783,7 @@ class ASGIServer:
         self._with_conn(conn_id, lib.pm_conn_drain)
 
     def _with_conn(self, conn_id: int, function: Callable[[Any], Any]) -> None:
-        mgr = self._manager._ptr if self._manager is not None else None
+        mgr = self._mgr()
         c = lib.pm_conn(mgr, conn_id) if mgr is not None else ffi.NULL
         if c != ffi.NULL:
             function(c)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import queue
+import signal
 import socket
 import struct
 import subprocess
@@ -210,6 +211,54 @@ class Program:
         if self.process.poll() is None:
             self.process.kill()
             self.process.communicate()
+
+
+class Workers:
+    """``python -m pymongoose ARGS --listen http://127.0.0.1:PORT --workers 2``: a
+    supervisor and its two worker processes, run in ``cwd`` (beside the app)."""
+
+    def __init__(self, cwd: Path, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(cwd)) if p))
+        self.process = subprocess.Popen([sys.executable, "-m", "pymongoose", *args, "--listen", self.url,
+                                         "--workers", "2"], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+
+    def bodies_from_each(self, count: int = 2) -> "set[bytes]":
+        """What ``GET /`` answers, on new connections until ``count`` different
+        answers came (the app answers its process id) or the time is up."""
+        bodies: "set[bytes]" = set()
+        deadline = time.monotonic() + DEFAULT_TIMEOUT * 2
+        while len(bodies) < count and time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=DEFAULT_TIMEOUT) as s:
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    bodies.add(read_until_closed(s).rsplit(b"\r\n\r\n", 1)[1])
+            except ConnectionRefusedError:
+                time.sleep(0.05)  # the workers are still starting
+        return bodies
+
+    def sigterm_during(self, path: str) -> Tuple[Any, int]:
+        """SIGTERM while ``GET path`` is in flight: (its response, the exit status)."""
+        import requests
+
+        responses: List[Any] = []
+        thread = threading.Thread(target=lambda: responses.append(
+            requests.get(self.url + path, timeout=DEFAULT_TIMEOUT * 2)))
+        thread.start()
+        time.sleep(0.3)  # the request is in flight
+        self.process.send_signal(signal.SIGTERM)
+        thread.join()
+        return (responses[0] if responses else None), self.process.wait(DEFAULT_TIMEOUT * 2)
+
+    def __enter__(self) -> "Workers":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
 class Mosquitto:

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import struct
 import subprocess
@@ -24,7 +23,7 @@ import websocket as wsclient
 
 from pymongoose.asgi import ASGIServer, ClientDisconnected, LifespanError
 
-from support import DEFAULT_TIMEOUT, raw_request, read_until_closed, server_frames, wait_for, ws_frame
+from support import DEFAULT_TIMEOUT, Workers, raw_request, server_frames, wait_for, ws_frame
 
 LOOPS = ["asyncio"] + (["uvloop"] if sys.implementation.name == "cpython" else [])
 
@@ -830,60 +829,27 @@ async def app(scope, receive, send):
 
 def test_command_line_workers_share_the_port_and_sigterm_finishes_requests(tmp_path: Path) -> None:
     (tmp_path / "asgimod.py").write_text("FAIL = False\n" + APP_MODULE)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "pymongoose", "--asgi", "asgimod:app", "--listen",
-                                f"http://127.0.0.1:{port}", "--workers", "2"],
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None and "Serving asgimod:app" in process.stdout.readline()
-        pids = set()
-        deadline = time.monotonic() + DEFAULT_TIMEOUT * 2
-        while len(pids) < 2 and time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=DEFAULT_TIMEOUT) as s:
-                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                    pids.add(read_until_closed(s).rsplit(b"\r\n\r\n", 1)[1])
-            except ConnectionRefusedError:
-                time.sleep(0.05)  # the workers are still starting
-        assert len(pids) == 2, "both worker processes answered"
-        slow: List[Any] = []
-        thread = threading.Thread(target=lambda: slow.append(
-            requests.get(f"http://127.0.0.1:{port}/slow", timeout=DEFAULT_TIMEOUT * 2)))
-        thread.start()
-        time.sleep(0.3)  # the slow request is in flight
-        process.send_signal(signal.SIGTERM)
-        thread.join()
-        assert slow[0].text.startswith("slow"), "the request in flight was finished"
-        assert process.wait(DEFAULT_TIMEOUT * 2) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with Workers(tmp_path, "--asgi", "asgimod:app") as workers:
+        assert workers.process.stdout is not None and "Serving asgimod:app" in workers.process.stdout.readline()
+        assert len(workers.bodies_from_each()) == 2, "both worker processes answered"
+        slow, status = workers.sigterm_during("/slow")
+        assert slow is not None and slow.text.startswith("slow"), "the request in flight was finished"
+        assert status == 0
     with pytest.raises(requests.ConnectionError):
-        requests.get(f"http://127.0.0.1:{port}/", timeout=DEFAULT_TIMEOUT)
+        requests.get(workers.url, timeout=DEFAULT_TIMEOUT)
 
 
 def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
     (tmp_path / "asgimod.py").write_text("FAIL = False\n" + APP_MODULE)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "pymongoose", "--asgi", "asgimod:app", "--listen",
-                                f"http://127.0.0.1:{port}", "--workers", "2"],
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: _answers(port), what="the workers to serve")
-    finally:
-        process.kill()  # SIGKILL: the supervisor cannot pass anything on
-        process.wait()
-    wait_for(lambda: not _answers(port), what="the orphaned workers to stop")
+    with Workers(tmp_path, "--asgi", "asgimod:app") as workers:
+        wait_for(lambda: _answers(workers.url), what="the workers to serve")
+    # Leaving kills the supervisor (SIGKILL: it cannot pass anything on).
+    wait_for(lambda: not _answers(workers.url), what="the orphaned workers to stop")
 
 
-def _answers(port: int) -> bool:
+def _answers(url: str) -> bool:
     try:
-        return requests.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200
+        return requests.get(url, timeout=1).status_code == 200
     except requests.ConnectionError:
         return False
 

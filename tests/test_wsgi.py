@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import requests
 
 from pymongoose.wsgi import FileWrapper, WSGIServer
 
-from support import DEFAULT_TIMEOUT, read_until_closed, wait_for
+from support import DEFAULT_TIMEOUT, Workers, read_until_closed, wait_for
 
 
 class Running:
@@ -320,40 +319,14 @@ def app(environ, start_response):
 
 def test_command_line_workers_share_the_port_and_sigterm_finishes_requests(tmp_path: Path) -> None:
     (tmp_path / "cliapp.py").write_text(APP_MODULE)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(tmp_path)) if p))
-    process = subprocess.Popen([sys.executable, "-m", "pymongoose", "--wsgi", "cliapp:app", "--listen",
-                                f"http://127.0.0.1:{port}", "--workers", "2", "--threads", "2", "--quiet"],
-                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None and "Serving cliapp:app" in process.stdout.readline()
-        pids = set()
-        deadline = time.monotonic() + DEFAULT_TIMEOUT * 2
-        while len(pids) < 2 and time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=DEFAULT_TIMEOUT) as s:
-                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                    pids.add(read_until_closed(s).rsplit(b"\r\n\r\n", 1)[1])
-            except ConnectionRefusedError:
-                time.sleep(0.05)  # the workers are still starting
-        assert len(pids) == 2, "both worker processes answered"
-        slow: List[Any] = []
-        thread = threading.Thread(target=lambda: slow.append(
-            requests.get(f"http://127.0.0.1:{port}/slow", timeout=DEFAULT_TIMEOUT * 2)))
-        thread.start()
-        time.sleep(0.3)  # the slow request is in flight
-        process.send_signal(signal.SIGTERM)
-        thread.join()
-        assert slow[0].status_code == 200, "the request in flight was finished"
-        assert process.wait(DEFAULT_TIMEOUT * 2) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    with Workers(tmp_path, "--wsgi", "cliapp:app", "--threads", "2", "--quiet") as workers:
+        assert workers.process.stdout is not None and "Serving cliapp:app" in workers.process.stdout.readline()
+        assert len(workers.bodies_from_each()) == 2, "both worker processes answered"
+        slow, status = workers.sigterm_during("/slow")
+        assert slow is not None and slow.status_code == 200, "the request in flight was finished"
+        assert status == 0
     with pytest.raises(requests.ConnectionError):
-        requests.get(f"http://127.0.0.1:{port}/", timeout=DEFAULT_TIMEOUT)
+        requests.get(workers.url, timeout=DEFAULT_TIMEOUT)
 
 
 def test_command_line_reports_an_app_that_cannot_be_loaded(tmp_path: Path) -> None:
