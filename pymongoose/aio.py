@@ -9,9 +9,11 @@ There is no poll thread (cymongoose 0.2.5 runs one; the names and signatures her
 are its own). The event loop watches Mongoose's descriptor (the manager's epoll set,
 ``loop.add_reader``) and polls once, without waiting, whenever it is ready: so
 handlers run on the event loop's thread and may create tasks and set futures
-directly. Mongoose's timers are checked every ``poll_interval`` milliseconds, and
-what a task sends outside a handler (``conn.send(...)`` in a coroutine) leaves at
-the next turn of the loop. Works with the default loop and with uvloop. Other
+directly. After each poll it asks Mongoose what the descriptor cannot show (output
+that a handler queued after the write step, Mongoose's timers, a connection to
+close) and polls again when that is due, and at least every ``poll_interval``
+milliseconds; what a task sends outside a handler (``conn.send(...)`` in a
+coroutine) leaves at the next turn of the loop. Works with the default loop and with uvloop. Other
 threads reach it as they reach a :class:`Manager` (``wakeup``,
 ``call_soon_threadsafe``).
 """
@@ -88,6 +90,20 @@ class AsyncManager:
         manager = self._manager
         if manager is not None and not manager.closed:
             manager.poll(0)
+            if not manager.closed:
+                self._poll_when_due(int(lib.pm_mgr_due(manager._live_pointer(), self._poll_interval)))
+
+    def _poll_when_due(self, due_ms: int) -> None:
+        """Poll again in ``due_ms``: sooner than the tick for work the descriptor
+        will not show (a refill queued by MG_EV_WRITE's handler, a timer)."""
+        if due_ms == 0:
+            self._poll_soon()
+        elif due_ms < self._poll_interval and self._loop is not None:
+            when = self._loop.time() + due_ms / 1000
+            if self._tick is None or when < self._tick.when():
+                if self._tick is not None:
+                    self._tick.cancel()
+                self._tick = self._loop.call_at(when, self._on_tick)
 
     def _poll_soon(self) -> None:
         if self._poll_pending or self._loop is None:
@@ -102,9 +118,12 @@ class AsyncManager:
                 self._poll_pending = False
 
     def _on_tick(self) -> None:
-        self._poll()  # Mongoose's timers, idle timeouts, DNS retries
-        if self._manager is not None and self._loop is not None:
-            self._tick = self._loop.call_later(self._poll_interval / 1000, self._on_tick)
+        self._tick = None
+        try:
+            self._poll()  # Mongoose's timers, idle timeouts, DNS retries; may arm a sooner tick
+        finally:
+            if self._tick is None and self._manager is not None and self._loop is not None:
+                self._tick = self._loop.call_later(self._poll_interval / 1000, self._on_tick)
 
     def _started(self) -> Manager:
         if self._manager is None:

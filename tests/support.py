@@ -55,11 +55,12 @@ def poll_until(manager: Manager, condition: Callable[[], Any], timeout: float = 
 
 
 class LoopThread:
-    """Polls a manager on a background thread until stopped."""
+    """Polls a manager on a background thread until stopped, counting the polls."""
 
     def __init__(self, manager: Manager, poll_ms: int = 20) -> None:
         self.manager = manager
         self.poll_ms = poll_ms
+        self.polls = 0
         self.errors: List[BaseException] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pymongoose-test-loop", daemon=True)
@@ -68,6 +69,7 @@ class LoopThread:
         try:
             while not self._stop.is_set():
                 self.manager.poll(self.poll_ms)
+                self.polls += 1
         except BaseException as exc:  # surfaced by stop()
             self.errors.append(exc)
 
@@ -93,6 +95,11 @@ class LoopThread:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._thread.is_alive():
+            try:  # end a long poll at once
+                self.manager.call_soon_threadsafe(lambda: None)
+            except pymongoose.ManagerClosedError:
+                pass
         self._thread.join(timeout=DEFAULT_TIMEOUT)
         assert not self._thread.is_alive(), "poll thread did not stop"
         if self.errors:

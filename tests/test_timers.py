@@ -33,6 +33,21 @@ def test_one_shot_fires_once_after_its_delay(manager: Manager) -> None:
     assert not timer.active
 
 
+def test_a_long_poll_ends_when_a_timer_is_due(manager: Manager) -> None:
+    # Mongoose runs timers after its wait, so a long poll must end when one is due;
+    # and a period starts when the timer is added (Mongoose would start it at the
+    # next poll: the first call would then take two polls).
+    fired: List[str] = []
+    manager.timer_add(30, lambda: fired.append("once"))
+    manager.poll(10_000)
+    assert fired == ["once"]
+    repeating = manager.timer_add(20, lambda: fired.append("again"), repeat=True)
+    for _ in range(3):
+        manager.poll(10_000)
+    assert fired == ["once", "again", "again", "again"]
+    repeating.cancel()
+
+
 def test_repeating_timer_and_cancel(manager: Manager) -> None:
     fired: List[int] = []
     timer = manager.timer_add(10, lambda: fired.append(1), repeat=True)

@@ -21,6 +21,28 @@ class Patch(NamedTuple):
 
 PATCHES: List[Patch] = [
     Patch(
+        name="epoll-mod-recorded",
+        why=(
+            "pymongoose registers sockets for writability only while they need it "
+            "(the epollout-* patches below), which is correct only if it knows what "
+            "the kernel has registered. Route every change through pm_epoll_mod "
+            "(_native/wait.c), which records it in the connection's state: one "
+            "record, kept where the change is made, that cannot disagree with the "
+            "kernel's, and no system call when nothing changes."
+        ),
+        old="""\
+#include "mongoose.h"
+""",
+        new="""\
+#include "mongoose.h"
+#if MG_ENABLE_EPOLL  // pymongoose: see vendor/mongoose_patches.py
+#undef MG_EPOLL_MOD
+void pm_epoll_mod(struct mg_connection *c, bool wr);
+#define MG_EPOLL_MOD(c, wr) pm_epoll_mod((c), (wr))
+#endif
+""",
+    ),
+    Patch(
         name="tls-ecdsa-minimal-der",
         why=(
             "The built-in TLS server encodes the r and s of its ECDSA CertificateVerify "
@@ -137,8 +159,9 @@ PATCHES: List[Patch] = [
             "unregister it: two epoll_ctl calls per response. The write step after "
             "the wait (write-after-read) writes such data anyway, so for pymongoose's "
             "plain TCP connections the wait only must not block; the socket is "
-            "registered once a write leaves data behind (its kernel buffer is full). "
-            "_native/wait.c keeps that state (pm_epoll_out, pm_epoll_written)."
+            "registered while output remains after a write step (its kernel buffer "
+            "is full, or MG_EV_WRITE refilled it): pm_epoll_out, pm_epoll_written "
+            "in _native/wait.c, which read the record of epoll-mod-recorded."
         ),
         old="""\
     if (can_write(c)) MG_EPOLL_MOD(c, 1);
@@ -167,11 +190,13 @@ PATCHES: List[Patch] = [
 """,
     ),
     Patch(
-        name="epollout-only-when-registered",
+        name="epollout-settled-after-write",
         why=(
-            "With writes made at once (write-after-read), an emptied send buffer "
-            "usually was never registered for writability: unregister only when "
-            "this iteration's wait reported it writable."
+            "A write that empties the send buffer unregisters the socket before "
+            "MG_EV_WRITE, whose handler may refill it (Mongoose's static file handler "
+            "does): the refill then waits for a registration. For pymongoose's "
+            "connections the registration is settled once the write step is over "
+            "(pm_epoll_emptied, pm_epoll_written in _native/wait.c)."
         ),
         old="""\
       if (c->send.len == 0) {
@@ -179,18 +204,19 @@ PATCHES: List[Patch] = [
       }
 """,
         new="""\
-      if (c->send.len == 0 && c->is_writable) {  // pymongoose: see patches
-        MG_EPOLL_MOD(c, 0);
+      if (c->send.len == 0) {  // pymongoose: see vendor/mongoose_patches.py
+        extern void pm_epoll_emptied(struct mg_connection *);
+        pm_epoll_emptied(c);
       }
 """,
     ),
     Patch(
         name="epollout-stale",
         why=(
-            "A socket registered for writability whose buffer then emptied by an "
-            "immediate write (epollout-only-when-registered) stays registered; level-"
-            "triggered epoll would wake every iteration for it. Unregister it the "
-            "first time the wait reports it with nothing to send."
+            "A socket registered for writability whose send buffer emptied outside a "
+            "write step (the shim cuts what follows a WebSocket close frame) stays "
+            "registered; level-triggered epoll would wake every iteration for it. "
+            "Unregister it the first time the wait reports it with nothing to send."
         ),
         old="""\
       c->is_writable = can_write(c) && wr ? 1U : 0;

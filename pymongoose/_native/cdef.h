@@ -314,6 +314,9 @@ unsigned long pm_mgr_wakeup_id(struct mg_mgr *mgr);
 // A descriptor that turns readable whenever a poll would have work (the epoll set),
 // for an event loop to watch (pymongoose.aio); -1 where there is none.
 int pm_mgr_wait_fd(struct mg_mgr *mgr);
+// For a loop watching that descriptor: the milliseconds (at most ms) until a poll is
+// due for what it cannot show (output waiting, a timer, a connection to close).
+int pm_mgr_due(struct mg_mgr *mgr, int ms);
 void pm_mgr_free(struct mg_mgr *mgr);
 void pm_mgr_disown(struct mg_mgr *mgr);
 

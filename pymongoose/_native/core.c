@@ -340,7 +340,7 @@ struct pm_conn {
   bool http_refused;         // HTTP server: answered 413; dropping the body
   uint64_t http_discard;     // its bytes still to drop (httpd.c)
   uint64_t http_linger_until;  // and when to close at the latest
-  bool write_blocked;        // a write left data behind: EPOLLOUT is registered (wait.c)
+  bool epollout;             // EPOLLOUT is registered for its socket (wait.c keeps it)
   uint64_t idle_timeout;     // close after this many ms without I/O (0: never)
   uint64_t last_io;          // when it last read or wrote (or opened)
 };

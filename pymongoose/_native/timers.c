@@ -23,6 +23,9 @@ bool pm_timer_add(struct mg_mgr *mgr, uint64_t period_ms, bool repeat,
   t->mgr = mgr;
   t->id = id;
   mg_timer_init(&mgr->timers, &t->timer, period_ms, flags, pm_timer_fn, t);
+  // Due one period from now. Mongoose would start the period at the next poll,
+  // after a wait that the period itself bounds (pm_timers_wait): two periods.
+  if (!run_now) t->timer.expire = mg_millis() + period_ms;
   return true;
 }
 

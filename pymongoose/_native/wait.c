@@ -2,35 +2,112 @@
 
 static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data);
 
-/* Writability, registered only while a socket is blocked (the patches
- * epollout-when-blocked and epollout-after-write). Data queued between iterations
- * is written by the write step after the wait, so the wait must merely not block;
- * a write that leaves data behind registers EPOLLOUT, to wake when there is room.
- * Connections that are not pymongoose's own (Mongoose's wakeup pipe, DNS), TLS
- * ones and connects in progress keep upstream's way. */
-static struct pm_conn *pm_plain_conn(struct mg_connection *c) {
-  if (c->fn != pm_event_handler || c->is_tls || c->is_connecting || c->is_listening) return NULL;
-  return (struct pm_conn *) c->fn_data;
+/* ---- writability: one record of what the kernel has registered ------------------
+ *
+ * Mongoose registers a socket for writability (EPOLLOUT) in every wait where it has
+ * output, and unregisters it once a write empties its buffer: two epoll_ctl() calls
+ * per response. pymongoose writes output at once instead (the patch
+ * write-after-read), so a plain TCP connection is registered only while output
+ * remains after the write step: the kernel's buffer is full, or a handler of
+ * MG_EV_WRITE refilled it (Mongoose's static file handler does, 64 KiB at a time).
+ *
+ * Every change of a registration goes through pm_epoll_mod() (the patch
+ * epoll-mod-recorded redirects MG_EPOLL_MOD here), which records it in the
+ * connection's state: the record is the kernel's registration, never a guess
+ * beside it. Connections that are not pymongoose's own (Mongoose's wakeup pipe,
+ * DNS) keep no record and upstream's way. */
+
+/* The state pymongoose keeps for c, or NULL: not its connection, or an accepted one
+ * before its MG_EV_OPEN (its fn_data is still the listener's, see struct pm_conn). */
+static struct pm_conn *pm_own_state(const struct mg_connection *c) {
+  struct pm_conn *st = (struct pm_conn *) c->fn_data;
+  if (c->fn != pm_event_handler || st == NULL || st->id != c->id) return NULL;
+  return st;
 }
 
-/* For a socket with data to send, before the wait: 1 register it for writability
- * (upstream), 0 it is registered already, -1 do not wait (written right after). */
-int pm_epoll_out(struct mg_connection *c) {
-  struct pm_conn *st = pm_plain_conn(c);
-  if (st == NULL) return 1;
-  return st->write_blocked ? 0 : -1;
+/* Whether c has a socket to wait on (not while its name resolves). */
+static bool pm_has_socket(const struct mg_connection *c) {
+  return !c->is_resolving && FD(c) != MG_INVALID_SOCKET;
 }
 
-/* After the write step. */
-void pm_epoll_written(struct mg_connection *c) {
-  struct pm_conn *st = pm_plain_conn(c);
-  if (st == NULL) return;
-  if (c->send.len == 0) {
-    st->write_blocked = false;  // a registration left behind goes at the next wait (epollout-stale)
-  } else if (!st->write_blocked) {
-    st->write_blocked = true;
-    MG_EPOLL_MOD(c, 1);
+/* A connection whose registration is settled after each write step
+ * (pm_epoll_written) rather than in each wait. */
+static struct pm_conn *pm_settled(const struct mg_connection *c) {
+  if (c->is_connecting || c->is_listening || !pm_has_socket(c)) return NULL;
+  return pm_own_state(c);
+}
+
+void pm_epoll_mod(struct mg_connection *c, bool wr) {
+#if MG_ENABLE_EPOLL
+  struct pm_conn *st = pm_own_state(c);
+  struct epoll_event ev = {EPOLLIN | EPOLLERR | EPOLLHUP, {c}};
+  if (st != NULL) {
+    if (st->epollout == wr) return;  // no system call for no change
+    st->epollout = wr;
   }
+  if (wr) ev.events |= EPOLLOUT;
+  epoll_ctl(c->mgr->epoll_fd, EPOLL_CTL_MOD, (int) (size_t) c->fd, &ev);
+#else
+  (void) c, (void) wr;
+#endif
+}
+
+/* Before the wait, for a socket with output: 1 register it for writability
+ * (upstream's way), 0 it is registered, -1 do not wait: a plain connection's output
+ * is written by the write step right after the wait. */
+int pm_epoll_out(struct mg_connection *c) {
+  struct pm_conn *st = pm_own_state(c);
+  if (st != NULL && st->epollout) return 0;
+  return pm_settled(c) != NULL && !c->is_tls ? -1 : 1;
+}
+
+/* A write emptied the send buffer (Mongoose's iolog, before it raises MG_EV_WRITE,
+ * whose handler may refill it): upstream unregisters the socket here; a settled
+ * connection waits for the end of the write step. */
+void pm_epoll_emptied(struct mg_connection *c) {
+  if (pm_settled(c) == NULL) MG_EPOLL_MOD(c, 0);
+}
+
+/* After the write step: a settled socket is registered exactly while it has output
+ * (over TLS, writing waits for the wait to report room, as upstream). */
+void pm_epoll_written(struct mg_connection *c) {
+  if (pm_settled(c) != NULL) pm_epoll_mod(c, can_write(c));
+}
+
+/* ---- how long a wait may last ---------------------------------------------------- */
+
+/* The milliseconds until the first timer is due, at most ms: Mongoose runs timers
+ * once its wait is over, so a wait must not outlast them. */
+static int pm_timers_wait(struct mg_mgr *mgr, int ms) {
+  uint64_t now = 0;
+  struct mg_timer *t;
+  for (t = mgr->timers; t != NULL && ms > 0; t = t->next) {
+    uint64_t left;
+    if ((t->flags & MG_TIMER_CALLED) && !(t->flags & MG_TIMER_REPEAT)) continue;  // spent
+    if (t->expire == 0) {  // not polled yet: its first poll starts its period
+      left = (t->flags & MG_TIMER_RUN_NOW) ? 0 : t->period_ms;
+    } else {
+      if (now == 0) now = mg_millis();
+      left = t->expire > now ? t->expire - now : 0;
+    }
+    if (left < (uint64_t) ms) ms = (int) left;
+  }
+  return ms;
+}
+
+/* For a loop that waits on the epoll descriptor itself (AsyncManager): the
+ * milliseconds until Mongoose must run again for what the descriptor cannot show,
+ * at most ms: output no registration covers (0), a connection to close (0), TLS
+ * data already read (1, as mg_iotest waits), the next timer. */
+int pm_mgr_due(struct mg_mgr *mgr, int ms) {
+  struct mg_connection *c;
+  for (c = mgr->conns; c != NULL && ms > 0; c = c->next) {
+    if (c->is_closing) return 0;
+    if (!pm_has_socket(c)) continue;
+    if (can_write(c) && pm_epoll_out(c) != 0) return 0;
+    if (c->rtls.len > 0 || mg_tls_pending(c) > 0) ms = 1;
+  }
+  return pm_timers_wait(mgr, ms);
 }
 
 /* Runs one iteration of the event loop (Python's Manager.poll).
@@ -56,10 +133,10 @@ void pm_epoll_written(struct mg_connection *c) {
 #define PM_MAX_WRITERS 63
 
 /* Waits for what mg_iotest() would: the epoll set (its fd turns readable when a
- * registered socket is ready) and writability of the sockets with output pending,
- * which Mongoose adds to the epoll set only inside mg_iotest(); poll() avoids
- * doing those epoll_ctl() calls twice. Returns false, without waiting, when
- * Mongoose should wait on its own. */
+ * registered socket is ready) and writability of the sockets with output that
+ * Mongoose registers only inside mg_iotest() (TLS before its first write, clients
+ * connecting); poll() avoids doing those epoll_ctl() calls twice. Returns false,
+ * without waiting, when Mongoose should wait on its own. */
 static bool pm_wait_for_io(struct mg_mgr *mgr, int ms) {
   struct pollfd fds[PM_MAX_WRITERS + 1];
   nfds_t n = 1;
@@ -69,12 +146,11 @@ static bool pm_wait_for_io(struct mg_mgr *mgr, int ms) {
   for (c = mgr->conns; c != NULL; c = c->next) {
     if (c->rtls.len > 0 || mg_tls_pending(c) > 0 || c->is_closing) return false;
     if (can_write(c)) {
-      if (pm_epoll_out(c) < 0) {
-        ms = 0;  // written right after the wait, which must not block
-        continue;
-      }
+      int how = pm_epoll_out(c);
+      if (how < 0) ms = 0;  // written right after the wait, which must not block
+      if (how <= 0) continue;  // or registered already: the epoll set has it
       if (n > PM_MAX_WRITERS) return false;
-      fds[n].fd = (int) (size_t) c->fd;
+      fds[n].fd = (int) (size_t) c->fd;  // mg_iotest registers it only after this wait
       fds[n].events = POLLOUT;
       n++;
     }
@@ -84,7 +160,9 @@ static bool pm_wait_for_io(struct mg_mgr *mgr, int ms) {
 }
 #endif
 
+/* The wait never outlasts the next timer (pm_timers_wait). */
 void pm_mgr_poll(struct mg_mgr *mgr, int ms) {
+  ms = pm_timers_wait(mgr, ms);
 #if PM_DISPATCH_WITH_GIL
   if (pm_wait_for_io(mgr, ms)) {
     PyGILState_STATE gil = PyGILState_Ensure();
