@@ -125,6 +125,15 @@ def _patched_mongoose(source_dir: Path) -> Path:
     return PATCHED_DIR
 
 
+# How Mongoose waits for I/O: epoll on Linux; poll() elsewhere (macOS, the BSDs,
+# Windows' WSAPoll), and on Linux when asked, to test that build here:
+# PYMONGOOSE_IO=poll.
+IO_BACKEND = os.environ.get("PYMONGOOSE_IO") or ("epoll" if sys.platform.startswith("linux") else "poll")
+if IO_BACKEND not in ("epoll", "poll"):
+    sys.exit(f"error: PYMONGOOSE_IO must be 'epoll' or 'poll', not {IO_BACKEND!r}")
+if IO_BACKEND == "epoll" and not sys.platform.startswith("linux"):
+    sys.exit("error: PYMONGOOSE_IO=epoll needs Linux; leave it unset to use poll()")
+
 # How Mongoose is configured for this package.
 MONGOOSE_DEFINES = [
     ("MG_ENABLE_IPV6", "1"),
@@ -136,8 +145,11 @@ MONGOOSE_DEFINES = [
     # Connections the kernel queues for accept() (Mongoose's default, 128, drops SYNs
     # in a burst; the kernel caps it at net.core.somaxconn).
     ("MG_SOCK_LISTEN_BACKLOG_SIZE", "4096"),
-    # Without one of these Mongoose uses select(), limited to FD_SETSIZE sockets.
-    ("MG_ENABLE_EPOLL" if sys.platform.startswith("linux") else "MG_ENABLE_POLL", "1"),
+    # How Mongoose waits for I/O (IO_BACKEND above); without either it would use
+    # select(), limited to FD_SETSIZE sockets. Both are set: on Linux Mongoose
+    # turns epoll on unless told.
+    ("MG_ENABLE_EPOLL", "1" if IO_BACKEND == "epoll" else "0"),
+    ("MG_ENABLE_POLL", "0" if IO_BACKEND == "epoll" else "1"),
 ]
 
 WARNINGS = ["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-unused-function"]

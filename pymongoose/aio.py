@@ -7,7 +7,8 @@
 
 There is no poll thread (cymongoose 0.2.5 runs one; the names and signatures here
 are its own). The event loop watches Mongoose's descriptor (the manager's epoll set,
-``loop.add_reader``) and polls once, without waiting, whenever it is ready: so
+``loop.add_reader``; in the poll() build, macOS's and Windows', each socket for what
+Mongoose waits for) and polls once, without waiting, whenever it is ready: so
 handlers run on the event loop's thread and may create tasks and set futures
 directly. After each poll it asks Mongoose what the descriptor cannot show (output
 that a handler queued after the write step, Mongoose's timers, a connection to
@@ -22,14 +23,57 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Callable, Coroutine, Dict, Optional, Union
+from typing import Any, Callable, Coroutine, Dict, Optional, Tuple, Union
 
-from ._binding import lib
+from ._binding import ffi, lib
 from .connection import Connection
 from .errors import ConnectError
 from .events import MG_EV_CLOSE, MG_EV_CONNECT, MG_EV_ERROR, MG_EV_MQTT_OPEN, MG_EV_WS_OPEN
 from .manager import Manager
 from .timers import Timer
+
+
+class _SocketWatch:
+    """The poll() build's stand-in for the epoll descriptor: the loop watches each
+    socket (``add_reader``/``add_writer``) for what Mongoose waits for, re-read
+    after every poll. That costs a pass over the connections per poll, which the
+    epoll build, where the loop watches one descriptor, does not pay."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_ready: Callable[[], None]) -> None:
+        self._loop, self._on_ready = loop, on_ready
+        self._watched: Dict[int, Tuple[int, int]] = {}  # fd -> (connection id, PM_WANT_* bits)
+        self._triples = ffi.new("int64_t[]", 3 * 64)
+
+    def sync(self, pointer: Any) -> None:
+        """Watch what Mongoose now waits for, and no more."""
+        count = int(lib.pm_mgr_sockets(pointer, self._triples, len(self._triples) // 3))
+        if 3 * count > len(self._triples):
+            self._triples = ffi.new("int64_t[]", 6 * count)
+            count = int(lib.pm_mgr_sockets(pointer, self._triples, len(self._triples) // 3))
+        t = self._triples
+        wanted = {int(t[i]): (int(t[i + 1]), int(t[i + 2])) for i in range(0, 3 * count, 3)}
+        if wanted == self._watched:
+            return
+        for fd, (conn_id, bits) in self._watched.items():
+            if wanted.get(fd, (0, 0))[0] != conn_id:  # closed, or its fd reused since
+                self._change(fd, bits, 0)
+        for fd, (conn_id, bits) in wanted.items():
+            before = self._watched.get(fd, (0, 0))
+            self._change(fd, before[1] if before[0] == conn_id else 0, bits)
+        self._watched = wanted
+
+    def close(self) -> None:
+        for fd, (_, bits) in self._watched.items():
+            self._change(fd, bits, 0)
+        self._watched = {}
+
+    def _change(self, fd: int, before: int, after: int) -> None:
+        for bit, add, remove in ((lib.PM_WANT_READ, self._loop.add_reader, self._loop.remove_reader),
+                                 (lib.PM_WANT_WRITE, self._loop.add_writer, self._loop.remove_writer)):
+            if after & bit and not before & bit:
+                add(fd, self._on_ready)
+            elif before & bit and not after & bit:
+                remove(fd)
 
 
 class AsyncManager:
@@ -50,6 +94,7 @@ class AsyncManager:
         self._fd = -1
         self._tick: Optional[asyncio.TimerHandle] = None
         self._poll_pending = False
+        self._sockets: Optional[_SocketWatch] = None  # without an epoll descriptor
 
     # ---- the context ------------------------------------------------------------
 
@@ -62,6 +107,14 @@ class AsyncManager:
         self._fd = int(lib.pm_mgr_wait_fd(manager._live_pointer()))
         if self._fd >= 0:
             loop.add_reader(self._fd, self._poll)
+        else:
+            self._sockets = _SocketWatch(loop, self._poll)
+            try:
+                self._sockets.sync(manager._live_pointer())
+            except NotImplementedError:  # Windows' default, the proactor loop
+                self.close()
+                raise RuntimeError("AsyncManager needs an event loop with add_reader(): on Windows, "
+                                   "asyncio.WindowsSelectorEventLoopPolicy()") from None
         manager._after_outside_call = self._poll_soon
         self._tick = loop.call_later(self._poll_interval / 1000, self._on_tick)
         return self
@@ -80,6 +133,9 @@ class AsyncManager:
         loop = self._loop
         if self._fd >= 0 and loop is not None and not loop.is_closed():
             loop.remove_reader(self._fd)
+        if self._sockets is not None and loop is not None and not loop.is_closed():
+            self._sockets.close()
+        self._sockets = None
         manager._after_outside_call = None
         manager.close()
 
@@ -91,7 +147,10 @@ class AsyncManager:
         if manager is not None and not manager.closed:
             manager.poll(0)
             if not manager.closed:
-                self._poll_when_due(int(lib.pm_mgr_due(manager._live_pointer(), self._poll_interval)))
+                pointer = manager._live_pointer()
+                if self._sockets is not None:
+                    self._sockets.sync(pointer)
+                self._poll_when_due(int(lib.pm_mgr_due(pointer, self._poll_interval)))
 
     def _poll_when_due(self, due_ms: int) -> None:
         """Poll again in ``due_ms``: sooner than the tick for work the descriptor

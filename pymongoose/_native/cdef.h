@@ -317,6 +317,12 @@ int pm_mgr_wait_fd(struct mg_mgr *mgr);
 // For a loop watching that descriptor: the milliseconds (at most ms) until a poll is
 // due for what it cannot show (output waiting, a timer, a connection to close).
 int pm_mgr_due(struct mg_mgr *mgr, int ms);
+// Where there is no such descriptor (the poll() build), for a loop that watches each
+// socket itself: (fd, connection id, PM_WANT_* bits) triples in out, up to cap of
+// them; returns how many sockets there are.
+#define PM_WANT_READ ...
+#define PM_WANT_WRITE ...
+size_t pm_mgr_sockets(struct mg_mgr *mgr, int64_t *out, size_t cap);
 void pm_mgr_free(struct mg_mgr *mgr);
 void pm_mgr_disown(struct mg_mgr *mgr);
 

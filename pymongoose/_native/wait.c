@@ -65,7 +65,9 @@ int pm_epoll_out(struct mg_connection *c) {
  * whose handler may refill it): upstream unregisters the socket here; a settled
  * connection waits for the end of the write step. */
 void pm_epoll_emptied(struct mg_connection *c) {
-  if (pm_settled(c) == NULL) MG_EPOLL_MOD(c, 0);
+  if (pm_settled(c) == NULL) {
+    MG_EPOLL_MOD(c, 0);  // nothing in the poll() build
+  }
 }
 
 /* After the write step: a settled socket is registered exactly while it has output
@@ -95,19 +97,48 @@ static int pm_timers_wait(struct mg_mgr *mgr, int ms) {
   return ms;
 }
 
-/* For a loop that waits on the epoll descriptor itself (AsyncManager): the
- * milliseconds until Mongoose must run again for what the descriptor cannot show,
- * at most ms: output no registration covers (0), a connection to close (0), TLS
- * data already read (1, as mg_iotest waits), the next timer. */
+/* ---- for an event loop that runs Mongoose (AsyncManager) -------------------------
+ *
+ * With epoll the loop watches the epoll descriptor (pm_mgr_wait_fd). The poll()
+ * build has no descriptor that stands for all the sockets, so the loop watches each
+ * socket, as pm_mgr_sockets says after every poll. Either way, pm_mgr_due says
+ * when to poll for what no descriptor shows. */
+
+/* The milliseconds until Mongoose must run again for what the watched descriptors
+ * cannot show, at most ms: output no registration covers (epoll: 0), a connection
+ * to close (0), TLS data already read (1, as mg_iotest waits), the next timer. */
 int pm_mgr_due(struct mg_mgr *mgr, int ms) {
   struct mg_connection *c;
   for (c = mgr->conns; c != NULL && ms > 0; c = c->next) {
     if (c->is_closing) return 0;
     if (!pm_has_socket(c)) continue;
+#if MG_ENABLE_EPOLL
     if (can_write(c) && pm_epoll_out(c) != 0) return 0;
+#endif
     if (c->rtls.len > 0 || mg_tls_pending(c) > 0) ms = 1;
   }
   return pm_timers_wait(mgr, ms);
+}
+
+#define PM_WANT_READ 1
+#define PM_WANT_WRITE 2
+
+/* What each socket waits for, as mg_iotest() would ask poll(): (fd, connection id,
+ * PM_WANT_* bits) triples in out, up to cap of them; returns how many sockets there
+ * are. The id tells a socket from a later one that got the same fd. */
+size_t pm_mgr_sockets(struct mg_mgr *mgr, int64_t *out, size_t cap) {
+  size_t n = 0;
+  struct mg_connection *c;
+  for (c = mgr->conns; c != NULL; c = c->next) {
+    if (skip_iotest(c)) continue;  // closing, resolving, no socket, or waits for nothing
+    if (n < cap) {
+      out[3 * n] = (int64_t) FD(c);
+      out[3 * n + 1] = (int64_t) c->id;
+      out[3 * n + 2] = (can_read(c) ? PM_WANT_READ : 0) | (can_write(c) ? PM_WANT_WRITE : 0);
+    }
+    n++;
+  }
+  return n;
 }
 
 /* Runs one iteration of the event loop (Python's Manager.poll).
