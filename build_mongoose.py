@@ -14,6 +14,7 @@ setuptools runs this through ``cffi_modules``; to build in place by hand::
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
@@ -54,6 +55,15 @@ def _relative(path: Path) -> str:
     return os.path.relpath(path, HERE) if HERE in path.parents else str(path)
 
 
+# The platform the extension is for: this one, or another for a cross-compile check
+# (.ci/cross: PYMONGOOSE_TARGET=darwin or win32 emits the C that platform would build).
+TARGET = os.environ.get("PYMONGOOSE_TARGET") or sys.platform
+if TARGET.startswith("linux"):
+    TARGET = "linux"
+if TARGET not in ("linux", "darwin", "win32") and "PYMONGOOSE_TARGET" in os.environ:
+    sys.exit(f"error: PYMONGOOSE_TARGET must be 'linux', 'darwin' or 'win32', not {TARGET!r}")
+
+
 # The TLS library behind Mongoose: mbed TLS (TLS 1.2 and 1.3, RSA and ECDSA; the
 # default) or "builtin", Mongoose's own (TLS 1.3 with ECDSA P-256 only, smaller).
 TLS_BACKEND = os.environ.get("PYMONGOOSE_TLS", "mbedtls")
@@ -74,7 +84,7 @@ def _tls_build_options() -> dict:
                           ("MBEDTLS_USER_CONFIG_FILE", '"mbedtls_user_config.h"')],
         "include_dirs": [str(source / "include"), str(library)],
         "sources": sources,
-        "libraries": ["pthread"],
+        "libraries": [] if TARGET == "win32" else ["pthread"],  # Windows: threading_alt.h
     }
 
 
@@ -101,7 +111,7 @@ def _exports_map() -> Path:
 
 def _link_args() -> list:
     args = [f"-fsanitize={SANITIZE}"] if SANITIZE else []
-    if sys.platform.startswith("linux"):
+    if TARGET == "linux":
         # Export the module's entry point alone. The extension carries its own zlib
         # and mbed TLS; without this their functions could be bound, at load time, to
         # another copy already in the process (Python's own zlib, most of all).
@@ -128,10 +138,10 @@ def _patched_mongoose(source_dir: Path) -> Path:
 # How Mongoose waits for I/O: epoll on Linux; poll() elsewhere (macOS, the BSDs,
 # Windows' WSAPoll), and on Linux when asked, to test that build here:
 # PYMONGOOSE_IO=poll.
-IO_BACKEND = os.environ.get("PYMONGOOSE_IO") or ("epoll" if sys.platform.startswith("linux") else "poll")
+IO_BACKEND = os.environ.get("PYMONGOOSE_IO") or ("epoll" if TARGET == "linux" else "poll")
 if IO_BACKEND not in ("epoll", "poll"):
     sys.exit(f"error: PYMONGOOSE_IO must be 'epoll' or 'poll', not {IO_BACKEND!r}")
-if IO_BACKEND == "epoll" and not sys.platform.startswith("linux"):
+if IO_BACKEND == "epoll" and TARGET != "linux":
     sys.exit("error: PYMONGOOSE_IO=epoll needs Linux; leave it unset to use poll()")
 
 # How Mongoose is configured for this package.
@@ -150,7 +160,7 @@ MONGOOSE_DEFINES = [
     # turns epoll on unless told.
     ("MG_ENABLE_EPOLL", "1" if IO_BACKEND == "epoll" else "0"),
     ("MG_ENABLE_POLL", "0" if IO_BACKEND == "epoll" else "1"),
-]
+] + ([("_CRT_RAND_S", None)] if TARGET == "win32" else [])  # Mongoose's random numbers: rand_s()
 
 WARNINGS = ["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-unused-function"]
 # A sanitizer build (see README): PYMONGOOSE_SANITIZE=address,undefined
@@ -158,8 +168,8 @@ SANITIZE = os.environ.get("PYMONGOOSE_SANITIZE", "")
 
 
 def _compile_args() -> list:
-    if sys.platform == "win32":
-        return []
+    if sys.platform == "win32":  # built with MSVC: C11 for _Thread_local
+        return ["/std:c11"]
     args = ["-std=gnu11", "-O2", *WARNINGS]
     if SANITIZE:
         args += [f"-fsanitize={SANITIZE}", "-fno-omit-frame-pointer", "-g", "-O1"]
@@ -171,11 +181,24 @@ C_UNITS = ("core.c", "tls.c", "wait.c", "deflate.c", "ws.c", "mqtt.c", "httpd.c"
            "http.c", "asgi.c", "dns.c", "timers.c", "utils.c", "bench.c")
 
 
-def _build() -> FFI:
+def _extension_options() -> dict:
+    """What the extension is compiled from and how (cffi's set_source keywords)."""
     mongoose_dir = _fetched("fetch_mongoose")
     patched_dir = _patched_mongoose(mongoose_dir)
     tls = _tls_build_options()
     zlib = _zlib_build_options()
+    return {
+        "sources": tls["sources"] + zlib["sources"],
+        "include_dirs": [str(patched_dir), str(mongoose_dir), str(NATIVE_DIR), *tls["include_dirs"],
+                         *zlib["include_dirs"]],
+        "define_macros": MONGOOSE_DEFINES + tls["define_macros"],
+        "extra_compile_args": _compile_args(),
+        "extra_link_args": _link_args(),
+        "libraries": (["ws2_32", "bcrypt"] if TARGET == "win32" else []) + tls["libraries"],
+    }
+
+
+def _build(options: dict) -> FFI:
     builder = FFI()
     builder.cdef((NATIVE_DIR / "cdef.h").read_text(encoding="utf-8"))
     builder.set_source(
@@ -183,18 +206,21 @@ def _build() -> FFI:
         # One translation unit: (patched) Mongoose, then the units that build on it;
         # the TLS library's and zlib's own files are compiled beside it.
         "".join(f'#include "{unit}"\n' for unit in ("mongoose.c", *C_UNITS)),
-        sources=tls["sources"] + zlib["sources"],
-        include_dirs=[str(patched_dir), str(mongoose_dir), str(NATIVE_DIR), *tls["include_dirs"],
-                      *zlib["include_dirs"]],
-        define_macros=MONGOOSE_DEFINES + tls["define_macros"],
-        extra_compile_args=_compile_args(),
-        extra_link_args=_link_args(),
-        libraries=(["ws2_32"] if sys.platform == "win32" else []) + tls["libraries"],
+        **options,
     )
     return builder
 
 
-ffibuilder = _build()
+EXTENSION_OPTIONS = _extension_options()
+ffibuilder = _build(EXTENSION_OPTIONS)
 
 if __name__ == "__main__":
-    ffibuilder.compile(tmpdir=str(HERE), verbose=True)
+    if sys.argv[1:2] == ["--emit"]:
+        # For a cross-compile check (.ci/cross): the module's C and how to compile it.
+        out = Path(sys.argv[2])
+        out.mkdir(parents=True, exist_ok=True)
+        ffibuilder.emit_c_code(str(out / "_mongoose_cffi.c"))
+        (out / "options.json").write_text(json.dumps({"target": TARGET, "io": IO_BACKEND, **EXTENSION_OPTIONS},
+                                                     indent=1), encoding="utf-8")
+    else:
+        ffibuilder.compile(tmpdir=str(HERE), verbose=True)

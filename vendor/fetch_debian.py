@@ -24,6 +24,7 @@ Run it directly to fetch ahead of time::
 
     python vendor/fetch_debian.py            # both
     python vendor/fetch_debian.py zlib       # one
+    python vendor/fetch_debian.py cpython    # headers for .ci/cross (not built in)
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ def _keep_zlib(path: str) -> bool:
     return "/" not in path and (path.endswith((".c", ".h")) or path == "LICENSE")
 
 
+def _keep_cpython(path: str) -> bool:
+    return ((path.startswith("Include/") and path.endswith(".h"))
+            or path in ("PC/pyconfig.h.in", "Misc/stable_abi.toml", "LICENSE"))
+
+
 SOURCES: Dict[str, DebianSource] = {
     "mbedtls": DebianSource(
         name="mbedtls", version="3.6.6", debian_source="mbedtls=3.6.6-0.1~deb13u1",
@@ -89,6 +95,18 @@ SOURCES: Dict[str, DebianSource] = {
         version_header="zlib.h", version_macro="ZLIB_VERSION",
         override="ZLIB_SRC",
         hint="set ZLIB_SRC to a zlib 1.3 source tree (the folder holding zlib.h and deflate.c)",
+    ),
+    # Not part of the extension: CPython's headers with Windows' pyconfig.h and the
+    # stable ABI's list of exports, for the Windows cross-compile check (.ci/cross).
+    "cpython": DebianSource(
+        name="cpython", version="3.13.5", debian_source="python3.13=3.13.5-2+deb13u5",
+        tarball="python3.13_3.13.5.orig.tar.xz",
+        tarball_sha256="93e583f243454e6e9e4588ca2c2662206ad961659863277afcdb96801647d640",
+        tree_sha256="c9db56529d726012ad1a6d667a8c155c9daadf1c196c8fe4b9744d3796499ae2",
+        prefix="Python-3.13.5/", keep=_keep_cpython,
+        version_header="Include/patchlevel.h", version_macro="PY_VERSION",
+        override="CPYTHON_SRC",
+        hint="set CPYTHON_SRC to a CPython 3.13 source tree",
     ),
 }
 
@@ -252,7 +270,7 @@ def ensure_source(name: str, log: Callable[[str], None] = print) -> Path:
 
 if __name__ == "__main__":
     try:
-        for wanted in sys.argv[1:] or list(SOURCES):
+        for wanted in sys.argv[1:] or ["mbedtls", "zlib"]:  # what the extension needs
             print(ensure_source(wanted))
     except (VendorSourceError, KeyError) as error:
         sys.exit(f"error: {error}")

@@ -21,7 +21,11 @@ static const char *pm_date_line(size_t *len) {
   time_t now = time(NULL);
   if (now != made_at) {
     struct tm tm;
+#ifdef _WIN32
+    gmtime_s(&tm, &now);
+#else
     gmtime_r(&now, &tm);
+#endif
     line_len = strftime(line, sizeof(line), "date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
     made_at = now;
   }

@@ -235,7 +235,10 @@ static void pm_log_char(char ch, void *param) {
   }  // Longer lines are cut at PM_LOG_LINE_MAX characters.
 }
 
+static void pm_tls_threading_init(void);  // tls.c
+
 void pm_init(void) {
+  pm_tls_threading_init();
   mg_log_set(MG_LL_NONE);  // Mongoose's log is off until Python turns it on.
   mg_log_set_fn(pm_log_char, NULL);
   pm_seed_clock();

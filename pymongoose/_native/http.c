@@ -171,6 +171,26 @@ bool pm_http_chunk(struct mg_mgr *mgr, unsigned long id, const char *buf,
   return true;
 }
 
+/* pread(), which Windows lacks: a read at an offset through the file's handle. */
+#ifdef _WIN32
+#include <io.h>
+static long pm_pread(int fd, void *buf, size_t len, uint64_t offset) {
+  HANDLE file = (HANDLE) _get_osfhandle(fd);
+  OVERLAPPED at;
+  DWORD got = 0;
+  memset(&at, 0, sizeof(at));
+  at.Offset = (DWORD) offset;
+  at.OffsetHigh = (DWORD) (offset >> 32);
+  if (file == INVALID_HANDLE_VALUE) return -1;
+  if (!ReadFile(file, buf, (DWORD) len, &got, &at)) return GetLastError() == ERROR_HANDLE_EOF ? 0 : -1;
+  return (long) got;
+}
+#else
+static long pm_pread(int fd, void *buf, size_t len, uint64_t offset) {
+  return (long) pread(fd, buf, len, (off_t) offset);
+}
+#endif
+
 /* Sends len bytes of file descriptor fd from offset as one chunk of a chunked
  * response, read straight into the send buffer (the bytes never pass through
  * Python: WSGI's wsgi.file_wrapper). Returns the bytes sent (0 at the end of the
@@ -179,7 +199,7 @@ long pm_http_chunk_from_fd(struct mg_mgr *mgr, unsigned long id, int fd, uint64_
                            size_t len) {
   struct mg_connection *c = pm_conn(mgr, id);
   size_t start;
-  ssize_t n;
+  long n;
   if (c == NULL) return -1;
   if (pm_answers_head(c) || len == 0) return 0;
   start = c->send.len;
@@ -188,7 +208,7 @@ long pm_http_chunk_from_fd(struct mg_mgr *mgr, unsigned long id, int fd, uint64_
     mg_error(c, "OOM");
     return -1;
   }
-  n = pread(fd, c->send.buf + start + 10, len, (off_t) offset);
+  n = pm_pread(fd, c->send.buf + start + 10, len, offset);
   if (n <= 0) {
     c->send.len = start;
     return n == 0 ? 0 : -2;

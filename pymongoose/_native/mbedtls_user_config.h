@@ -5,4 +5,8 @@
  * PSA Crypto, whose key store and random generator are process-wide: make them
  * thread-safe. */
 #define MBEDTLS_THREADING_C
+#ifdef _WIN32
+#define MBEDTLS_THREADING_ALT  // threading_alt.h; pm_init sets it up (tls.c)
+#else
 #define MBEDTLS_THREADING_PTHREAD
+#endif

@@ -24,6 +24,30 @@ size_t pm_ecdsa_der(uint8_t *out, const uint8_t *sig) {
   return n;
 }
 
+/* ---- mbed TLS's mutexes where there are no pthreads (Windows) ----------------- */
+
+#if MG_TLS == MG_TLS_MBED
+#include <mbedtls/threading.h>
+#endif
+#if MG_TLS == MG_TLS_MBED && defined(MBEDTLS_THREADING_ALT)  // threading_alt.h
+static void pm_mutex_init(mbedtls_threading_mutex_t *m) { InitializeSRWLock(&m->lock); }
+static void pm_mutex_free(mbedtls_threading_mutex_t *m) { (void) m; }
+static int pm_mutex_lock(mbedtls_threading_mutex_t *m) {
+  AcquireSRWLockExclusive(&m->lock);
+  return 0;
+}
+static int pm_mutex_unlock(mbedtls_threading_mutex_t *m) {
+  ReleaseSRWLockExclusive(&m->lock);
+  return 0;
+}
+/* Once, at import, before any other mbed TLS call (pm_init). */
+static void pm_tls_threading_init(void) {
+  mbedtls_threading_set_alt(pm_mutex_init, pm_mutex_free, pm_mutex_lock, pm_mutex_unlock);
+}
+#else
+static void pm_tls_threading_init(void) {}
+#endif
+
 /* ---- TLS options a listener shares with the connections it accepts ------------ */
 
 /* A deep copy of struct mg_tls_opts, reference-counted: a listener and each
