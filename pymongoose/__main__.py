@@ -57,6 +57,9 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.threads < 1 or args.workers < 1:
         parser.error("--threads and --workers must be at least 1")
+    if args.workers > 1 and not (hasattr(os, "fork") and hasattr(socket, "SO_REUSEPORT")):
+        parser.error("--workers N needs fork() and SO_REUSEPORT, which this platform lacks (Windows): "
+                     "run one process, or several behind a proxy")
     return args
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 from typing import Any, Callable, Iterable, List, Mapping, Optional
 
 from ._args import int_arg
@@ -157,7 +158,8 @@ class Manager(LoopCore):
 
         ``reuse_port`` (Linux ``SO_REUSEPORT``) lets other processes listen on the same
         port, each with its own Manager; the kernel spreads new connections across
-        them (``python -m pymongoose --workers N`` does this).
+        them (``python -m pymongoose --workers N`` does this). Where there is no
+        ``SO_REUSEPORT`` (Windows) it raises ``ValueError``.
 
         :raises ListenError: with the URL and the cause (address in use...).
         :raises TlsError: if ``tls`` cannot be used.
@@ -173,6 +175,8 @@ class Manager(LoopCore):
             int_arg(idle_timeout_ms, "idle_timeout_ms", 1)
         if max_body is not None:
             int_arg(max_body, "max_body", 1, MAX_BODY_CEILING)
+        if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
+            raise ValueError("reuse_port needs SO_REUSEPORT, which this platform lacks (Windows)")
         listener = self._open("listen on", ListenError, url, handler, events,
                               lambda p, u, m, t: lib.pm_listen(p, u, proto, m, t, bool(reuse_port)), tls)
         if idle_timeout_ms is not None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
+from typing import Any
 
+import pytest
 import requests
 
 from support import DEFAULT_TIMEOUT, Program, run_python
@@ -46,3 +49,14 @@ def test_reports_a_busy_port_and_a_missing_folder(tmp_path: Path) -> None:
     proc = run_python("-m", "pymongoose", "--root", str(tmp_path / "nope"), cwd=tmp_path)
     out, _ = proc.communicate(timeout=DEFAULT_TIMEOUT)
     assert proc.returncode == 2 and "not a folder" in out
+
+
+def test_workers_where_the_platform_cannot_fork_are_refused(monkeypatch: Any, capsys: Any) -> None:
+    # As on Windows: no fork(), no SO_REUSEPORT. A usage error, before anything listens.
+    from pymongoose.__main__ import main
+
+    monkeypatch.delattr(os, "fork")
+    with pytest.raises(SystemExit) as exit_:
+        main(["--wsgi", "app:app", "--workers", "2"])
+    assert exit_.value.code == 2
+    assert "--workers N needs fork() and SO_REUSEPORT" in capsys.readouterr().err

@@ -554,3 +554,11 @@ def test_bookkeeping_cut_short_by_an_interrupt_leaves_nothing_dangling(monkeypat
         conn.close()
         with pytest.raises(MessageExpiredError):
             message.body_bytes  # noqa: B018 (the access itself must raise)
+
+
+def test_reuse_port_where_the_platform_lacks_it_is_a_clear_error(manager: Manager, monkeypatch: Any) -> None:
+    # As on Windows: no SO_REUSEPORT. Refused before a port is opened.
+    monkeypatch.delattr(socket, "SO_REUSEPORT")
+    with pytest.raises(ValueError, match="SO_REUSEPORT"):
+        manager.listen("http://127.0.0.1:0", reuse_port=True)
+    assert [c for c in manager.connections if c.is_listening] == []
