@@ -64,6 +64,14 @@ def scheme(request: Any) -> str:
     return str(request.param)
 
 
+def server_tls(scheme: str, pki: TestPKI) -> Optional[TlsOpts]:
+    """A server certificate for https, None for http."""
+    if scheme != "https":
+        return None
+    cert, key = pki.issue("localhost")
+    return TlsOpts(cert=cert.read_bytes(), key=key.read_bytes())
+
+
 @pytest.fixture
 def slow_server(scheme: str, pki: TestPKI) -> Iterator[Callable[[Callable[..., Any]], Tuple[str, LoopThread]]]:
     """``start(handler)`` listens (over TLS for https) on a manager polled with a
@@ -72,11 +80,7 @@ def slow_server(scheme: str, pki: TestPKI) -> Iterator[Callable[[Callable[..., A
 
     def start(handler: Callable[..., Any]) -> Tuple[str, LoopThread]:
         manager = Manager()
-        tls: Optional[TlsOpts] = None
-        if scheme == "https":
-            cert, key = pki.issue("localhost")
-            tls = TlsOpts(cert=cert.read_bytes(), key=key.read_bytes())
-        listener = manager.listen(f"{scheme}://127.0.0.1:0", handler, tls=tls)
+        listener = manager.listen(f"{scheme}://127.0.0.1:0", handler, tls=server_tls(scheme, pki))
         loop = LoopThread(manager, poll_ms=LONG_POLL_MS).start()
         started.append(loop)
         return f"{scheme}://localhost:{listener.local_addr.port}", loop
@@ -92,6 +96,28 @@ def download(url: str, pki: TestPKI) -> bytes:
     response = requests.get(url, verify=str(pki.ca_cert), timeout=DEFAULT_TIMEOUT)
     assert response.status_code == 200
     return response.content
+
+
+def streaming_handler(path: Path, refill_on: Tuple[int, ...]) -> Callable[..., None]:
+    """The README's backpressure pattern: a chunked response topped up to 256 KiB
+    on each of the ``refill_on`` events."""
+    streams: Dict[int, Any] = {}
+
+    def handler(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_HTTP_MSG:
+            conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            streams[conn.id] = open(path, "rb")
+        elif event in refill_on and conn.id in streams:
+            while conn.send_len < 256 * 1024:
+                piece = streams[conn.id].read(65536)
+                conn.http_chunk(piece)
+                if not piece:
+                    streams.pop(conn.id).close()
+                    break
+        elif event == MG_EV_CLOSE and conn.id in streams:
+            streams.pop(conn.id).close()
+
+    return handler
 
 
 def assert_no_spin(loop: LoopThread, polls_before: int) -> None:
@@ -131,23 +157,7 @@ def test_served_folder_leaves_without_waiting_for_the_timeout(slow_server: Any, 
 # MG_EV_POLL comes once per iteration.)
 @pytest.mark.parametrize("refill_on", [(MG_EV_WRITE, MG_EV_POLL), (MG_EV_WRITE,)], ids=["README", "MG_EV_WRITE"])
 def test_backpressure_pattern(slow_server: Any, big_file: Path, pki: TestPKI, refill_on: Tuple[int, ...]) -> None:
-    streams: Dict[int, Any] = {}
-
-    def handler(conn: Any, event: int, data: Any) -> None:
-        if event == MG_EV_HTTP_MSG:
-            conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-            streams[conn.id] = open(big_file, "rb")
-        elif event in refill_on and conn.id in streams:
-            while conn.send_len < 256 * 1024:
-                piece = streams[conn.id].read(65536)
-                conn.http_chunk(piece)
-                if not piece:
-                    streams.pop(conn.id).close()
-                    break
-        elif event == MG_EV_CLOSE and conn.id in streams:
-            streams.pop(conn.id).close()
-
-    url, loop = slow_server(handler)
+    url, loop = slow_server(streaming_handler(big_file, refill_on))
     before = loop.polls
     assert download(url + "/", pki) == big_file.read_bytes()
     assert_no_spin(loop, before)
@@ -187,12 +197,8 @@ def test_data_sent_from_another_thread_leaves(slow_server: Any, big_file: Path, 
 def serve_on_asyncio(handler: Callable[..., Any], fetch: Callable[[str], bytes], scheme: str,
                      pki: TestPKI) -> bytes:
     async def main() -> bytes:
-        tls = None
-        if scheme == "https":
-            cert, key = pki.issue("localhost")
-            tls = TlsOpts(cert=cert.read_bytes(), key=key.read_bytes())
         async with AsyncManager(handler, poll_interval=LONG_POLL_MS) as mgr:
-            port = mgr.listen(f"{scheme}://127.0.0.1:0", tls=tls).local_addr.port
+            port = mgr.listen(f"{scheme}://127.0.0.1:0", tls=server_tls(scheme, pki)).local_addr.port
             url = f"{scheme}://localhost:{port}"
             return await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(None, fetch, url),
                                           DEFAULT_TIMEOUT * 2)
@@ -211,20 +217,7 @@ def test_async_manager_serves_files_without_waiting_for_its_tick(big_file: Path,
 
 
 def test_async_manager_backpressure_pattern(big_file: Path, pki: TestPKI, scheme: str) -> None:
-    streams: Dict[int, Any] = {}
-
-    def handler(conn: Any, event: int, data: Any) -> None:
-        if event == MG_EV_HTTP_MSG:
-            conn.send(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-            streams[conn.id] = open(big_file, "rb")
-        elif event == MG_EV_WRITE and conn.id in streams:
-            while conn.send_len < 256 * 1024:
-                piece = streams[conn.id].read(65536)
-                conn.http_chunk(piece)
-                if not piece:
-                    streams.pop(conn.id).close()
-                    break
-
+    handler = streaming_handler(big_file, (MG_EV_WRITE,))
     body = serve_on_asyncio(handler, lambda url: download(url + "/", pki), scheme, pki)
     assert body == big_file.read_bytes()
 
@@ -239,11 +232,7 @@ def test_wsgi_file_wrapper(big_file: Path, pki: TestPKI, scheme: str) -> None:
         return environ["wsgi.file_wrapper"](open(big_file, "rb"))
 
     server = WSGIServer(app, workers=2)
-    tls = None
-    if scheme == "https":
-        cert, key = pki.issue("localhost")
-        tls = TlsOpts(cert=cert.read_bytes(), key=key.read_bytes())
-    port = server.listen(f"{scheme}://127.0.0.1:0", tls=tls).local_addr.port
+    port = server.listen(f"{scheme}://127.0.0.1:0", tls=server_tls(scheme, pki)).local_addr.port
     loop = LoopThread(server.manager, poll_ms=LONG_POLL_MS).start()
     try:
         assert download(f"{scheme}://localhost:{port}/", pki) == big_file.read_bytes()
@@ -264,12 +253,8 @@ def test_asgi_streamed_response(big_file: Path, pki: TestPKI, scheme: str) -> No
         await send({"type": "http.response.body", "body": b""})
 
     async def main() -> bytes:
-        tls = None
-        if scheme == "https":
-            cert, key = pki.issue("localhost")
-            tls = TlsOpts(cert=cert.read_bytes(), key=key.read_bytes())
         server = ASGIServer(app, lifespan="off", poll_interval=LONG_POLL_MS)
-        port = (await server.start(f"{scheme}://127.0.0.1:0", tls=tls)).local_addr.port
+        port = (await server.start(f"{scheme}://127.0.0.1:0", tls=server_tls(scheme, pki))).local_addr.port
         try:
             fetch = functools.partial(download, f"{scheme}://localhost:{port}/", pki)
             return await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(None, fetch),
