@@ -14,8 +14,8 @@ directly. After each poll it asks Mongoose what the descriptor cannot show (outp
 that a handler queued after the write step, Mongoose's timers, a connection to
 close) and polls again when that is due, and at least every ``poll_interval``
 milliseconds; what a task sends outside a handler (``conn.send(...)`` in a
-coroutine) leaves at the next turn of the loop. Works with the default loop and with uvloop. Other
-threads reach it as they reach a :class:`Manager` (``wakeup``,
+coroutine) leaves at the next turn of the loop. Works with the default loop and
+with uvloop. Other threads reach it as they reach a :class:`Manager` (``wakeup``,
 ``call_soon_threadsafe``).
 """
 

@@ -165,9 +165,9 @@ size_t pm_mgr_sockets(struct mg_mgr *mgr, int64_t *out, size_t cap) {
 
 /* Waits for what mg_iotest() would: the epoll set (its fd turns readable when a
  * registered socket is ready) and writability of the sockets with output that
- * Mongoose registers only inside mg_iotest() (TLS before its first write, clients
- * connecting); poll() avoids doing those epoll_ctl() calls twice. Returns false,
- * without waiting, when Mongoose should wait on its own. */
+ * Mongoose registers only inside mg_iotest() (TLS output queued since the last
+ * write step, clients connecting); poll() avoids doing those epoll_ctl() calls
+ * twice. Returns false, without waiting, when Mongoose should wait on its own. */
 static bool pm_wait_for_io(struct mg_mgr *mgr, int ms) {
   struct pollfd fds[PM_MAX_WRITERS + 1];
   nfds_t n = 1;
