@@ -37,8 +37,8 @@ def check(path: Path) -> list:
                 problems.append(f"metadata lacks {line!r}")
     if "-cp39-abi3-" not in path.name and "-pp39-" not in path.name:
         problems.append("is tagged neither cp39-abi3 nor pp39")
-    if "manylinux_2_17_x86_64" not in path.name:
-        problems.append("is not manylinux_2_17_x86_64")
+    if not re.search(r"manylinux_2_17_(x86_64|aarch64)\b", path.name):
+        problems.append("is not manylinux_2_17 for x86_64 or aarch64")
     return problems
 
 
