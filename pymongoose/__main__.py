@@ -20,6 +20,8 @@ import os
 import signal
 import socket
 import sys
+import threading
+import time
 from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import urlsplit, urlunsplit
 
@@ -234,18 +236,29 @@ def _supervise(count: int, run: Callable[[], int]) -> int:
 
 
 def _stop_when_orphaned(supervisor: int) -> None:
-    """Have the kernel send this worker SIGTERM (a graceful stop) when its supervisor
-    dies, even by SIGKILL: a worker left behind would keep serving the port
-    (Linux's PR_SET_PDEATHSIG; elsewhere nothing is done)."""
+    """Have this worker stop gracefully (SIGTERM) when its supervisor dies, even by
+    SIGKILL: a worker left behind would keep serving the port. Linux's kernel does it
+    (PR_SET_PDEATHSIG); elsewhere a thread checks the parent once a second."""
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux
+    except (OSError, AttributeError, TypeError):  # not Linux
+        _watch_parent(supervisor, 1.0)
         return
     if os.getppid() != supervisor:  # it died before the call above
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _watch_parent(supervisor: int, interval: float) -> None:
+    """SIGTERM this process once its parent is no longer ``supervisor``."""
+    def watch() -> None:
+        while os.getppid() == supervisor:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="pymongoose-orphan-watch", daemon=True).start()
 
 
 # Exit statuses of a worker that could not start: listening failed (1), the

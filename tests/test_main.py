@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -60,3 +61,18 @@ def test_workers_where_the_platform_cannot_fork_are_refused(monkeypatch: Any, ca
         main(["--wsgi", "app:app", "--workers", "2"])
     assert exit_.value.code == 2
     assert "--workers N needs fork() and SO_REUSEPORT" in capsys.readouterr().err
+
+
+def test_a_worker_stops_when_its_supervisor_is_gone_without_prctl() -> None:
+    # The portable path (macOS, the BSDs): a thread notices the parent changed.
+    code = ("import os, time\n"
+            "from pymongoose.__main__ import _watch_parent\n"
+            "_watch_parent(os.getppid() + 1, 0.01)  # as if the supervisor were another process\n"
+            "time.sleep(30)\n")
+    child = run_python("-c", code)
+    child.wait(timeout=DEFAULT_TIMEOUT)
+    assert child.returncode == -signal.SIGTERM
+    # While the parent is the supervisor, nothing happens.
+    calm = run_python("-c", code.replace("os.getppid() + 1", "os.getppid()").replace("30", "0.3"))
+    calm.wait(timeout=DEFAULT_TIMEOUT)
+    assert calm.returncode == 0
