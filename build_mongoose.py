@@ -178,7 +178,7 @@ def _compile_args() -> list:
 
 # pymongoose's C, by concern, in the order they build on each other (see core.c).
 C_UNITS = ("core.c", "tls.c", "wait.c", "deflate.c", "ws.c", "mqtt.c", "httpd.c", "dispatch.c", "connections.c",
-           "http.c", "asgi.c", "dns.c", "timers.c", "utils.c", "bench.c")
+           "http.c", "servers.c", "dns.c", "timers.c", "utils.c", "bench.c")
 
 
 def _extension_options() -> dict:

@@ -18,6 +18,7 @@ from .errors import (
     ClientDisconnected,
     ConnectError,
     ConnectionClosedError,
+    InvalidResponseError,
     LifespanError,
     ListenError,
     ManagerClosedError,
@@ -60,6 +61,7 @@ from .events import (
     WEBSOCKET_OP_TEXT,
     event_name,
 )
+from .http import HttpLimits
 from .jsonpath import json_get, json_get_bool, json_get_long, json_get_num, json_get_str
 from .log import log_get, log_set
 from .manager import Manager
@@ -138,7 +140,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Address", "ClientDisconnected", "Connection", "ConnectError", "ConnectionClosedError", "EventHandler",
-    "HttpMessage", "LifespanError", "ListenError",
+    "HttpLimits", "HttpMessage", "InvalidResponseError", "LifespanError", "ListenError",
     "Manager", "ManagerClosedError", "Rpc", "RpcReq", "MessageExpiredError", "MongooseError", "MqttMessage",
     "Timer", "TLS_BACKEND", "TlsError", "TlsOpts", "WrongThreadError", "WsMessage",
     "MQTT_CMD_CONNACK", "MQTT_CMD_CONNECT", "MQTT_CMD_DISCONNECT", "MQTT_CMD_PINGREQ", "MQTT_CMD_PINGRESP",

@@ -9,7 +9,10 @@ processes that share the port (SO_REUSEPORT; the kernel spreads connections); a
 WSGI one runs the application in ``--threads`` threads, an ASGI one on its event
 loop (uvloop when installed, unless ``--loop asyncio``). Ctrl-C or SIGTERM stops
 accepting, lets the requests in flight finish (``--grace`` seconds at most) and
-exits 0; an ASGI application whose lifespan startup fails exits 3.
+exits 0; an ASGI application whose lifespan startup fails exits 3. Every server
+answers 408 to a request head that has not arrived whole within
+``--timeout-header-read`` seconds (30) and closes connections idle between requests
+for ``--timeout-keep-alive`` seconds (5).
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import urlsplit, urlunsplit
 
-from . import MG_EV_HTTP_MSG, ListenError, Manager, __version__
+from . import MG_EV_HTTP_MSG, HttpLimits, ListenError, Manager, __version__
 from ._apps import load_app
+from .servers.listen import banner
 
 logger = logging.getLogger("pymongoose.serve")
 
@@ -54,11 +58,22 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="ASGI: run the lifespan protocol (default: if the application supports it)")
     parser.add_argument("--root-path", default="", metavar="PATH",
                         help="ASGI: the prefix the application is mounted under behind a proxy")
-    parser.add_argument("--quiet", action="store_true", help="do not log each request (folder, ASGI)")
+    parser.add_argument("--timeout-header-read", type=float, default=30.0, metavar="SECONDS",
+                        help="close a connection whose request head has not arrived whole by then, with 408 "
+                             "(default: 30)")
+    parser.add_argument("--timeout-keep-alive", type=float, default=5.0, metavar="SECONDS",
+                        help="close a connection idle that long between requests (default: 5)")
+    parser.add_argument("--quiet", action="store_true", help="do not log each request")
     parser.add_argument("--version", action="version", version=f"pymongoose {__version__}")
     args = parser.parse_args(argv)
     if args.threads < 1 or args.workers < 1:
         parser.error("--threads and --workers must be at least 1")
+    try:
+        args.limits = HttpLimits(header_read_timeout=args.timeout_header_read,
+                                 timeout_keep_alive=args.timeout_keep_alive)
+    except ValueError as error:
+        parser.error(str(error).replace("header_read_timeout", "--timeout-header-read")
+                     .replace("timeout_keep_alive", "--timeout-keep-alive"))
     if args.workers > 1 and not (hasattr(os, "fork") and hasattr(socket, "SO_REUSEPORT")):
         parser.error("--workers N needs fork() and SO_REUSEPORT, which this platform lacks (Windows): "
                      "run one process, or several behind a proxy")
@@ -89,15 +104,11 @@ def _serve_folder(args: argparse.Namespace) -> int:
 
     with Manager(handler) as manager:
         try:
-            listener = manager.listen(args.listen, http=True)
+            listener = manager.listen(args.listen, http=True, limits=args.limits)
         except (ListenError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
-        address = listener.local_addr
-        assert address is not None  # a listener that opened has its address
-        host = f"[{address.ip}]" if address.is_ipv6 else address.ip
-        scheme = args.listen.split("://", 1)[0]
-        print(f"Serving {root} on {scheme}://{host}:{address.port}/ (Ctrl-C to stop)", flush=True)
+        print(banner(f"Serving {root}", args.listen, listener), flush=True)
         manager.run(1000)  # until Ctrl-C or a service manager's SIGTERM
         print("Stopped.", flush=True)
     return 0
@@ -124,18 +135,16 @@ def _serve_wsgi(args: argparse.Namespace) -> int:
 
     def process(app: Callable[..., Any], url: str) -> Callable[[], int]:
         def one_process() -> int:
-            server = WSGIServer(app, workers=args.threads, multiprocess=args.workers > 1)
+            server = WSGIServer(app, workers=args.threads, multiprocess=args.workers > 1, access_log=not args.quiet,
+                                **_timeouts(args))
             try:
                 listener = server.listen(url, reuse_port=args.workers > 1)
             except (ListenError, ValueError) as error:
                 print(f"error: {error}", file=sys.stderr)
                 server.close()
                 return 1
-            address = listener.local_addr
-            assert address is not None
             if not os.environ.get("PYMONGOOSE_WORKER"):
-                print(f"Serving {args.wsgi} on {url.split('://', 1)[0]}://{address.ip}:{address.port}/ "
-                      f"({args.threads} threads; Ctrl-C to stop)", flush=True)
+                print(banner(f"Serving {args.wsgi}", url, listener, f"{args.threads} threads"), flush=True)
             server.run(grace=args.grace)
             return 0
         return one_process
@@ -151,7 +160,8 @@ def _serve_asgi(args: argparse.Namespace) -> int:
             try:
                 run_loop(serve_async(app, url, grace=args.grace, reuse_port=args.workers > 1,
                                      quiet=bool(os.environ.get("PYMONGOOSE_WORKER")), lifespan=args.lifespan,
-                                     root_path=args.root_path, access_log=not args.quiet), args.loop)
+                                     root_path=args.root_path, access_log=not args.quiet, **_timeouts(args)),
+                         args.loop)
             except LifespanError as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 3
@@ -162,6 +172,10 @@ def _serve_asgi(args: argparse.Namespace) -> int:
         return one_process
 
     return _serve_app(args, args.asgi, process, "")
+
+
+def _timeouts(args: argparse.Namespace) -> Dict[str, Any]:
+    return {"header_read_timeout": args.timeout_header_read, "timeout_keep_alive": args.timeout_keep_alive}
 
 
 def _serve_app(args: argparse.Namespace, spec: str, process: Callable[[Callable[..., Any], str], Callable[[], int]],

@@ -54,3 +54,11 @@ class LifespanError(MongooseError, RuntimeError):
 class ClientDisconnected(MongooseError, OSError):
     """An ASGI WebSocket message was sent after the client went away (ASGI 2.4 asks
     for an ``OSError``; Starlette turns it into ``WebSocketDisconnect``)."""
+
+
+class InvalidResponseError(MongooseError, ValueError):
+    """A WSGI or ASGI application gave a response head that could split or corrupt
+    the response: a status outside 100-999, a control character in the reason, a
+    header name that is not a token, CR, LF or NUL in a value. Raised to the
+    application where it gives the head; unhandled, the server logs it and
+    answers 500."""

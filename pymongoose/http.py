@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from threading import get_ident
 from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
@@ -30,6 +31,51 @@ _DEFAULT_REPLY_HEADERS = b"Content-Type: text/plain; charset=utf-8\r\n"
 # own limit on a buffered request. Larger ones are answered 413 (_native/httpd.c).
 DEFAULT_MAX_BODY = 3 * 1024 * 1024
 MAX_BODY_CEILING = 1024 * 1024 * 1024  # what Mongoose's buffers can hold, with room
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """What an HTTP listener accepts of a request head, and how long it waits.
+
+    Every request is screened in C before any handler sees it (RFC 9112): a head
+    over ``max_head`` bytes is answered ``431``, a target over ``max_target`` bytes
+    ``414``, and the connection closed. A head that has not arrived whole
+    ``header_read_timeout`` seconds after the connection opened, or after its first
+    byte, is answered ``408`` (a connection that sent nothing is closed without a
+    word). A connection that waits ``timeout_keep_alive`` seconds for its next
+    request is closed. ``None`` turns a timeout off.
+
+    >>> HttpLimits(max_head=16 * 1024, timeout_keep_alive=5)
+    HttpLimits(max_head=16384, max_target=8192, header_read_timeout=30.0, timeout_keep_alive=5)
+    >>> HttpLimits(max_head=0)
+    Traceback (most recent call last):
+    ValueError: max_head must be from 1024 to 1048576, not 0
+    """
+
+    max_head: int = 64 * 1024
+    max_target: int = 8 * 1024
+    header_read_timeout: Optional[float] = 30.0
+    timeout_keep_alive: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        int_arg(self.max_head, "max_head", 1024, 1024 * 1024)
+        int_arg(self.max_target, "max_target", 64, 1024 * 1024)
+        for name in ("header_read_timeout", "timeout_keep_alive"):
+            _seconds_ms(getattr(self, name), name)
+
+    def c_args(self) -> Tuple[int, int, int, int]:
+        """The arguments of ``pm_conn_set_http_limits`` (milliseconds; 0: never)."""
+        return (self.max_head, self.max_target, _seconds_ms(self.header_read_timeout, "header_read_timeout"),
+                _seconds_ms(self.timeout_keep_alive, "timeout_keep_alive"))
+
+
+def _seconds_ms(value: Optional[float], what: str) -> int:
+    """A timeout in seconds (None: never) as C's milliseconds (0: never)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.001 <= value <= 86400 * 24:
+        raise ValueError(f"{what} must be None or seconds from 0.001 to 2073600, not {value!r}")
+    return max(1, round(value * 1000))
 
 
 # Response headers: a mapping, or a sequence of (name, value) pairs when a name

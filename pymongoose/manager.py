@@ -33,7 +33,7 @@ from ._text import BytesLike, to_bytes, to_cstr
 from .connection import Connection, EventHandler, events_mask
 from .errors import ConnectError, ListenError, ManagerClosedError
 from .events import MG_EV_WAKEUP
-from .http import MAX_BODY_CEILING
+from .http import MAX_BODY_CEILING, HttpLimits
 from .log import capture_errors
 from .mqtt import Property, check_qos, check_text, check_topic, mqtt_opts, mqtt_props
 from .timers import Timer
@@ -46,6 +46,9 @@ logger = logging.getLogger("pymongoose")
 _HTTP_SCHEMES = ("http://", "https://", "ws://", "wss://")
 # Mongoose treats any other scheme as plain TCP: refuse it, a typo must not open a port.
 _KNOWN_SCHEMES = frozenset({"tcp", "udp", "http", "https", "ws", "wss", "mqtt", "mqtts", "tls", "ssl"})
+
+
+_DEFAULT_LIMITS = HttpLimits()
 
 
 # ---- the manager ---------------------------------------------------------------------
@@ -140,7 +143,7 @@ class Manager(LoopCore):
     def listen(self, url: str, handler: Optional[EventHandler] = None, *, http: Optional[bool] = None,
                events: Optional[Iterable[int]] = None, tls: Optional[TlsOpts] = None,
                idle_timeout_ms: Optional[int] = None, max_body: Optional[int] = None,
-               reuse_port: bool = False) -> Connection:
+               reuse_port: bool = False, limits: Optional[HttpLimits] = None) -> Connection:
         """Listen on ``url`` (``"tcp://0.0.0.0:1234"``, ``"udp://..."``,
         ``"http://127.0.0.1:0"``...) and return the listening connection.
 
@@ -156,6 +159,14 @@ class Manager(LoopCore):
 
             mgr.listen("http://0.0.0.0:8000", handler, max_body=64 * 1024 * 1024)
 
+        Every HTTP request is screened as RFC 9112 asks before a handler sees it:
+        ``400`` for a missing or repeated ``Host`` (HTTP/1.1), whitespace before a
+        colon, conflicting ``Content-Length`` fields, ``Content-Length`` with
+        ``Transfer-Encoding``, a final transfer coding other than chunked; ``431``,
+        ``414`` and ``408`` as ``limits`` say (:class:`HttpLimits`: 64 KiB of head,
+        8 KiB of target, 30 s for a head to arrive; no keep-alive timeout unless
+        given). Each is followed by a close.
+
         ``reuse_port`` (Linux ``SO_REUSEPORT``) lets other processes listen on the same
         port, each with its own Manager; the kernel spreads new connections across
         them (``python -m pymongoose --workers N`` does this). Where there is no
@@ -165,12 +176,14 @@ class Manager(LoopCore):
         :raises TlsError: if ``tls`` cannot be used.
         """
         proto = lib.PM_PROTO_HTTP if _wants_http(url, http) else lib.PM_PROTO_TCP
-        return self._listen(url, handler, proto, events, tls, idle_timeout_ms, max_body, reuse_port)
+        return self._listen(url, handler, proto, events, tls, idle_timeout_ms, max_body, reuse_port, limits)
 
     def _listen(self, url: str, handler: Optional[EventHandler], proto: int, events: Optional[Iterable[int]],
                 tls: Optional[TlsOpts], idle_timeout_ms: Optional[int], max_body: Optional[int] = None,
-                reuse_port: bool = False) -> Connection:
+                reuse_port: bool = False, limits: Optional[HttpLimits] = None) -> Connection:
         # Arguments are checked before a port is opened.
+        if limits is not None and not isinstance(limits, HttpLimits):
+            raise TypeError(f"limits must be an HttpLimits, not {type(limits).__name__}")
         if idle_timeout_ms is not None:
             int_arg(idle_timeout_ms, "idle_timeout_ms", 1)
         if max_body is not None:
@@ -183,6 +196,8 @@ class Manager(LoopCore):
             listener.set_idle_timeout(idle_timeout_ms)
         if max_body is not None:
             listener._call(lib.pm_conn_set_max_body, max_body)
+        if proto == lib.PM_PROTO_HTTP:
+            listener._call(lib.pm_conn_set_http_limits, *(limits or _DEFAULT_LIMITS).c_args())
         listener._read_address(False)  # final already: cached now, any thread may read it
         return listener
 
@@ -199,10 +214,11 @@ class Manager(LoopCore):
 
     def http_listen(self, url: str, handler: Optional[EventHandler] = None, *,
                     events: Optional[Iterable[int]] = None, tls: Optional[TlsOpts] = None,
-                    idle_timeout_ms: Optional[int] = None, max_body: Optional[int] = None) -> Connection:
+                    idle_timeout_ms: Optional[int] = None, max_body: Optional[int] = None,
+                    limits: Optional[HttpLimits] = None) -> Connection:
         """:meth:`listen` with the HTTP parser on."""
         return self.listen(url, handler, http=True, events=events, tls=tls, idle_timeout_ms=idle_timeout_ms,
-                           max_body=max_body)
+                           max_body=max_body, limits=limits)
 
     def http_connect(self, url: str, handler: Optional[EventHandler] = None, *,
                      events: Optional[Iterable[int]] = None, tls: Optional[TlsOpts] = None) -> Connection:

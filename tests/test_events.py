@@ -161,7 +161,7 @@ def test_with_no_events_at_all_nothing_reaches_python_and_nothing_breaks() -> No
         port = mgr.listen("http://127.0.0.1:0").local_addr.port
         replies: List[bytes] = []
         client = threading.Thread(target=lambda: replies.append(
-            raw_request(port, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n", timeout=1)))
+            raw_request(port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=1)))
         client.start()
         poll_until(mgr, lambda: not client.is_alive())
         assert replies == [b""]  # no handler saw the request, so nobody answered

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import requests
 
-from support import DEFAULT_TIMEOUT, Program, run_python
+from support import DEFAULT_TIMEOUT, Program, read_until_closed, run_python
 
 
 def test_serves_a_folder_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
@@ -76,3 +76,35 @@ def test_a_worker_stops_when_its_supervisor_is_gone_without_prctl() -> None:
     calm = run_python("-c", code.replace("os.getppid() + 1", "os.getppid()").replace("30", "0.3"))
     calm.wait(timeout=DEFAULT_TIMEOUT)
     assert calm.returncode == 0
+
+
+@pytest.mark.parametrize("mode", ["folder", "wsgi", "asgi"])
+def test_the_timeout_flags_reach_every_server(tmp_path: Path, mode: str) -> None:
+    (tmp_path / "apps.py").write_text(
+        "def wsgi(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [b'ok']\n"
+        "async def asgi(scope, receive, send):\n"
+        "    if scope['type'] == 'http':\n"
+        "        await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "        await send({'type': 'http.response.body', 'body': b'ok'})\n")
+    app = [] if mode == "folder" else [f"--{mode}", f"apps:{mode}"]
+    with Program("-m", "pymongoose", *app, "--listen", "http://127.0.0.1:0", "--timeout-header-read", "0.5",
+                 "--timeout-keep-alive", "0.5", cwd=tmp_path) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=DEFAULT_TIMEOUT) as slow:
+            slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            assert read_until_closed(slow).startswith(b"HTTP/1.1 408 ")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=DEFAULT_TIMEOUT) as idle:
+            idle.sendall(b"GET /apps.py HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b" 200 OK\r\n" in read_until_closed(idle)  # answered, then closed once idle
+        status, output = server.stop()
+    assert status == 0, output
+
+
+def test_a_bad_timeout_flag_is_a_usage_error(capsys: Any) -> None:
+    from pymongoose.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--timeout-keep-alive", "-1"])
+    assert exit_.value.code == 2
+    assert "--timeout-keep-alive must be None or seconds" in capsys.readouterr().err

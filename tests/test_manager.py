@@ -115,7 +115,7 @@ def test_close_from_inside_a_handler_frees_after_the_poll(serve: Any) -> None:
 
     listener = mgr.listen("http://127.0.0.1:0", handler)
     port = listener.local_addr.port
-    client = threading.Thread(target=lambda: raw_request(port, b"GET / HTTP/1.1\r\n\r\n"))
+    client = threading.Thread(target=lambda: raw_request(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
     client.start()
     with pytest.raises(ManagerClosedError):
         while True:
@@ -266,7 +266,7 @@ def test_keyboard_interrupt_and_system_exit_leave_poll(exception: type) -> None:
         port = mgr.listen("http://127.0.0.1:0", handler).local_addr.port
         replies: List[bytes] = []
         client = threading.Thread(target=lambda: replies.append(
-            raw_request(port, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")))
+            raw_request(port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")))
         client.start()
         with pytest.raises(exception):
             poll_until(mgr, lambda: False, timeout=DEFAULT_TIMEOUT)
@@ -291,7 +291,7 @@ def test_event_sequence_and_data_types() -> None:
 
     with Manager(handler) as mgr:
         port = mgr.listen("http://127.0.0.1:0").local_addr.port
-        client = threading.Thread(target=raw_request, args=(port, b"GET / HTTP/1.1\r\n\r\n"))
+        client = threading.Thread(target=raw_request, args=(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
         client.start()
         poll_until(mgr, lambda: MG_EV_CLOSE in events)
         client.join(DEFAULT_TIMEOUT)
@@ -383,7 +383,7 @@ def test_closed_connection_keeps_values_and_drops_sends(caplog: Any) -> None:
 
     with Manager(handler) as mgr:
         port = mgr.listen("http://127.0.0.1:0").local_addr.port
-        client = threading.Thread(target=raw_request, args=(port, b"GET / HTTP/1.1\r\n\r\n"))
+        client = threading.Thread(target=raw_request, args=(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
         client.start()
         poll_until(mgr, lambda: kept and kept[0].is_closed)
         client.join(DEFAULT_TIMEOUT)
@@ -537,7 +537,7 @@ def test_bookkeeping_cut_short_by_an_interrupt_leaves_nothing_dangling(monkeypat
 
     with Manager(handler) as mgr:
         port = mgr.listen("http://127.0.0.1:0").local_addr.port
-        client = threading.Thread(target=raw_request, args=(port, b"GET / HTTP/1.1\r\n\r\n"))
+        client = threading.Thread(target=raw_request, args=(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
         client.start()
         poll_until(mgr, lambda: kept)
         monkeypatch.setattr(pymongoose.Connection, "_retire", interrupted)

@@ -356,7 +356,7 @@ def test_compression_must_be_a_bool(serve: Any, value: Any) -> None:
 
     server = serve(handler)
     s = socket.create_connection(("127.0.0.1", server.port), timeout=DEFAULT_TIMEOUT)
-    s.sendall(b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
               b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
     assert s.recv(100).startswith(b"HTTP/1.1 400")
     s.close()

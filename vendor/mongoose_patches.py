@@ -412,6 +412,33 @@ void pm_epoll_mod(struct mg_connection *c, bool wr);
 #if defined(SO_EXCLUSIVEADDRUSE)
 """,
     ),
+    Patch(
+        name="http-request-screened",
+        why=(
+            "Mongoose's parser closes without a word on a malformed request (a space "
+            "before a colon, two Content-Lengths, Content-Length with "
+            "Transfer-Encoding), serves an HTTP/1.1 request without Host, silently "
+            "ignores header lines past its 30th (a Content-Length there would be "
+            "lost: request smuggling), and has no limit on a head's size. RFC 9112 "
+            "wants a 400 (414, 431, 501, 505) and a close. Let pm_http_screen "
+            "(_native/httpd.c) see each request a server parses, before the parser "
+            "acts on it, and answer those itself."
+        ),
+        old="""\
+      size_t old_len = c->recv.len;
+      if (n < 0) {
+""",
+        new="""\
+      size_t old_len = c->recv.len;
+      extern bool pm_http_screen(struct mg_connection *, const char *, size_t, int,
+                                 struct mg_http_message *);  // pymongoose: see patches
+      if (c->is_accepted && ev != MG_EV_CLOSE &&
+          !pm_http_screen(c, buf, c->recv.len - ofs, n, &hm)) {
+        return;
+      }
+      if (n < 0) {
+""",
+    ),
 ]
 
 

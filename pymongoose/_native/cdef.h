@@ -362,24 +362,31 @@ int pm_ws_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len
 void pm_ws_upgrade(struct mg_connection *c, struct mg_http_message *hm,
                    const char *extra_headers, size_t max_message, bool compression);
 
-/* ---- asgi.c: responses the ASGI way (pymongoose.asgi) ----------------------- */
+/* ---- servers.c: the responses of the app servers (pymongoose.servers) ------- */
 
-// How the rest of a response's body is framed, as pm_asgi_respond chose.
-#define PM_ASGI_COMPLETE ...
-#define PM_ASGI_RAW ...
-#define PM_ASGI_CHUNKED ...
-#define PM_ASGI_UNTIL_CLOSE ...
-#define PM_ASGI_NO_BODY ...
-// The head (the application's headers, "name\0value\0...", checked, plus Date and
-// the framing it left out) and the body or its first piece. Returns a PM_ASGI_*
-// framing, -1 if the headers are refused (nothing sent), -2 once closed.
-int pm_asgi_respond(struct mg_mgr *mgr, unsigned long id, int status, const char *kv,
-                    size_t kv_len, unsigned pairs, const char *body, size_t body_len,
-                    bool more, bool http10);
+// How the rest of a response's body is framed, as pm_response_start chose.
+#define PM_BODY_COMPLETE ...
+#define PM_BODY_RAW ...
+#define PM_BODY_CHUNKED ...
+#define PM_BODY_UNTIL_CLOSE ...
+#define PM_BODY_NO_BODY ...
+// Checks a response head before it is queued: 0 if it may be sent, -1 if a header
+// is refused (a name that is not a token, CR, LF or NUL in a value, not pairs), -2
+// if the status is not 100-999 or the reason holds anything but tabs, spaces and
+// visible characters.
+int pm_response_check(int status, const char *reason, size_t reason_len, const char *kv,
+                      size_t kv_len, unsigned pairs);
+// The head (status, reason or NULL for the standard one, the application's headers
+// as "name\0value\0...", checked, plus Date and the framing it left out) and the
+// body or its first piece. Returns a PM_BODY_* framing, -1 if the head is refused
+// (nothing sent), -2 once closed.
+int pm_response_start(struct mg_mgr *mgr, unsigned long id, int status, const char *reason,
+                      size_t reason_len, const char *kv, size_t kv_len, unsigned pairs,
+                      const char *body, size_t body_len, bool more, bool http10);
 // A further piece of the body; `more` false ends the response. Returns the bytes
 // waiting to be sent on the connection, or -1 once it has closed.
-long pm_asgi_body(struct mg_mgr *mgr, unsigned long id, int framing, const char *body,
-                  size_t body_len, bool more);
+long pm_response_body(struct mg_mgr *mgr, unsigned long id, int framing, const char *body,
+                      size_t body_len, bool more);
 // Upgrade to WebSocket the request whose head is given (delivered earlier): 1 when
 // upgraded, 0 once closed, -1 if it is not an upgrade request (answered 426).
 int pm_ws_accept(struct mg_mgr *mgr, unsigned long id, const char *head, size_t head_len,
@@ -430,6 +437,8 @@ unsigned long pm_mqtt_connect(struct mg_mgr *mgr, const char *url,
 
 void pm_conn_set_idle_timeout(struct mg_connection *c, uint64_t ms);
 void pm_conn_set_max_body(struct mg_connection *c, size_t max_body);
+void pm_conn_set_http_limits(struct mg_connection *c, uint32_t max_head, uint32_t max_target,
+                             uint32_t header_timeout_ms, uint32_t keepalive_timeout_ms);
 // MG_EV_HTTP_HDRS only for a request body declared over `size` bytes (0: always).
 void pm_conn_set_hdrs_over(struct mg_connection *c, size_t size);
 // After a handler read a request body itself: the HTTP parser takes the next request.

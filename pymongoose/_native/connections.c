@@ -111,6 +111,19 @@ void pm_conn_set_max_body(struct mg_connection *c, size_t max_body) {
   if (st != NULL) st->max_body = max_body;
 }
 
+/* What an HTTP listener (and what it accepts from now on) takes of a request head,
+ * and how long it waits for one (httpd.c); 0: the default size, or no timeout. */
+void pm_conn_set_http_limits(struct mg_connection *c, uint32_t max_head, uint32_t max_target,
+                             uint32_t header_timeout_ms, uint32_t keepalive_timeout_ms) {
+  struct pm_conn *st = (struct pm_conn *) c->fn_data;
+  if (st != NULL) {
+    st->limits.max_head = max_head;
+    st->limits.max_target = max_target;
+    st->limits.header_timeout = header_timeout_ms;
+    st->limits.keepalive_timeout = keepalive_timeout_ms;
+  }
+}
+
 /* An HTTP listener (and what it accepts from now on) delivers MG_EV_HTTP_HDRS only
  * for a request whose Content-Length is over `size` bytes, with no
  * Transfer-Encoding: the one a handler may want to stream (pymongoose.wsgi and

@@ -203,6 +203,8 @@ struct pm_mgr {
   unsigned long wakeup_id;    // the wakeup pipe's connection
   unsigned in_dns_callback;   // depth of calls into Mongoose's DNS handler
   unsigned deferred_cancels;  // resolve_cancel calls waiting for it to return
+  uint64_t next_deadline;     // the earliest connection timeout seen by the last
+                              //   poll's MG_EV_POLL pass (0: none), for its wait
 };
 
 /* Mongoose's wall clock is its monotonic clock plus a boot timestamp that only an
@@ -315,6 +317,15 @@ struct pm_utf8 {
  * Mongoose copies fn_data from a listener to each connection it accepts; on that
  * connection's MG_EV_OPEN the shim replaces the shared pointer by a copy of its own,
  * so every connection owns exactly one state, freed on its MG_EV_CLOSE. */
+/* What an HTTP server accepts of a request, and how long it waits (httpd.c). 0 is
+ * the default for the sizes and "never" for the timeouts. */
+struct pm_http_limits {
+  uint32_t max_head;         // bytes of request line and headers (431 beyond)
+  uint32_t max_target;       // bytes of the request target (414 beyond)
+  uint32_t header_timeout;   // ms for a request's head to arrive whole (408 after)
+  uint32_t keepalive_timeout;  // ms a connection may wait idle for its next request
+};
+
 struct pm_conn {
   uint32_t events;           // Bit n set: event n crosses into Python
   unsigned long id;          // This connection's id
@@ -343,6 +354,9 @@ struct pm_conn {
   bool http_refused;         // HTTP server: answered 413; dropping the body
   uint64_t http_discard;     // its bytes still to drop (httpd.c)
   uint64_t http_linger_until;  // and when to close at the latest
+  struct pm_http_limits limits;  // HTTP server: RFC 9112 limits and timeouts (httpd.c)
+  uint8_t http_phase;        // HTTP server: which timeout applies now (PM_HTTP_* in httpd.c)
+  uint64_t http_since;       // and since when
   bool epollout;             // EPOLLOUT is registered for its socket (wait.c keeps it)
   uint64_t idle_timeout;     // close after this many ms without I/O (0: never)
   uint64_t last_io;          // when it last read or wrote (or opened)

@@ -142,15 +142,24 @@ static bool pm_defer(struct mg_mgr *mgr, unsigned long id, int ev, void *ev_data
   return true;
 }
 
+/* Notes when a connection's timeout runs out, so that the next poll's wait ends
+ * by then (pm_timers_wait). */
+static void pm_deadline(struct pm_mgr *pm, uint64_t when) {
+  if (when != 0 && (pm->next_deadline == 0 || when < pm->next_deadline)) pm->next_deadline = when;
+}
+
 /* Mongoose has no timeouts of its own: a client that connects and stays silent, or
  * sends a request a byte a minute (slowloris), holds its connection forever. With an
  * idle timeout, a connection (not a listener) closes after that long without I/O. */
-static void pm_idle_check(struct mg_connection *c, struct pm_conn *st, int ev) {
+static void pm_idle_check(struct pm_mgr *pm, struct mg_connection *c, struct pm_conn *st, int ev) {
   if (ev == MG_EV_READ || ev == MG_EV_WRITE) {
     st->last_io = mg_millis();
-  } else if (ev == MG_EV_POLL && !c->is_listening && !c->is_closing &&
-             mg_millis() - st->last_io >= st->idle_timeout) {
-    mg_error(c, "idle timeout");
+  } else if (ev == MG_EV_POLL && !c->is_listening && !c->is_closing) {
+    if (mg_millis() - st->last_io >= st->idle_timeout) {
+      mg_error(c, "idle timeout");
+    } else {
+      pm_deadline(pm, st->last_io + st->idle_timeout);
+    }
   }
 }
 
@@ -172,12 +181,13 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
       own->idle_timeout = st->idle_timeout;
       own->max_body = st->max_body;
       own->hdrs_over = st->hdrs_over;
+      own->limits = st->limits;
       own->tls = st->tls;
       if (own->tls != NULL) own->tls->refs++;
       c->fn_data = st = own;
     }
     st->id = c->id;
-    st->last_io = mg_millis();
+    st->last_io = st->http_since = mg_millis();
     if (!pm_table_put(&pm->conns, c->id, c)) {
       c->fn_data = NULL;
       c->is_closing = 1;
@@ -190,7 +200,8 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
   } else if (st->mqtt_keepalive > 0) {
     pm_mqtt_keepalive(c, st, ev);
   }
-  if (st->idle_timeout > 0) pm_idle_check(c, st, ev);
+  if (st->idle_timeout > 0) pm_idle_check(pm, c, st, ev);
+  if (ev == MG_EV_POLL && c->is_accepted) pm_deadline(pm, pm_http_clock(c, st));
   if (ev == MG_EV_READ && !c->is_websocket && c->recv.len >= PM_RECV_MAX &&
       !(c->is_accepted && c->pfn == http_cb)) {  // an HTTP server has max_body (httpd.c)
     mg_error(c, "MG_MAX_RECV_SIZE");  // as Mongoose with its own limit (see build)

@@ -1,5 +1,12 @@
 /* HTTP/1.1 server rules Mongoose leaves to its user, applied to accepted HTTP
  * connections before an event reaches Python:
+ * - every request head is screened as RFC 9112 asks (pm_http_screen) before
+ *   Mongoose's parser acts on it, and a refused one answered 400, 414, 431, 501
+ *   or 505, then the connection closed (Mongoose would close without a word, or
+ *   serve it);
+ * - a head must arrive whole within the header-read timeout (408 and close), and
+ *   a connection may wait idle for its next request only as long as the keep-alive
+ *   timeout (pm_http_clock);
  * - a request body over the connection's limit (max_body) is answered
  *   413 Content Too Large, its bytes read and dropped, then the connection closed
  *   (a close while the client still sends would reset the connection, and the
@@ -13,8 +20,10 @@
 /* The largest request body accepted unless told otherwise: Mongoose's own limit
  * on a buffered request. */
 #define PM_HTTP_MAX_BODY_DEFAULT ((size_t) 3 * 1024 * 1024)
-/* Room for the request line and headers on top of the body. */
-#define PM_HTTP_HEAD_MAX ((size_t) 64 * 1024)
+/* The request line and headers, and the request target, accepted unless told
+ * otherwise (struct pm_http_limits). Room for the head on top of the body. */
+#define PM_HTTP_MAX_HEAD_DEFAULT (64u * 1024)
+#define PM_HTTP_MAX_TARGET_DEFAULT (8u * 1024)
 /* How long a refused body is read and dropped, at most, before closing. */
 #define PM_HTTP_LINGER_MS 5000
 
@@ -35,6 +44,7 @@ static bool pm_has_token(const struct mg_str *value, const char *token) {
 }
 
 #define PM_HTTP_UNKNOWN_LENGTH UINT64_MAX
+#define PM_HTTP_HEAD_REST (UINT64_MAX - 1)  // the rest of a refused head, up to its blank line
 
 /* Answers 413 and starts dropping the body: `remaining` more bytes of it, or, when
  * PM_HTTP_UNKNOWN_LENGTH (chunked), up to the chunked body's end; closes once it is
@@ -50,6 +60,143 @@ static void pm_http_refuse(struct mg_connection *c, struct pm_conn *st, uint64_t
   if (remaining == 0) c->is_draining = 1;
 }
 
+/* ---- RFC 9112, before Mongoose parses a request ------------------------------- */
+
+/* Where an accepted HTTP connection stands; each phase has its own clock. */
+#define PM_HTTP_FRESH 0  // accepted, nothing received: header-read timeout, then a quiet close
+#define PM_HTTP_HEAD 1   // a head is arriving: header-read timeout, then 408
+#define PM_HTTP_BUSY 2   // the head is in: its body, the handler, the response (no clock)
+#define PM_HTTP_IDLE 3   // answered, waiting for the next request: keep-alive timeout
+
+static uint32_t pm_or(uint32_t value, uint32_t fallback) {
+  return value > 0 ? value : fallback;
+}
+
+/* Answers a request no handler will see, and closes once that is sent. A head
+ * refused before it arrived whole (`rest`) is read to its end and dropped first, for
+ * PM_HTTP_LINGER_MS at most: closing while the client still sends would reset the
+ * connection, and the client would never read why. */
+static void pm_http_reject(struct mg_connection *c, int status, const char *why, bool rest) {
+  struct pm_conn *st = (struct pm_conn *) c->fn_data;
+  MG_DEBUG(("%lu %d: %s", c->id, status, why));
+  mg_printf(c,
+            "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/plain; "
+            "charset=utf-8\r\nContent-Length: %lu\r\n\r\n%s\n",
+            status, mg_http_status_code_str(status), (unsigned long) strlen(why) + 1, why);
+  if (rest && st != NULL) {  // pm_http_check drops the rest (the buffer holds no blank line)
+    st->http_refused = true;
+    st->http_discard = PM_HTTP_HEAD_REST;
+    st->http_linger_until = mg_millis() + PM_HTTP_LINGER_MS;
+  } else {
+    c->is_draining = 1;
+  }
+  c->recv.len = 0;
+  c->pfn = NULL;  // nothing more is parsed
+}
+
+/* The request target's length in a request line that ends at eol ("METHOD SP
+ * target SP HTTP/x.y"), or the whole line's if it has no two spaces. */
+static size_t pm_target_len(const char *line, const char *eol) {
+  const char *first = (const char *) memchr(line, ' ', (size_t) (eol - line)), *last = eol;
+  while (last > line && last[-1] != ' ') last--;
+  return first != NULL && last - 1 > first ? (size_t) (last - 1 - first - 1) : (size_t) (eol - line);
+}
+
+/* Why a complete request head breaks a rule Mongoose's parser does not enforce,
+ * as an HTTP status (0 when it breaks none); *why says which rule. */
+static int pm_http_rules(const struct pm_http_limits *limits, const char *buf, int n,
+                         struct mg_http_message *hm, const char **why) {
+  const char *target_end = hm->query.len > 0 ? hm->query.buf + hm->query.len : hm->uri.buf + hm->uri.len;
+  const char *p = buf, *end = buf + n;
+  size_t lines = 0, hosts = 0, i;
+  struct mg_str *te, list, item, last = {NULL, 0};
+  size_t codings = 0;
+  if ((size_t) n > pm_or(limits->max_head, PM_HTTP_MAX_HEAD_DEFAULT)) {
+    return *why = "the request head is over the limit", 431;
+  }
+  if ((size_t) (target_end - hm->uri.buf) > pm_or(limits->max_target, PM_HTTP_MAX_TARGET_DEFAULT)) {
+    return *why = "the request target is over the limit", 414;
+  }
+  if (hm->proto.buf[5] != '1') return *why = "only HTTP/1.x is served here", 505;
+  while ((p = (const char *) memchr(p, '\n', (size_t) (end - p))) != NULL) p++, lines++;
+  if (lines > MG_MAX_HTTP_HEADERS + 2) {  // the request line and the empty line
+    return *why = "too many header fields", 431;
+  }
+  for (i = 0; i < MG_MAX_HTTP_HEADERS && hm->headers[i].name.len > 0; i++) {
+    if (mg_strcasecmp(hm->headers[i].name, mg_str("Host")) == 0) hosts++;
+  }
+  if (hosts > 1) return *why = "more than one Host header field", 400;
+  if (hosts == 0 && mg_strcasecmp(hm->proto, mg_str("HTTP/1.1")) == 0) {
+    return *why = "an HTTP/1.1 request needs a Host header field", 400;
+  }
+  if ((te = mg_http_get_header(hm, "Transfer-Encoding")) == NULL) return 0;
+  if (hm->proto.buf[7] == '0') return *why = "Transfer-Encoding in an HTTP/1.0 request", 400;
+  list = *te;
+  while (mg_span(list, &item, &list, ',')) {
+    item = pm_trim(item);
+    if (item.len > 0) last = item, codings++;
+  }
+  if (last.len == 0 || mg_strcasecmp(last, mg_str("chunked")) != 0) {
+    return *why = "the final transfer coding is not chunked", 400;
+  }
+  if (codings > 1) return *why = "no transfer coding other than chunked is implemented", 501;
+  return 0;
+}
+
+/* Called by Mongoose's HTTP parser (a build patch) with each request it is about
+ * to act on, in buf (len bytes, n what mg_http_parse returned: the head's length,
+ * 0 while incomplete, -1 if malformed). Returns false when it answered the request
+ * itself (the parser must stop: the connection is closing). */
+bool pm_http_screen(struct mg_connection *c, const char *buf, size_t len, int n,
+                    struct mg_http_message *hm) {
+  struct pm_conn *st = (struct pm_conn *) c->fn_data;
+  const char *why = "malformed request";
+  int status = 400;
+  if (st == NULL) return true;
+  if (n == 0) {  // still arriving: only its size can break a rule yet
+    const char *eol = (const char *) memchr(buf, '\n', len);
+    uint32_t max_target = pm_or(st->limits.max_target, PM_HTTP_MAX_TARGET_DEFAULT);
+    if (st->http_phase != PM_HTTP_HEAD) {  // its first bytes (a fresh connection's clock
+      if (st->http_phase != PM_HTTP_FRESH) st->http_since = mg_millis();  // runs already)
+      st->http_phase = PM_HTTP_HEAD;
+    }
+    if (eol == NULL ? len > (size_t) max_target + 32 : pm_target_len(buf, eol) > max_target) {
+      why = "the request target is over the limit", status = 414;
+    } else if (len > pm_or(st->limits.max_head, PM_HTTP_MAX_HEAD_DEFAULT)) {
+      why = "the request head is over the limit", status = 431;
+    } else {
+      return true;
+    }
+  } else if (n > 0) {
+    st->http_phase = PM_HTTP_BUSY;
+    if ((status = pm_http_rules(&st->limits, buf, n, hm, &why)) == 0) return true;
+  }
+  pm_http_reject(c, status, why, n == 0);
+  return false;
+}
+
+/* On each MG_EV_POLL of an accepted HTTP connection: the header-read and keep-alive
+ * timeouts. Returns when the connection's clock runs out (0: no clock runs). */
+static uint64_t pm_http_clock(struct mg_connection *c, struct pm_conn *st) {
+  uint64_t now, limit;
+  if (c->pfn != http_cb || c->is_draining || c->is_closing) return 0;
+  now = mg_millis();
+  if (st->http_phase == PM_HTTP_BUSY) {
+    if (c->is_resp || c->recv.len > 0 || c->send.len > 0) return 0;
+    st->http_phase = PM_HTTP_IDLE;  // answered and sent: the keep-alive clock starts
+    st->http_since = now;
+  }
+  limit = st->http_phase == PM_HTTP_IDLE ? st->limits.keepalive_timeout : st->limits.header_timeout;
+  if (limit == 0) return 0;
+  if (now - st->http_since < limit) return st->http_since + limit;
+  if (st->http_phase == PM_HTTP_HEAD && c->recv.len > 0) {
+    pm_http_reject(c, 408, "the request head did not arrive in time", false);
+  } else {
+    c->is_draining = 1;  // nothing was asked: close without a word
+  }
+  return 0;
+}
+
 /* Returns false for an event that must not be delivered. */
 static bool pm_http_check(struct mg_connection *c, struct pm_conn *st, int ev, void *ev_data) {
   const struct mg_http_message *hm = (const struct mg_http_message *) ev_data;
@@ -59,8 +206,10 @@ static bool pm_http_check(struct mg_connection *c, struct pm_conn *st, int ev, v
       size_t n = c->recv.len;
       bool ended = st->http_discard == PM_HTTP_UNKNOWN_LENGTH
                        ? n >= 5 && memcmp(c->recv.buf + n - 5, "0\r\n\r\n", 5) == 0
+                   : st->http_discard == PM_HTTP_HEAD_REST
+                       ? n >= 4 && memcmp(c->recv.buf + n - 4, "\r\n\r\n", 4) == 0
                        : n >= st->http_discard;
-      if (!ended && st->http_discard != PM_HTTP_UNKNOWN_LENGTH) st->http_discard -= n;
+      if (!ended && st->http_discard < PM_HTTP_HEAD_REST) st->http_discard -= n;
       c->recv.len = 0;
       if (ended) c->is_draining = 1;
     } else if (ev == MG_EV_POLL && mg_millis() >= st->http_linger_until) {
@@ -88,7 +237,8 @@ static bool pm_http_check(struct mg_connection *c, struct pm_conn *st, int ev, v
                               mg_http_get_header((struct mg_http_message *) hm, "Transfer-Encoding") != NULL)) {
       return false;  // nobody streams this body: MG_EV_HTTP_MSG will bring it whole
     }
-  } else if (ev == MG_EV_READ && c->recv.len > pm_http_max_body(st) + PM_HTTP_HEAD_MAX) {
+  } else if (ev == MG_EV_READ &&
+             c->recv.len > pm_http_max_body(st) + pm_or(st->limits.max_head, PM_HTTP_MAX_HEAD_DEFAULT)) {
     pm_http_refuse(c, st, PM_HTTP_UNKNOWN_LENGTH);  // a chunked body
     return false;
   } else if (ev == MG_EV_HTTP_MSG) {

@@ -78,11 +78,20 @@ void pm_epoll_written(struct mg_connection *c) {
 
 /* ---- how long a wait may last ---------------------------------------------------- */
 
-/* The milliseconds until the first timer is due, at most ms: Mongoose runs timers
- * once its wait is over, so a wait must not outlast them. */
+/* The milliseconds until the first timer or connection timeout is due, at most ms:
+ * Mongoose runs them once its wait is over, so a wait must not outlast them. */
 static int pm_timers_wait(struct mg_mgr *mgr, int ms) {
-  uint64_t now = 0;
+  uint64_t now = 0, *deadline = &((struct pm_mgr *) mgr)->next_deadline;
   struct mg_timer *t;
+  if (*deadline != 0) {  // a connection's timeout (dispatch.c), as the last poll saw them
+    now = mg_millis();
+    if (*deadline <= now) {
+      ms = 0;
+    } else if (*deadline - now < (uint64_t) ms) {
+      ms = (int) (*deadline - now);
+    }
+    *deadline = 0;  // this poll's MG_EV_POLL pass notes them again
+  }
   for (t = mgr->timers; t != NULL && ms > 0; t = t->next) {
     uint64_t left;
     if ((t->flags & MG_TIMER_CALLED) && !(t->flags & MG_TIMER_REPEAT)) continue;  // spent

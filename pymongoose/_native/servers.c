@@ -1,17 +1,19 @@
-/* ---- asgi.c: responses the ASGI way (pymongoose.asgi) ------------------------
+/* ---- servers.c: the responses of the app servers (pymongoose.servers) --------
 
-An ASGI application writes its own headers, Content-Length usually among them, and
-may send its body in pieces. The server adds what the application cannot know:
-Date, and the framing of a body whose length it did not give (Content-Length for a
-body sent whole, chunks for one that streams, the connection's close under
-HTTP/1.0). Headers arrive as "name\0value\0..." and are checked as they are copied
-(pm_headers_check in http.c), so a response can never be split. */
+Every byte the WSGI and ASGI servers write in answer to a request goes through
+here. An application writes its own status, reason and headers, Content-Length
+often among them, and may send its body in pieces. The server adds what the
+application cannot know: Date, and the framing of a body whose length it did not
+give (Content-Length for a body sent whole, chunks for one that streams, the
+connection's close under HTTP/1.0). The status and reason are checked here, the
+headers (as "name\0value\0...") as they are copied (pm_headers_check in http.c),
+so a response can never be split. */
 
-#define PM_ASGI_COMPLETE 0     // the whole response is queued
-#define PM_ASGI_RAW 1          // the body follows as is (its length was given)
-#define PM_ASGI_CHUNKED 2      // the body follows in chunks
-#define PM_ASGI_UNTIL_CLOSE 3  // HTTP/1.0: the body ends when the connection closes
-#define PM_ASGI_NO_BODY 4      // HEAD, 1xx, 204, 304: body pieces are dropped
+#define PM_BODY_COMPLETE 0     // the whole response is queued
+#define PM_BODY_RAW 1          // the body follows as is (its length was given)
+#define PM_BODY_CHUNKED 2      // the body follows in chunks
+#define PM_BODY_UNTIL_CLOSE 3  // HTTP/1.0: the body ends when the connection closes
+#define PM_BODY_NO_BODY 4      // HEAD, 1xx, 204, 304: body pieces are dropped
 
 /* "date: <IMF-fixdate>\r\n" for the current second, made once a second per thread. */
 static const char *pm_date_line(size_t *len) {
@@ -33,58 +35,80 @@ static const char *pm_date_line(size_t *len) {
   return line;
 }
 
+/* RFC 9112 4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ). */
+static bool pm_reason_ok(const char *reason, size_t len) {
+  size_t i;
+  for (i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char) reason[i];
+    if (ch != '\t' && (ch < ' ' || ch == 127)) return false;
+  }
+  return true;
+}
+
+int pm_response_check(int status, const char *reason, size_t reason_len, const char *kv,
+                      size_t kv_len, unsigned pairs) {
+  unsigned flags;
+  if (status < 100 || status > 999 || (reason != NULL && !pm_reason_ok(reason, reason_len))) return -2;
+  if (kv_len == 0) return pairs == 0 ? 0 : -1;
+  return pm_headers_check(kv, kv_len, pairs, &flags) < 0 ? -1 : 0;
+}
+
 /* Ends a response: the parser may read the next request, or the connection
  * closes if this response must be its last. */
-static void pm_asgi_complete(struct mg_connection *c, struct pm_conn *st, int framing) {
+static void pm_response_complete(struct mg_connection *c, struct pm_conn *st, int framing) {
   c->is_resp = 0;
-  if (framing == PM_ASGI_UNTIL_CLOSE) c->is_draining = 1;
+  if (framing == PM_BODY_UNTIL_CLOSE) c->is_draining = 1;
   if (st != NULL) pm_http_after(c, st);
 }
 
 /* Queues the head of a response, with `body` (its whole body, or its first piece
- * when `more` follows). Returns how the rest of the body will be framed (a
- * PM_ASGI_* value; PM_ASGI_COMPLETE when nothing follows), -1 if the headers are
- * refused (nothing is sent), -2 once the connection has closed. */
-int pm_asgi_respond(struct mg_mgr *mgr, unsigned long id, int status, const char *kv,
-                    size_t kv_len, unsigned pairs, const char *body, size_t body_len,
-                    bool more, bool http10) {
+ * when `more` follows); `reason` NULL means the standard one for `status`. Returns
+ * how the rest of the body will be framed (a PM_BODY_* value; PM_BODY_COMPLETE
+ * when nothing follows), -1 if the head is refused (nothing is sent), -2 once the
+ * connection has closed. */
+int pm_response_start(struct mg_mgr *mgr, unsigned long id, int status, const char *reason,
+                      size_t reason_len, const char *kv, size_t kv_len, unsigned pairs,
+                      const char *body, size_t body_len, bool more, bool http10) {
   struct mg_connection *c = pm_conn(mgr, id);
   struct pm_conn *st;
-  const char *reason, *date;
+  const char *date;
   char length[48];
-  size_t reason_len, date_len, length_len = 0, head_len, start;
+  size_t date_len, length_len = 0, head_len, start;
   unsigned flags = 0;
   long lines_len = kv_len > 0 ? pm_headers_check(kv, kv_len, pairs, &flags) : 0;
   bool head_only, no_body;
   int framing;
   char *p;
   if (lines_len < 0 || (kv_len == 0 && pairs != 0)) return -1;
+  if (status < 100 || status > 999 || (reason != NULL && !pm_reason_ok(reason, reason_len))) return -1;
   if (c == NULL) return -2;
   st = (struct pm_conn *) c->fn_data;
   head_only = st != NULL && st->http_head;
   no_body = head_only || status < 200 || status == 204 || status == 304;
   if (flags & PM_IS_CHUNKED) {
-    framing = PM_ASGI_CHUNKED;  // the application chose chunks
+    framing = PM_BODY_CHUNKED;  // the application chose chunks
   } else if (!more) {
-    framing = PM_ASGI_COMPLETE;
+    framing = PM_BODY_COMPLETE;
     if (!(flags & PM_HAS_LENGTH) && (head_only || !no_body)) {
       length_len = (size_t) mg_snprintf(length, sizeof(length), "content-length: %lu\r\n",
                                         (unsigned long) body_len);
     }
   } else if (flags & PM_HAS_LENGTH || no_body) {
-    framing = PM_ASGI_RAW;
+    framing = PM_BODY_RAW;
   } else if (http10) {
-    framing = PM_ASGI_UNTIL_CLOSE;
+    framing = PM_BODY_UNTIL_CLOSE;
   } else {
-    framing = PM_ASGI_CHUNKED;
+    framing = PM_BODY_CHUNKED;
     length_len = sizeof("transfer-encoding: chunked\r\n") - 1;
     memcpy(length, "transfer-encoding: chunked\r\n", length_len);
   }
-  if (no_body && more) framing = PM_ASGI_NO_BODY;
+  if (no_body && more) framing = PM_BODY_NO_BODY;
   if ((flags & PM_CLOSES) && st != NULL) st->http_close = true;
   date = pm_date_line(&date_len);
-  reason = mg_http_status_code_str(status);
-  reason_len = strlen(reason);
+  if (reason == NULL) {
+    reason = mg_http_status_code_str(status);
+    reason_len = strlen(reason);
+  }
   // "HTTP/1.x " NNN " " reason CRLF date length headers CRLF
   head_len = 9 + 3 + 1 + reason_len + 2 + date_len + length_len + (size_t) lines_len + 2;
   start = c->send.len;
@@ -105,36 +129,36 @@ int pm_asgi_respond(struct mg_mgr *mgr, unsigned long id, int status, const char
   c->send.len = (size_t) (p - (char *) c->send.buf);
   if (no_body || body_len == 0) {
     // nothing to send now
-  } else if (framing == PM_ASGI_CHUNKED) {
+  } else if (framing == PM_BODY_CHUNKED) {
     mg_http_write_chunk(c, body, body_len);
   } else {
     memcpy(p, body, body_len), c->send.len += body_len;
   }
-  if (framing == PM_ASGI_COMPLETE) {
-    pm_asgi_complete(c, st, framing);
-  } else if (framing == PM_ASGI_CHUNKED && !more) {
+  if (framing == PM_BODY_COMPLETE) {
+    pm_response_complete(c, st, framing);
+  } else if (framing == PM_BODY_CHUNKED && !more) {
     mg_http_write_chunk(c, "", 0);  // the application sent chunked headers and one body
-    pm_asgi_complete(c, st, framing);
-    framing = PM_ASGI_COMPLETE;
+    pm_response_complete(c, st, framing);
+    framing = PM_BODY_COMPLETE;
   }
   return framing;
 }
 
-/* Queues a further piece of a body framed as pm_asgi_respond said; `more` false
+/* Queues a further piece of a body framed as pm_response_start said; `more` false
  * ends the response. Returns how many bytes now wait to be sent on the connection
  * (for backpressure), or -1 once it has closed. */
-long pm_asgi_body(struct mg_mgr *mgr, unsigned long id, int framing, const char *body,
-                  size_t body_len, bool more) {
+long pm_response_body(struct mg_mgr *mgr, unsigned long id, int framing, const char *body,
+                      size_t body_len, bool more) {
   struct mg_connection *c = pm_conn(mgr, id);
   if (c == NULL) return -1;
-  if (framing == PM_ASGI_CHUNKED) {
+  if (framing == PM_BODY_CHUNKED) {
     if (body_len > 0) mg_http_write_chunk(c, body, body_len);
     if (!more) mg_http_write_chunk(c, "", 0);
-  } else if (framing != PM_ASGI_NO_BODY && body_len > 0 && !mg_send(c, body, body_len)) {
+  } else if (framing != PM_BODY_NO_BODY && body_len > 0 && !mg_send(c, body, body_len)) {
     mg_error(c, "OOM");
     return -1;
   }
-  if (!more) pm_asgi_complete(c, (struct pm_conn *) c->fn_data, framing);
+  if (!more) pm_response_complete(c, (struct pm_conn *) c->fn_data, framing);
   return (long) c->send.len;
 }
 

@@ -1,0 +1,99 @@
+"""Starting a request's task on the asyncio loop: eagerly where the interpreter
+allows, through asyncio's own internals where it must.
+
+Python 3.12 has ``eager_start``. Before it, on PyPy (whose ``asyncio.Task`` is the
+pure-Python one), :class:`_EagerTask` runs the first step itself: that uses
+private names of ``asyncio.tasks`` (``_PyTask``, ``_Task__step``, ``_fut_waiter``,
+``_must_cancel``, ``_coro``, ``_context``). They are checked once, by
+:func:`eager_supported`; if an interpreter changes them, tasks start the ordinary
+way (``create_task``), and ``tests/test_asgi_tasks.py`` fails loudly so that we
+know.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+from typing import Any, Callable, Coroutine
+
+TaskStarter = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
+
+# What _EagerTask sets and calls of the pure-Python Task: if one goes, so does it.
+_PRIVATE_NAMES = ("_Task__step", "_must_cancel", "_fut_waiter", "_coro", "_context", "_name")
+
+
+def eager_supported() -> bool:
+    """True if this interpreter's Task is the pure-Python one, with the private
+    names :class:`_EagerTask` relies on."""
+    task = asyncio.Task
+    if task is not getattr(asyncio.tasks, "_PyTask", None) or not hasattr(task, "_Task__step"):
+        return False
+    probe = _probe_instance_names()
+    return all(name in probe for name in _PRIVATE_NAMES[1:])
+
+
+def _probe_instance_names() -> "set[str]":
+    """The instance attributes a pure-Python Task sets in ``__init__``."""
+    loop = asyncio.new_event_loop()
+    try:
+        async def nothing() -> None:
+            pass
+
+        coroutine = nothing()
+        task = asyncio.Task(coroutine, loop=loop)
+        names = set(vars(task))
+        task.cancel()
+        coroutine.close()
+        return names
+    finally:
+        loop.close()
+
+
+def no_loop(coroutine: Coroutine[Any, Any, None]) -> "asyncio.Task[None]":
+    """The starter of a server that is not started."""
+    coroutine.close()
+    raise RuntimeError("ASGIServer is not started")
+
+
+def task_starter(loop: asyncio.AbstractEventLoop, eager: bool = True) -> TaskStarter:
+    """How a request's task starts on ``loop``: eagerly where the interpreter allows.
+
+    An eager task runs its first step at once, inside the event handler that made
+    it (with itself as the current task, as any task), instead of one turn of the
+    loop later: a response the application makes without waiting for anything is
+    then written in the same poll. With CPython's C Task before 3.12, with loops
+    that make their own tasks, and with ``eager=False``, a task starts as
+    ``create_task`` starts it."""
+    if not eager:
+        return loop.create_task
+    if sys.version_info >= (3, 12):
+        return lambda coroutine: asyncio.Task(coroutine, loop=loop, eager_start=True)  # type: ignore[call-arg]
+    if _EAGER:
+        def start(coroutine: Coroutine[Any, Any, None]) -> "asyncio.Task[None]":
+            if asyncio.current_task(loop) is not None:  # inside a task: a step cannot nest
+                return loop.create_task(coroutine)
+            return _EagerTask(coroutine, loop)
+        return start
+    return loop.create_task
+
+
+class _EagerTask(asyncio.Task):  # type: ignore[type-arg]
+    """The pure-Python Task (PyPy), its first step run at once (see task_starter).
+    Its ``__init__`` is the Task's own, less the ``call_soon`` of the first step and
+    the registration for ``asyncio.all_tasks()``."""
+
+    def __init__(self, coroutine: Coroutine[Any, Any, None], loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.Future.__init__(self, loop=loop)
+        self._name = "pymongoose-asgi"
+        self._must_cancel = False
+        self._fut_waiter = None
+        self._coro = coroutine
+        self._context = contextvars.copy_context()
+        # Not registered with asyncio.all_tasks(): that is a WeakSet, and a weak
+        # reference per request costs PyPy's GC 15% of the throughput of a Starlette
+        # hello-world. The server keeps its tasks itself (ASGIServer._cycles).
+        self._context.run(self._Task__step)  # type: ignore[attr-defined]
+
+
+_EAGER = sys.version_info < (3, 12) and eager_supported()
