@@ -1,6 +1,7 @@
 """Check what a release wheel carries: `python .ci/check_wheel.py dist/*.whl`.
 
-Every wheel must hold the package with its compiled extension and py.typed, our
+Every wheel must hold the package (every module of the source tree's pymongoose/,
+subpackages included) with its compiled extension and py.typed, our
 licence, Mongoose's (GPLv2 text and Cesanta's notice), mbed TLS's and zlib's, metadata naming the
 licence expression and Python versions, and nothing else: no tests, no C build
 leftovers, no vendored sources.
@@ -23,6 +24,11 @@ def check(path: Path) -> list:
         names = wheel.namelist()
         for wanted in REQUIRED:
             if not any(name.endswith(wanted) for name in names):
+                problems.append(f"lacks {wanted}")
+        package = Path(__file__).resolve().parent.parent / "pymongoose"
+        for module in sorted(package.rglob("*.py")):
+            wanted = module.relative_to(package.parent).as_posix()
+            if wanted not in names:
                 problems.append(f"lacks {wanted}")
         if not any(re.match(r"pymongoose/_mongoose_cffi\..*\.so$", name) for name in names):
             problems.append("lacks the compiled extension")

@@ -19,7 +19,6 @@ import pytest
 from pymongoose import MG_EV_HTTP_MSG, HttpLimits, Manager
 from pymongoose.asgi import ASGIServer
 from pymongoose.errors import InvalidResponseError
-from pymongoose.servers import tasks
 from pymongoose.wsgi import WSGIServer
 
 from support import DEFAULT_TIMEOUT, LoopThread, raw_request, read_until_closed, wait_for
@@ -143,6 +142,7 @@ RULES: Dict[str, Tuple[bytes, int]] = {
     "Transfer-Encoding in HTTP/1.0 (6.1)": (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
     "HTTP/2.0 on an HTTP/1 connection (2.6)": (b"GET / HTTP/2.0\r\n" + H + b"\r\n", 505),
     "a malformed request line (3)": (b"GET\r\n\r\n", 400),
+    "a status line instead of a request line (3)": (b"HTTP/1.1 200 OK\r\n" + H + b"\r\n", 400),
     "a target over 8 KiB (3)": (b"GET /" + b"a" * 8192 + b" HTTP/1.1\r\n" + H + b"\r\n", 414),
     "a head over 64 KiB (5)": (b"GET / HTTP/1.1\r\n" + H + b"X-Big: " + b"a" * 65536 + b"\r\n\r\n", 431),
     "more header fields than are parsed (5)": (b"GET / HTTP/1.1\r\n" + H + b"X-A: 1\r\n" * 40 + b"\r\n", 431),
@@ -365,48 +365,3 @@ def test_the_verbs_and_options_are_the_same_on_both_servers() -> None:
     assert wsgi.config == asgi.config
     assert wsgi.config.limits == HttpLimits(header_read_timeout=3, timeout_keep_alive=2)
     wsgi.close()
-
-
-# ---- the asyncio internals the ASGI server uses ---------------------------------------------
-
-def test_eager_tasks_work_where_the_interpreter_has_them() -> None:
-    import sys
-
-    if sys.version_info >= (3, 12):
-        assert tasks.task_starter.__doc__ and "eager_start" in tasks.task_starter.__doc__
-        return
-    if sys.implementation.name == "pypy":
-        # If this fails, PyPy's asyncio changed: every request's task now starts a
-        # turn of the loop later. Update servers/tasks.py.
-        assert tasks.eager_supported(), "asyncio's private Task names changed: see servers/tasks.py"
-    else:
-        assert not tasks.eager_supported()  # CPython's C Task before 3.12: create_task
-
-
-@pytest.mark.parametrize("eager", [True, False])
-def test_a_task_starts_and_answers_either_way(eager: bool) -> None:
-    async def app(scope: Dict[str, Any], receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
-
-    async def main() -> bytes:
-        server = ASGIServer(app, lifespan="off", eager_tasks=eager)
-        port = (await server.start("http://127.0.0.1:0")).local_addr.port
-        loop = asyncio.get_running_loop()
-        reply = await loop.run_in_executor(None, raw_request, port,
-                                           b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        await server.stop(0.5)
-        return reply
-
-    assert asyncio.run(main()).endswith(b"ok")
-
-
-def test_the_fallback_when_the_internals_are_missing(monkeypatch: Any) -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        monkeypatch.setattr(tasks, "_EAGER", False)
-        monkeypatch.setattr(tasks.sys, "version_info", (3, 11, 0))
-        assert tasks.task_starter(loop) == loop.create_task
-        assert tasks.task_starter(loop, eager=False) == loop.create_task
-    finally:
-        loop.close()

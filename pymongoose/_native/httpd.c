@@ -117,6 +117,9 @@ static int pm_http_rules(const struct pm_http_limits *limits, const char *buf, i
   if ((size_t) (target_end - hm->uri.buf) > pm_or(limits->max_target, PM_HTTP_MAX_TARGET_DEFAULT)) {
     return *why = "the request target is over the limit", 414;
   }
+  if (hm->proto.len != 8 || (hm->method.len >= 5 && mg_ncasecmp(hm->method.buf, "HTTP/", 5) == 0)) {
+    return *why = "malformed request line", 400;  // a response's status line, say
+  }
   if (hm->proto.buf[5] != '1') return *why = "only HTTP/1.x is served here", 505;
   while ((p = (const char *) memchr(p, '\n', (size_t) (end - p))) != NULL) p++, lines++;
   if (lines > MG_MAX_HTTP_HEADERS + 2) {  // the request line and the empty line

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import sys
 from typing import Any, Callable, Coroutine
 
@@ -23,31 +24,16 @@ TaskStarter = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 _PRIVATE_NAMES = ("_Task__step", "_must_cancel", "_fut_waiter", "_coro", "_context", "_name")
 
 
+@functools.lru_cache(maxsize=None)
 def eager_supported() -> bool:
     """True if this interpreter's Task is the pure-Python one, with the private
-    names :class:`_EagerTask` relies on."""
+    names :class:`_EagerTask` relies on (read from the code of its ``__init__``
+    and its class: nothing is run)."""
     task = asyncio.Task
     if task is not getattr(asyncio.tasks, "_PyTask", None) or not hasattr(task, "_Task__step"):
         return False
-    probe = _probe_instance_names()
-    return all(name in probe for name in _PRIVATE_NAMES[1:])
-
-
-def _probe_instance_names() -> "set[str]":
-    """The instance attributes a pure-Python Task sets in ``__init__``."""
-    loop = asyncio.new_event_loop()
-    try:
-        async def nothing() -> None:
-            pass
-
-        coroutine = nothing()
-        task = asyncio.Task(coroutine, loop=loop)
-        names = set(vars(task))
-        task.cancel()
-        coroutine.close()
-        return names
-    finally:
-        loop.close()
+    init = getattr(task.__init__, "__code__", None)
+    return init is not None and all(name in init.co_names for name in _PRIVATE_NAMES[1:])
 
 
 def no_loop(coroutine: Coroutine[Any, Any, None]) -> "asyncio.Task[None]":
@@ -69,7 +55,7 @@ def task_starter(loop: asyncio.AbstractEventLoop, eager: bool = True) -> TaskSta
         return loop.create_task
     if sys.version_info >= (3, 12):
         return lambda coroutine: asyncio.Task(coroutine, loop=loop, eager_start=True)  # type: ignore[call-arg]
-    if _EAGER:
+    if eager_supported():
         def start(coroutine: Coroutine[Any, Any, None]) -> "asyncio.Task[None]":
             if asyncio.current_task(loop) is not None:  # inside a task: a step cannot nest
                 return loop.create_task(coroutine)
@@ -95,5 +81,3 @@ class _EagerTask(asyncio.Task):  # type: ignore[type-arg]
         # hello-world. The server keeps its tasks itself (ASGIServer._cycles).
         self._context.run(self._Task__step)  # type: ignore[attr-defined]
 
-
-_EAGER = sys.version_info < (3, 12) and eager_supported()

@@ -369,7 +369,8 @@ class _Response:
             logger.error("exception in WSGI application for %s %s", self.environ["REQUEST_METHOD"],
                          self.environ["PATH_INFO"], exc_info=exc)
             head_sent, self.head_sent = self.head_sent, True
-            self.status = 500
+            if not head_sent:  # else the loop thread may still be writing the head: leave it be
+                self.status = 500
             self.server._post(self._fail, head_sent)
         finally:
             stream = self.environ["wsgi.input"]
