@@ -13,6 +13,8 @@ binding of the same name.
 True
 """
 
+from typing import TYPE_CHECKING
+
 from .connection import Address, Connection, EventHandler
 from .errors import (
     ClientDisconnected,
@@ -138,8 +140,23 @@ from .utils import (
 
 __version__ = "0.1.0"
 
+
+if TYPE_CHECKING:  # typed as what it is; imported on first use (below)
+    from .aio import AsyncManager
+
+
+def __getattr__(name: str) -> object:
+    """``AsyncManager`` is exported here, as cymongoose does, but imported on first
+    use: importing asyncio would slow every other program's start."""
+    if name == "AsyncManager":
+        from .aio import AsyncManager
+
+        return AsyncManager
+    raise AttributeError(f"module 'pymongoose' has no attribute {name!r}")
+
 __all__ = [
-    "Address", "ClientDisconnected", "Connection", "ConnectError", "ConnectionClosedError", "EventHandler",
+    "Address", "AsyncManager", "ClientDisconnected", "Connection", "ConnectError", "ConnectionClosedError",
+    "EventHandler",
     "HttpLimits", "HttpMessage", "InvalidResponseError", "LifespanError", "ListenError",
     "Manager", "ManagerClosedError", "Rpc", "RpcReq", "MessageExpiredError", "MongooseError", "MqttMessage",
     "Timer", "TLS_BACKEND", "TlsError", "TlsOpts", "WrongThreadError", "WsMessage",

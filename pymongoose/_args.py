@@ -6,7 +6,10 @@ port or timeout, and accepting it would hide a mistake.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+import functools
+from typing import Any, Callable, Optional, TypeVar, cast
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def int_arg(value: Any, what: str, minimum: Optional[int] = None, maximum: Optional[int] = None) -> int:
@@ -32,3 +35,39 @@ def int_arg(value: Any, what: str, minimum: Optional[int] = None, maximum: Optio
             wanted = f"from {minimum} to {maximum}"
         raise ValueError(f"{what} must be {wanted}, not {value}")
     return int(value)
+
+
+def keyword_aliases(**aliases: str) -> Callable[[F], F]:
+    """Let ``function`` also take each keyword ``alias=`` under its name here
+    (``aliases`` maps alias -> name): the Cython bindings named some arguments
+    differently, and calls by keyword written for them must work unchanged.
+
+    >>> @keyword_aliases(ev="event")
+    ... def name_of(event: int) -> str:
+    ...     return str(event)
+    >>> name_of(ev=3), name_of(event=3), name_of(3)
+    ('3', '3', '3')
+    >>> name_of(3, ev=4)
+    Traceback (most recent call last):
+    TypeError: name_of() got 'ev' and 'event', which are the same argument
+    """
+    def wrap(function: F) -> F:
+        @functools.wraps(function)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            for alias, name in aliases.items():
+                if alias in kwargs:
+                    if name in kwargs or _positional(function, name) < len(args):
+                        raise TypeError(f"{function.__name__}() got {alias!r} and {name!r}, which are the same "
+                                        f"argument")
+                    kwargs[name] = kwargs.pop(alias)
+            return function(*args, **kwargs)
+        call.__keyword_aliases__ = dict(aliases)  # type: ignore[attr-defined]  # for .ci/compat_check.py
+        return cast(F, call)
+    return wrap
+
+
+def _positional(function: Callable[..., Any], name: str) -> int:
+    """The position of parameter ``name`` of ``function``."""
+    code = function.__code__
+    names = code.co_varnames[:code.co_argcount]
+    return names.index(name) if name in names else len(names) + 1_000

@@ -180,6 +180,7 @@ class LoopCore:
         # Loop ownership (see _loop.py) and the hand-over queue from other threads.
         self._lock = threading.Lock()
         self._owner: Optional[int] = None
+        self._polling: Optional[int] = None  # the thread inside poll(), if any
         self._inbox: Deque[Tuple[Callable[..., Any], Tuple[Any, ...]]] = collections.deque()
         self._wake_pending = False
         self._wake_lock = threading.Lock()  # guards _ptr against a concurrent free
@@ -192,7 +193,8 @@ class LoopCore:
         self._frames = ffi.new("struct pm_frames *")
         self._queue = self._frames.queue  # a view into _frames, which it does not keep alive
         # Owned here, not inside _frames, so that message views can keep it alive.
-        self._tokens = self._frames.token = ffi.new("uint64_t[]", lib.PM_MAX_FRAMES)
+        # One slot more than C uses: messages.STRICT_SLOT, set by Manager(strict_messages=True).
+        self._tokens = self._frames.token = ffi.new("uint64_t[]", lib.PM_MAX_FRAMES + 1)
         pointer = lib.pm_mgr_new(self._handle, self._frames)
         if pointer == ffi.NULL:
             raise OSError("could not create a Mongoose manager (out of memory or sockets)")
@@ -215,11 +217,14 @@ class LoopCore:
         me = get_ident()
         if self._owner == me:
             raise RuntimeError("poll() called from inside a handler of the same Manager")
+        if self._polling is not None:  # almost always a bug: one thread polls a manager
+            raise RuntimeError("poll() is already in progress in another thread; one thread polls a Manager "
+                               "(use call_soon_threadsafe() to hand it work)")
         with self._lock:
             pointer = self._ptr
             if pointer is None:
                 raise ManagerClosedError("poll() on a closed Manager")
-            self._owner = me
+            self._owner = self._polling = me
             try:
                 lib.pm_mgr_poll(pointer, max(timeout_ms, 0))
                 # Whatever woke this poll, a post from now on must wake the next one:
@@ -230,7 +235,7 @@ class LoopCore:
                     self._run_inbox()
                 self._narrowed.clear()
             finally:
-                self._owner = None
+                self._owner = self._polling = None
                 if self._closed and self._ptr is not None:
                     self._free()
         self._raise_held(me)

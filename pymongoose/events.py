@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Dict
 
+from ._args import keyword_aliases
 from ._binding import lib
 
 MG_EV_ERROR: int = lib.MG_EV_ERROR
@@ -54,6 +55,7 @@ _EVENT_NAMES: Dict[int, str] = {
 }
 
 
+@keyword_aliases(ev="event")  # the Cython bindings' name
 def event_name(event: int) -> str:
     """Return the constant's name for any event number: ``MG_EV_USER+n`` past the
     end, ``MG_EV_UNKNOWN(n)`` for a number no event has (as cymongoose names them).

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json as _json
 from typing import Optional, Union
 
-from ._args import int_arg
+from ._args import int_arg, keyword_aliases
 from ._binding import ffi, lib
 from ._text import to_bytes, to_cstr
 
@@ -32,6 +32,7 @@ def _call(json: JsonText, path: str, function, *args):  # type: ignore[no-untype
         return function((buf, len(data)), raw_path, *args), data
 
 
+@keyword_aliases(data="json")  # the Cython bindings' name
 def json_get(json: JsonText, path: str) -> Optional[str]:
     """Return the raw JSON text of the value at ``path``, or None if absent or the
     document is invalid."""
@@ -43,6 +44,7 @@ def json_get(json: JsonText, path: str) -> Optional[str]:
     return token.decode("utf-8", "replace")
 
 
+@keyword_aliases(data="json")  # the Cython bindings' name
 def json_get_num(json: JsonText, path: str, default: Optional[float] = None) -> Optional[float]:
     """Return the number at ``path`` as a float, or ``default`` if it is absent or
     not a number.
@@ -55,6 +57,7 @@ def json_get_num(json: JsonText, path: str, default: Optional[float] = None) -> 
     return float(value[0]) if found else default
 
 
+@keyword_aliases(data="json")  # the Cython bindings' name
 def json_get_bool(json: JsonText, path: str, default: Optional[bool] = None) -> Optional[bool]:
     """Return the boolean at ``path``, or ``default`` if it is absent or not a boolean."""
     value = ffi.new("bool *")
@@ -62,6 +65,7 @@ def json_get_bool(json: JsonText, path: str, default: Optional[bool] = None) -> 
     return bool(value[0]) if found else default
 
 
+@keyword_aliases(data="json")  # the Cython bindings' name
 def json_get_long(json: JsonText, path: str, default: int = 0) -> int:
     """Return the number at ``path`` as an int (truncated), or ``default``."""
     int_arg(default, "default")
@@ -71,6 +75,7 @@ def json_get_long(json: JsonText, path: str, default: int = 0) -> int:
     return int(value)
 
 
+@keyword_aliases(data="json")  # the Cython bindings' name
 def json_get_str(json: JsonText, path: str) -> Optional[str]:
     """Return the string at ``path`` with its escapes decoded (``\\uXXXX`` and
     surrogate pairs included), or None if absent or not a string."""

@@ -35,6 +35,7 @@ from .errors import ConnectError, ListenError, ManagerClosedError
 from .events import MG_EV_WAKEUP
 from .http import MAX_BODY_CEILING, HttpLimits
 from .log import capture_errors
+from .messages import STRICT_SLOT
 from .mqtt import Property, check_qos, check_text, check_topic, mqtt_opts, mqtt_props
 from .timers import Timer
 from .tls import TlsOpts, c_tls_opts, default_client_tls
@@ -66,15 +67,19 @@ class Manager(LoopCore):
     :param dns: DNS server URL (``"udp://127.0.0.1:53"``); default: the system's.
     :param dns_timeout_ms: how long a DNS lookup may take.
     :param error_handler: called with the exception when a handler raises; default:
-        log it on the ``pymongoose`` logger with the connection and event.
+        log it on the ``pymongoose`` logger with the connection and event. The third
+        positional argument, as in cymongoose.
+    :param strict_messages: a message view used after its callback returned raises
+        :class:`MessageExpiredError`; by default it reads as an empty message, as
+        with the Cython bindings (see :mod:`pymongoose.messages`).
 
     Use it as a context manager, or call :meth:`close`, to free it.
     """
 
-    def __init__(self, handler: Optional[EventHandler] = None, enable_wakeup: bool = False, *,
+    def __init__(self, handler: Optional[EventHandler] = None, enable_wakeup: bool = False,
+                 error_handler: Optional[Callable[[BaseException], Any]] = None, *,
                  events: Optional[Iterable[int]] = None, dns: Optional[str] = None,
-                 dns_timeout_ms: Optional[int] = None,
-                 error_handler: Optional[Callable[[BaseException], Any]] = None) -> None:
+                 dns_timeout_ms: Optional[int] = None, strict_messages: bool = False) -> None:
         if handler is not None and not callable(handler):
             raise TypeError("handler must be callable or None")
         if error_handler is not None and not callable(error_handler):
@@ -82,6 +87,7 @@ class Manager(LoopCore):
         mask = events_mask(events)
         super().__init__(handler, error_handler, mask)
         self._enable_wakeup = bool(enable_wakeup)
+        self._tokens[STRICT_SLOT] = bool(strict_messages)
         self._warned_wakeup = False
         self._next_timer_id = 1
         self._configure_dns(dns, dns_timeout_ms)
@@ -118,7 +124,7 @@ class Manager(LoopCore):
         raw_url = to_cstr(url, "url")
         scheme, separator, _ = url.partition("://")
         if not separator or scheme.lower() not in _KNOWN_SCHEMES:
-            raise error(f"cannot {what} {url!r}: not a URL with a supported scheme "
+            raise error(f"Failed to {what} {url!r}: not a URL with a supported scheme "
                         f"({', '.join(sorted(_KNOWN_SCHEMES))})")
         chosen = self._check_handler(handler)
         mask = self._mask if events is None else events_mask(events)
@@ -136,7 +142,7 @@ class Manager(LoopCore):
         finally:
             self._opening_handler = outer
         if conn_id == 0:
-            raise error(f"cannot {what} {url}: {_explain(errors)}")
+            raise error(f"Failed to {what} {url}: {_explain(errors)}")  # the Cython bindings' words
         return self._conns[conn_id]
 
     @on_loop

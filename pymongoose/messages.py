@@ -2,8 +2,11 @@
 
 A view reads Mongoose's receive buffer directly, copying a field only when it is
 asked for. The buffer is reused as soon as the callback that received the view
-returns, so a view used after that raises :class:`MessageExpiredError` instead of
-reading memory that now holds something else. Keep copies, not views::
+returns, so a view used after that never reads it: as with the Cython bindings, it
+reads as an empty message (``method == ""``, ``body_bytes == b""``, ``headers() ==
+[]``, ``status()`` None, ``bool(view)`` False), or, on a
+``Manager(strict_messages=True)``, raises :class:`MessageExpiredError`. Keep copies,
+not views::
 
     def handler(conn, event, data):
         if event == MG_EV_HTTP_MSG:
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
 
+from ._args import keyword_aliases
 from ._binding import ffi, lib
 from ._text import decode, from_mg_str, to_cstr
 from .errors import MessageExpiredError
@@ -23,6 +27,8 @@ _NULL = ffi.NULL
 _cast = ffi.cast
 _unpack = ffi.unpack
 _DEPTH_MASK = 63  # a frame token carries its depth in its low 6 bits (see pm_forward in _native/dispatch.c)
+# The Manager's frame tokens have one slot past C's: non-zero for strict_messages.
+STRICT_SLOT = lib.PM_MAX_FRAMES
 
 
 class _MessageView:
@@ -36,6 +42,7 @@ class _MessageView:
 
     __slots__ = ("_raw", "_p", "_tokens", "_token")
     _CTYPE: Any = None  # the C pointer type behind this kind of view
+    _EMPTY: Any = None  # a zeroed struct of that type: what an expired view reads
 
     def __init__(self, raw: Any, tokens: Any, token: int) -> None:
         self._raw = raw  # the event's void *ev_data
@@ -44,22 +51,31 @@ class _MessageView:
         self._token = token
 
     def _ptr(self) -> Any:
-        token = self._token
-        if self._tokens[token & _DEPTH_MASK] != token or not token:
+        try:
+            token = self._token
+            if self._tokens[token & _DEPTH_MASK] == token and token:
+                p = self._p
+                if p is None:
+                    p = self._p = _cast(self._CTYPE, self._raw)
+                return p
+            strict = self._tokens[STRICT_SLOT]
+        except AttributeError:  # a view never bound to a message (made by __new__)
+            strict = False
+        if strict:
             raise MessageExpiredError(
                 f"{type(self).__name__} used after its callback returned; copy the "
                 "fields you need (e.g. msg.body_bytes) inside the handler"
             )
-        p = self._p
-        if p is None:
-            p = self._p = _cast(self._CTYPE, self._raw)
-        return p
+        return self._EMPTY
 
     @property
     def valid(self) -> bool:
         """True while the callback that received this message is running."""
-        token = self._token
-        return bool(token) and self._tokens[token & _DEPTH_MASK] == token
+        try:
+            token = self._token
+            return bool(token) and self._tokens[token & _DEPTH_MASK] == token
+        except AttributeError:  # never bound to a message
+            return False
 
     def __bool__(self) -> bool:
         return self.valid
@@ -78,6 +94,7 @@ class HttpMessage(_MessageView):
 
     __slots__ = ()
     _CTYPE = ffi.typeof("struct mg_http_message *")
+    _EMPTY = ffi.new(_CTYPE)
 
     @property
     def method(self) -> str:
@@ -136,12 +153,14 @@ class HttpMessage(_MessageView):
         """Return the URL-decoded value of field ``name`` of a form-encoded body."""
         return _form_var(self._ptr().body, name)
 
-    def status(self) -> int:
+    def status(self) -> Optional[int]:
         """Return what Mongoose's ``mg_http_status`` reads: a response's status code;
         on a request, the number its URI field starts with (usually 0), as the
-        Cython binding returns."""
-        return int(lib.mg_http_status(self._ptr()))
+        Cython binding returns; None once the message is gone."""
+        p = self._ptr()
+        return None if p is self._EMPTY else int(lib.mg_http_status(p))
 
+    @keyword_aliases(header_name="header", var_name="var")  # the Cython bindings' names
     def header_var(self, header: str, var: str) -> Optional[str]:
         """Return variable ``var`` of header ``header``, e.g. ``charset`` of
         ``Content-Type: text/html; charset=utf-8``; None if either is absent."""
@@ -216,11 +235,25 @@ class WsMessage:
         return f"<WsMessage op={self.op} {len(self.data)} bytes>"
 
 
+class Properties(List[Dict[str, Any]]):
+    """A list of MQTT properties that may also be called, returning itself: our
+    attribute and cymongoose's method read the same.
+
+    >>> props = Properties([{"id": 1, "iv": 1}])
+    >>> props == props() == [{"id": 1, "iv": 1}]
+    True
+    """
+
+    def __call__(self) -> "Properties":
+        return self
+
+
 class MqttMessage(_MessageView):
     """An MQTT packet, passed with ``MG_EV_MQTT_MSG`` and ``MG_EV_MQTT_CMD``."""
 
     __slots__ = ()
     _CTYPE = ffi.typeof("struct mg_mqtt_message *")
+    _EMPTY = ffi.new(_CTYPE)
 
     @property
     def topic(self) -> str:
@@ -270,12 +303,13 @@ class MqttMessage(_MessageView):
         return from_mg_str(self._ptr().dgram)
 
     @property
-    def properties(self) -> List[Dict[str, Any]]:
+    def properties(self) -> "Properties":
         """The MQTT 5 properties of this packet (none on MQTT 3.1.1), as cymongoose
         gives them: dicts with ``id`` (``MQTT_PROP_*``) and ``iv`` for integer
         properties, ``val`` for strings (bytes for binary data), ``key`` and ``val``
-        for user properties."""
-        return read_props(self._ptr())
+        for user properties. cymongoose's ``properties()``, a call, works too."""
+        p = self._ptr()
+        return Properties(() if p is self._EMPTY else read_props(p))
 
     def subscriptions(self) -> List[Tuple[str, int]]:
         """For a SUBSCRIBE packet (broker side), its ``(topic, qos)`` pairs; for an

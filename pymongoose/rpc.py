@@ -77,7 +77,7 @@ class RpcReq:
 
     def _answer_with(self, member: str) -> None:
         if self._answer is not None:
-            raise RuntimeError("this request has already been answered")
+            raise RuntimeError("response already sent: this request has already been answered")
         self._answer = member
 
 

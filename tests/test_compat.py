@@ -49,7 +49,7 @@ def test_the_cython_module_name_is_an_alias_of_the_api() -> None:
 def test_a_bad_listen_url_raises_what_either_binding_raised(url: str) -> None:
     with Manager() as mgr:
         for caught in (RuntimeError, ValueError, MongooseError, ListenError):
-            with pytest.raises(caught, match="cannot listen on"):
+            with pytest.raises(caught, match="Failed to listen on"):
                 mgr.listen(url)
         with pytest.raises(ConnectError) as info:
             mgr.connect(url)
@@ -220,3 +220,123 @@ def test_refused_headers_are_worded_as_cymongoose_words_them(serve: Any, headers
     server = serve(handler)
     assert requests.get(server.url, timeout=DEFAULT_TIMEOUT).status_code == 500
     assert errors and errors[0].startswith(message)
+
+
+# ---- the last mile: names, keywords, fallbacks (both Cython bindings) ----------------------
+
+def test_async_manager_is_exported_at_the_top_level() -> None:
+    from pymongoose import AsyncManager
+    from pymongoose.aio import AsyncManager as FromAio
+
+    assert AsyncManager is FromAio and "AsyncManager" in pymongoose.__all__
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        pymongoose.Nope  # noqa: B018
+
+
+def test_the_cython_bindings_keyword_names_are_accepted() -> None:
+    doc = '{"n": 2.5, "b": true, "s": "x\\u00e9", "i": 7}'
+    assert event_name(ev=pymongoose.MG_EV_HTTP_MSG) == event_name(event=pymongoose.MG_EV_HTTP_MSG) == "MG_EV_HTTP_MSG"
+    assert pymongoose.json_get(data=doc, path="$.n") == pymongoose.json_get(json=doc, path="$.n") == "2.5"
+    assert json_get_num(data=doc, path="$.n") == 2.5
+    assert json_get_bool(data=doc, path="$.b") is True
+    assert pymongoose.json_get_long(data=doc, path="$.i") == 7
+    assert pymongoose.json_get_str(data=doc, path="$.s") == "x\u00e9"
+    with pytest.raises(TypeError, match="'data' and 'json', which are the same argument"):
+        pymongoose.json_get(doc, "$.n", data=doc)
+
+
+def test_header_var_takes_the_cython_keyword_names(serve: Any) -> None:
+    import requests
+
+    from support import DEFAULT_TIMEOUT
+
+    seen: List[Any] = []
+
+    def handler(conn: Any, event: int, data: Any) -> None:
+        if event == pymongoose.MG_EV_HTTP_MSG:
+            seen.append((data.header_var(header_name="Content-Type", var_name="charset"),
+                         data.header_var("Content-Type", "charset"), data.header_var(header="Content-Type", var="x")))
+            conn.reply(200, "ok")
+
+    server = serve(handler)
+    requests.get(server.url, headers={"Content-Type": "text/plain; charset=utf-8"}, timeout=DEFAULT_TIMEOUT)
+    assert seen == [("utf-8", "utf-8", None)]
+
+
+def test_manager_takes_error_handler_third_as_cymongoose() -> None:
+    errors: List[BaseException] = []
+    with Manager(None, True, errors.append) as mgr:
+        assert mgr.wakeup_id != 0  # enable_wakeup was the second
+        mgr.call_soon_threadsafe(lambda: 1 / 0)
+        mgr.poll(10)
+    assert isinstance(errors[0], ZeroDivisionError)
+
+
+def test_mqtt_properties_read_as_attribute_and_as_call() -> None:
+    from pymongoose.messages import MqttMessage
+
+    empty = MqttMessage.__new__(MqttMessage)  # never bound: empty, as the Cython bindings answer
+    assert empty.properties == [] and empty.properties() == []
+
+
+def test_views_never_bound_to_a_message_read_as_empty() -> None:
+    from pymongoose import HttpMessage
+
+    message = HttpMessage.__new__(HttpMessage)
+    assert message.status() is None and message.method == "" and message.body_bytes == b""
+    assert message.headers() == [] and message.header("X", "d") == "d" and not message
+
+
+def test_rpc_answered_twice_says_already_sent() -> None:
+    from pymongoose import RpcReq
+
+    req = RpcReq('{"id": 1, "method": "m"}', "1")
+    req.ok("1")
+    with pytest.raises(RuntimeError, match="already sent"):
+        req.err(1, "again")
+
+
+def test_wsgi_build_environ_as_cymongoose_names_it(serve: Any) -> None:
+    import requests
+
+    from pymongoose.wsgi import _build_environ
+
+    from support import DEFAULT_TIMEOUT
+
+    seen: List[Any] = []
+
+    def handler(conn: Any, event: int, data: Any) -> None:
+        if event == pymongoose.MG_EV_HTTP_MSG:
+            seen.append(_build_environ(data, conn, "example.org", 8080))
+            conn.reply(200, "ok")
+
+    server = serve(handler)
+    requests.post(server.url + "/a%20b?x=1", data=b"body", timeout=DEFAULT_TIMEOUT)
+    environ = seen[0]
+    assert (environ["REQUEST_METHOD"], environ["PATH_INFO"], environ["QUERY_STRING"]) == ("POST", "/a b", "x=1")
+    assert (environ["SERVER_NAME"], environ["SERVER_PORT"]) == ("example.org", "8080")
+    assert environ["wsgi.input"].read() == b"body" and environ["CONTENT_LENGTH"] == "4"
+
+
+def test_poll_from_a_second_thread_while_one_polls_is_refused() -> None:
+    import threading
+
+    with Manager() as mgr:
+        polling = threading.Event()
+        release = threading.Event()
+
+        def handler() -> None:
+            polling.set()
+            release.wait(5)
+
+        mgr.call_soon_threadsafe(handler)
+        first = threading.Thread(target=mgr.poll, args=(1000,))
+        first.start()
+        assert polling.wait(5)
+        try:
+            with pytest.raises(RuntimeError, match="already in progress in another thread"):
+                mgr.poll(0)
+        finally:
+            release.set()
+            first.join(5)
+        mgr.poll(0)  # once it returned, another thread may poll

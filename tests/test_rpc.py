@@ -114,7 +114,7 @@ def test_handlers_answer_once_with_valid_json(rpc: Rpc) -> None:
 
     rpc.add("twice", twice)
     assert call(rpc, {"jsonrpc": "2.0", "id": 9, "method": "twice"})["result"] == 1
-    assert outcomes == ["this request has already been answered", "ValueError", "TypeError"]
+    assert outcomes == ["response already sent: this request has already been answered", "ValueError", "TypeError"]
 
 
 def test_methods_and_bad_registrations(rpc: Rpc) -> None:
