@@ -235,12 +235,12 @@ def test_an_idle_keep_alive_connection_is_closed(serve: Callable[..., Running], 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_keep_alive_connection_in_use_is_not_closed(serve: Callable[..., Running], kind: str) -> None:
-    server = serve(kind, timeout_keep_alive=0.4)
+    server = serve(kind, timeout_keep_alive=1.0)
     with socket.create_connection(("127.0.0.1", server.port), timeout=DEFAULT_TIMEOUT) as s:
-        for _ in range(6):  # 6 requests 0.2 s apart: each within the timeout of the last
+        for _ in range(6):  # 6 requests 0.3 s apart: each within the timeout of the last
             s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             assert s.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
-            time.sleep(0.2)
+            time.sleep(0.3)
     assert server.calls == 6
 
 

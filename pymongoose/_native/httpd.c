@@ -98,8 +98,9 @@ static void pm_http_reject(struct mg_connection *c, int status, const char *why,
  * target SP HTTP/x.y"), or the whole line's if it has no two spaces. */
 static size_t pm_target_len(const char *line, const char *eol) {
   const char *first = (const char *) memchr(line, ' ', (size_t) (eol - line)), *last = eol;
-  while (last > line && last[-1] != ' ') last--;
-  return first != NULL && last - 1 > first ? (size_t) (last - 1 - first - 1) : (size_t) (eol - line);
+  while (last > line && last[-1] != ' ') last--;  // just past the last space
+  if (first == NULL || last <= first + 1) return (size_t) (eol - line);
+  return (size_t) ((last - 1) - (first + 1));
 }
 
 /* Why a complete request head breaks a rule Mongoose's parser does not enforce,
