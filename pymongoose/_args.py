@@ -56,7 +56,7 @@ def keyword_aliases(**aliases: str) -> Callable[[F], F]:
         def call(*args: Any, **kwargs: Any) -> Any:
             for alias, name in aliases.items():
                 if alias in kwargs:
-                    if name in kwargs or _positional(function, name) < len(args):
+                    if name in kwargs or _given_by_position(function, name, len(args)):
                         raise TypeError(f"{function.__name__}() got {alias!r} and {name!r}, which are the same "
                                         f"argument")
                     kwargs[name] = kwargs.pop(alias)
@@ -66,8 +66,8 @@ def keyword_aliases(**aliases: str) -> Callable[[F], F]:
     return wrap
 
 
-def _positional(function: Callable[..., Any], name: str) -> int:
-    """The position of parameter ``name`` of ``function``."""
+def _given_by_position(function: Callable[..., Any], name: str, given: int) -> bool:
+    """True if parameter ``name`` of ``function`` is among the first ``given``."""
     code = function.__code__
     names = code.co_varnames[:code.co_argcount]
-    return names.index(name) if name in names else len(names) + 1_000
+    return name in names and names.index(name) < given
