@@ -40,7 +40,8 @@ class Received:
         elif event == MG_EV_MQTT_CMD:
             self.commands.append(data.cmd)
         elif event == MG_EV_MQTT_MSG:
-            self.messages.append({"topic": data.topic, "data": data.data, "properties": data.properties})
+            self.messages.append({"topic": data.topic, "data": data.data, "properties": data.properties,
+                                  "properties()": data.properties()})  # cymongoose's spelling
 
 
 def paho_client(port: int) -> Any:
@@ -125,6 +126,7 @@ def test_received_properties_and_subscription_identifier(broker: Mosquitto) -> N
     message = ours.messages[0]
     assert message["data"] == b"hello"
     props = message["properties"]
+    assert props and message["properties()"] == props  # our attribute and cymongoose's call agree
     assert {"id": MQTT_PROP_CONTENT_TYPE, "val": "text/plain"} in props
     assert {"id": MQTT_PROP_CORRELATION_DATA, "val": b"\xffbinary"} in props  # binary stays bytes
     assert [p for p in props if p["id"] == MQTT_PROP_USER_PROPERTY] == [
