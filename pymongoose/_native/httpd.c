@@ -46,18 +46,32 @@ static bool pm_has_token(const struct mg_str *value, const char *token) {
 #define PM_HTTP_UNKNOWN_LENGTH UINT64_MAX
 #define PM_HTTP_HEAD_REST (UINT64_MAX - 1)  // the rest of a refused head, up to its blank line
 
-/* Answers 413 and starts dropping the body: `remaining` more bytes of it, or, when
- * PM_HTTP_UNKNOWN_LENGTH (chunked), up to the chunked body's end; closes once it is
- * all read, or after PM_HTTP_LINGER_MS. */
-static void pm_http_refuse(struct mg_connection *c, struct pm_conn *st, uint64_t remaining) {
-  mg_http_reply(c, 413, "Connection: close\r\n", "Content Too Large: the limit is %lu bytes\n",
-                (unsigned long) pm_http_max_body(st));
+/* Answers a request no handler will see, then closes: once `discard` more bytes are
+ * read and dropped (PM_HTTP_UNKNOWN_LENGTH: up to a chunked body's end;
+ * PM_HTTP_HEAD_REST: up to the head's blank line; 0: at once), or after
+ * PM_HTTP_LINGER_MS. Closing while the client still sends would reset the
+ * connection, and the client would never read why. */
+static void pm_http_reject(struct mg_connection *c, struct pm_conn *st, int status, const char *why,
+                           uint64_t discard) {
+  MG_DEBUG(("%lu %d: %s", c->id, status, why));
+  mg_printf(c,
+            "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/plain; "
+            "charset=utf-8\r\nContent-Length: %lu\r\n\r\n%s\n",
+            status, mg_http_status_code_str(status), (unsigned long) strlen(why) + 1, why);
   c->recv.len = 0;
-  c->pfn = NULL;  // no more parsing: what follows is the refused body
-  st->http_refused = true;
-  st->http_discard = remaining;
+  c->pfn = NULL;  // nothing more is parsed: what follows is dropped
+  st->http_refused = true;  // pm_http_check drops what arrives from now on
+  st->http_discard = discard;
   st->http_linger_until = mg_millis() + PM_HTTP_LINGER_MS;
-  if (remaining == 0) c->is_draining = 1;
+  if (discard == 0) c->is_draining = 1;
+}
+
+/* Answers 413 and drops the body: `remaining` more bytes of it, or up to a chunked
+ * body's end (PM_HTTP_UNKNOWN_LENGTH). */
+static void pm_http_refuse(struct mg_connection *c, struct pm_conn *st, uint64_t remaining) {
+  char why[64];
+  mg_snprintf(why, sizeof(why), "Content Too Large: the limit is %lu bytes", (unsigned long) pm_http_max_body(st));
+  pm_http_reject(c, st, 413, why, remaining);
 }
 
 /* ---- RFC 9112, before Mongoose parses a request ------------------------------- */
@@ -70,28 +84,6 @@ static void pm_http_refuse(struct mg_connection *c, struct pm_conn *st, uint64_t
 
 static uint32_t pm_or(uint32_t value, uint32_t fallback) {
   return value > 0 ? value : fallback;
-}
-
-/* Answers a request no handler will see, and closes once that is sent. A head
- * refused before it arrived whole (`rest`) is read to its end and dropped first, for
- * PM_HTTP_LINGER_MS at most: closing while the client still sends would reset the
- * connection, and the client would never read why. */
-static void pm_http_reject(struct mg_connection *c, int status, const char *why, bool rest) {
-  struct pm_conn *st = (struct pm_conn *) c->fn_data;
-  MG_DEBUG(("%lu %d: %s", c->id, status, why));
-  mg_printf(c,
-            "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/plain; "
-            "charset=utf-8\r\nContent-Length: %lu\r\n\r\n%s\n",
-            status, mg_http_status_code_str(status), (unsigned long) strlen(why) + 1, why);
-  if (rest && st != NULL) {  // pm_http_check drops the rest (the buffer holds no blank line)
-    st->http_refused = true;
-    st->http_discard = PM_HTTP_HEAD_REST;
-    st->http_linger_until = mg_millis() + PM_HTTP_LINGER_MS;
-  } else {
-    c->is_draining = 1;
-  }
-  c->recv.len = 0;
-  c->pfn = NULL;  // nothing more is parsed
 }
 
 /* The request target's length in a request line that ends at eol ("METHOD SP
@@ -175,7 +167,7 @@ bool pm_http_screen(struct mg_connection *c, const char *buf, size_t len, int n,
     st->http_phase = PM_HTTP_BUSY;
     if ((status = pm_http_rules(&st->limits, buf, n, hm, &why)) == 0) return true;
   }
-  pm_http_reject(c, status, why, n == 0);
+  pm_http_reject(c, st, status, why, n == 0 ? PM_HTTP_HEAD_REST : 0);
   return false;
 }
 
@@ -194,7 +186,7 @@ static uint64_t pm_http_clock(struct mg_connection *c, struct pm_conn *st) {
   if (limit == 0) return 0;
   if (now - st->http_since < limit) return st->http_since + limit;
   if (st->http_phase == PM_HTTP_HEAD && c->recv.len > 0) {
-    pm_http_reject(c, 408, "the request head did not arrive in time", false);
+    pm_http_reject(c, st, 408, "the request head did not arrive in time", 0);
   } else {
     c->is_draining = 1;  // nothing was asked: close without a word
   }

@@ -35,10 +35,12 @@ static const char *pm_date_line(size_t *len) {
   return line;
 }
 
-/* RFC 9112 4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ). */
-static bool pm_reason_ok(const char *reason, size_t len) {
+/* A status of three digits, and a reason (NULL: the standard one) as RFC 9112 4
+ * has it: reason-phrase = *( HTAB / SP / VCHAR / obs-text ). */
+static bool pm_status_ok(int status, const char *reason, size_t len) {
   size_t i;
-  for (i = 0; i < len; i++) {
+  if (status < 100 || status > 999) return false;
+  for (i = 0; reason != NULL && i < len; i++) {
     unsigned char ch = (unsigned char) reason[i];
     if (ch != '\t' && (ch < ' ' || ch == 127)) return false;
   }
@@ -48,7 +50,7 @@ static bool pm_reason_ok(const char *reason, size_t len) {
 int pm_response_check(int status, const char *reason, size_t reason_len, const char *kv,
                       size_t kv_len, unsigned pairs) {
   unsigned flags;
-  if (status < 100 || status > 999 || (reason != NULL && !pm_reason_ok(reason, reason_len))) return -2;
+  if (!pm_status_ok(status, reason, reason_len)) return -2;
   if (kv_len == 0) return pairs == 0 ? 0 : -1;
   return pm_headers_check(kv, kv_len, pairs, &flags) < 0 ? -1 : 0;
 }
@@ -80,7 +82,7 @@ int pm_response_start(struct mg_mgr *mgr, unsigned long id, int status, const ch
   int framing;
   char *p;
   if (lines_len < 0 || (kv_len == 0 && pairs != 0)) return -1;
-  if (status < 100 || status > 999 || (reason != NULL && !pm_reason_ok(reason, reason_len))) return -1;
+  if (!pm_status_ok(status, reason, reason_len)) return -1;
   if (c == NULL) return -2;
   st = (struct pm_conn *) c->fn_data;
   head_only = st != NULL && st->http_head;

@@ -71,9 +71,9 @@ _SERVER_FIELDS = frozenset({"content-length", "transfer-encoding", "connection"}
 class _Exchange:
     """One request in flight: shared by the loop thread and the worker running it."""
 
-    __slots__ = ("conn", "closed", "queued", "written", "wakeup", "http10", "finished", "started", "request_line")
+    __slots__ = ("conn", "closed", "queued", "written", "wakeup", "http10", "finished", "started")
 
-    def __init__(self, conn: Connection, http10: bool, request_line: Tuple[str, str, str]) -> None:
+    def __init__(self, conn: Connection, http10: bool, started: float) -> None:
         self.conn = conn
         self.closed = False     # the client went away: stop producing
         self.queued = 0         # body bytes handed to the loop for this response...
@@ -81,8 +81,7 @@ class _Exchange:
         self.wakeup = threading.Condition()
         self.http10 = http10    # no chunked encoding: the body ends with the connection
         self.finished = False   # the whole response is queued (set on the loop thread)
-        self.started = time.perf_counter()
-        self.request_line = request_line  # method, target, version: for the access log
+        self.started = started  # perf_counter() at the request, for the access log (else 0)
 
 
 def _parse_status(status: Any) -> Tuple[int, bytes]:
@@ -272,7 +271,7 @@ class WSGIServer:
 
     def _begin(self, conn: Connection, message: HttpMessage, environ: Dict[str, Any]) -> None:
         exchange = _Exchange(conn, message.proto.upper() == "HTTP/1.0",
-                             (environ["REQUEST_METHOD"], environ["RAW_URI"], environ["SERVER_PROTOCOL"][5:]))
+                             time.perf_counter() if self._config.access_log else 0.0)
         self._exchanges[conn.id] = exchange
         with self._idle:
             self._in_flight += 1
@@ -488,9 +487,9 @@ class _Response:
         exchange = self.exchange
         exchange.finished = True
         if self.server._config.access_log:
-            method, target, version = exchange.request_line
-            log_access(wsgi_access, _client(exchange.conn), method, target, version, self.status or 0,
-                       exchange.queued, exchange.started)
+            environ = self.environ
+            log_access(wsgi_access, _client(exchange.conn), environ["REQUEST_METHOD"], environ["RAW_URI"],
+                       environ["SERVER_PROTOCOL"][5:], self.status or 0, exchange.queued, exchange.started)
 
     def _fail(self, head_sent: bool) -> None:
         """The error policy (:func:`writer.fail`)."""
