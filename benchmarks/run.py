@@ -2,7 +2,8 @@
 
     python3 benchmarks/run.py              # all suites, 3 rounds (about 15 minutes)
     python3 benchmarks/run.py --quick      # 1 round, shorter runs
-    python3 benchmarks/run.py --only http  # one suite: http, websocket, mqtt, static, scale, burst
+    python3 benchmarks/run.py --only http  # one suite: http, websocket, mqtt, static, scale, memory,
+                                           # burst, tls, wsgi, asgi
 
 It prepares what it needs under benchmarks/.work/ (git-ignored): a CPython and a
 PyPy virtualenv with this checkout of pymongoose installed, one with cymongoose
@@ -124,6 +125,12 @@ class Server:
             self.stop()
             raise RuntimeError(f"{command} did not start: {line}")
 
+    def cpu_seconds(self) -> Tuple[float, float]:
+        """User and system CPU seconds the server has used so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
+
     def rss_kib(self) -> int:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
         return int(re.search(r"VmRSS:\s+(\d+)", status)[1])  # type: ignore[index]
@@ -165,37 +172,98 @@ def rounds(configs: Dict[str, Callable[[], float]], count: int) -> Dict[str, flo
 # ---- suites ------------------------------------------------------------------------
 
 def http_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
-    """Hello-world requests/second, wrk -t1 -c50, keep-alive."""
+    """Hello requests/second, wrk -t1 -c50, keep-alive, and the server's CPU per
+    request (user and system microseconds, from /proc: steadier than req/s on a
+    shared machine). "hello" is the real handler (JSON with its own Content-Type
+    header); "plain" the bare "Hello, World!" with the default type."""
     server = str(HERE / "server.py")
-    commands = {
-        "C baseline": lambda port: [str(c_baseline()), str(port)],
-        "cymongoose (CPython)": lambda port: [str(envs["cymongoose"]), server, "hello", str(port),
-                                              "--binding", "cymongoose"],
-        "pymongoose CPython, all events": lambda port: [str(envs["cpython"]), server, "hello", str(port)],
-        "pymongoose CPython, events=[HTTP_MSG]": lambda port: [str(envs["cpython"]), server, "hello", str(port),
-                                                               "--events", "http"],
-        "pymongoose PyPy, all events": lambda port: [str(envs["pypy"]), server, "hello", str(port)],
-        "pymongoose PyPy, events=[HTTP_MSG]": lambda port: [str(envs["pypy"]), server, "hello", str(port),
-                                                            "--events", "http"],
-        "socketify CPython": lambda port: [str(envs["cpython"]), str(HERE / "socketify_server.py"), "hello",
-                                           str(port)],
-        "socketify PyPy": lambda port: [str(envs["pypy"]), str(HERE / "socketify_server.py"), "hello", str(port)],
-    }
+    socketify = str(HERE / "socketify_server.py")
+    cpython, pypy, cym = str(envs["cpython"]), str(envs["pypy"]), str(envs["cymongoose"])
+    commands: Dict[str, Callable[[int], List[str]]] = {}
+    for kind, tail in (("hello", []), ("plain", ["plain"])):
+        suffix = "" if kind == "hello" else ", plain"
+        commands.update({
+            f"C baseline{suffix}": lambda port, t=tail: [str(c_baseline()), str(port), *t],
+            f"cymongoose (CPython){suffix}": lambda port, k=kind: [cym, server, k, str(port),
+                                                                 "--binding", "cymongoose"],
+            f"pymongoose CPython, all events{suffix}": lambda port, k=kind: [cpython, server, k, str(port)],
+            f"pymongoose PyPy, all events{suffix}": lambda port, k=kind: [pypy, server, k, str(port)],
+        })
+        if kind == "hello":
+            commands.update({
+                "pymongoose CPython, events=[HTTP_MSG]": lambda port: [cpython, server, "hello", str(port),
+                                                                       "--events", "http"],
+                "pymongoose PyPy, events=[HTTP_MSG]": lambda port: [pypy, server, "hello", str(port),
+                                                                    "--events", "http"],
+                "socketify CPython": lambda port: [cpython, socketify, "hello", str(port)],
+                "socketify PyPy": lambda port: [pypy, socketify, "hello", str(port)],
+            })
+    cpu: Dict[str, List[float]] = {}
 
-    def measure(make: Callable[[int], List[str]]) -> Callable[[], float]:
+    def measure(name: str, make: Callable[[int], List[str]]) -> Callable[[], float]:
         def run() -> float:
             port = free_port()
             server = Server(make(port))
             try:
                 if "pypy" in " ".join(make(port)):  # let the JIT warm up
                     load(["wrk", "-t1", "-c50", "-d2s", f"http://127.0.0.1:{port}/"])
+                before = server.cpu_seconds()
                 out = load(["wrk", "-t1", "-c50", f"-d{args.duration}s", f"http://127.0.0.1:{port}/"])
+                after = server.cpu_seconds()
             finally:
                 server.stop()
+            requests = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
+            for which, spent in zip(("user", "system"), (after[0] - before[0], after[1] - before[1])):
+                cpu.setdefault(f"{name}: {which} CPU µs/req", []).append(spent / max(requests, 1) * 1e6)
             return float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
         return run
 
-    return rounds({name: measure(make) for name, make in commands.items()}, args.rounds)
+    results = rounds({name: measure(name, make) for name, make in commands.items()}, args.rounds)
+    results.update({name: round(statistics.median(values), 3) for name, values in cpu.items()})
+    return results
+
+
+def memory_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
+    """The server's RSS (MiB) after 50,000 keep-alive hello requests (wrk -t1 -c50
+    stopped by a count), and at start: memory a long-running server keeps."""
+    server, socketify = str(HERE / "server.py"), str(HERE / "socketify_server.py")
+    commands = {
+        "cymongoose (CPython)": [str(envs["cymongoose"]), server, "hello", "--binding", "cymongoose"],
+        "pymongoose CPython": [str(envs["cpython"]), server, "hello"],
+        "pymongoose PyPy": [str(envs["pypy"]), server, "hello"],
+        "socketify PyPy": [str(envs["pypy"]), socketify, "hello"],
+    }
+    script = WORK / "count.lua"
+    script.write_text(COUNT_LUA)
+    results: Dict[str, float] = {}
+    for name, command in commands.items():
+        port = free_port()
+        started = Server([command[0], command[1], command[2], str(port), *command[3:]])
+        try:
+            time.sleep(0.5)
+            at_start = started.rss_kib()
+            load(["wrk", "-t1", "-c50", "-d120s", "-s", str(script), f"http://127.0.0.1:{port}/",
+                  "--", str(args.memory_requests)])
+            time.sleep(0.5)
+            after = started.rss_kib()
+        finally:
+            started.stop()
+        results[f"{name}: RSS MiB at start"] = round(at_start / 1024, 1)
+        results[f"{name}: RSS MiB after {args.memory_requests:,} requests"] = round(after / 1024, 1)
+        print(f"  {name}: {at_start / 1024:.1f} -> {after / 1024:.1f} MiB", flush=True)
+    return results
+
+
+# wrk (one thread) exits once it has seen the given number of responses: its
+# thread:stop() would leave the process waiting out the whole -d duration.
+COUNT_LUA = """
+local wanted, seen = 50000, 0
+function init(args) if args[1] then wanted = tonumber(args[1]) end end
+function response(status, headers, body)
+  seen = seen + 1
+  if seen >= wanted then os.exit(0) end
+end
+"""
 
 
 def websocket_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
@@ -551,7 +619,8 @@ def _wrk_p99_ms(out: str) -> float:
 
 
 SUITES = {"http": http_suite, "websocket": websocket_suite, "mqtt": mqtt_suite, "static": static_suite,
-          "scale": scale_suite, "burst": burst_suite, "tls": tls_suite, "wsgi": wsgi_suite, "asgi": asgi_suite}
+          "scale": scale_suite, "memory": memory_suite, "burst": burst_suite, "tls": tls_suite,
+          "wsgi": wsgi_suite, "asgi": asgi_suite}
 
 
 # ---- report --------------------------------------------------------------------------
@@ -562,20 +631,25 @@ def ratio(results: Dict[str, float], name: str, reference: str) -> Optional[floa
 
 def report(all_results: Dict[str, Dict[str, float]]) -> str:
     lines = ["| suite | configuration | result | vs cymongoose | vs C baseline |", "|---|---|---|---|---|"]
-    units = {"http": "req/s", "websocket": "msg/s", "mqtt": "msg/s", "static": "MB/s", "scale": "",
+    units = {"http": "req/s", "websocket": "msg/s", "mqtt": "msg/s", "static": "MB/s", "scale": "", "memory": "",
              "burst": "conn/s", "tls": "", "wsgi": "", "asgi": ""}
     for suite, results in all_results.items():
-        cym = next((k for k in results if k.startswith("cymongoose")), None)
         for name, value in results.items():
+            # A row is compared with the same measure of cymongoose and of C: "..., plain"
+            # with the plain rows, "...: user CPU µs/req" with the same CPU rows.
+            measure = name.split(":", 1)[1] if ":" in name else ""
+            variant = ", plain" if name.split(":")[0].endswith(", plain") else ""
+            cym = f"cymongoose (CPython){variant}" + (f":{measure}" if measure else "")
             comparable = suite in ("http", "websocket", "static") or (suite == "burst" and ":" not in name)
-            versus_cym = ratio(results, name, cym) if cym and comparable else None
-            versus_c = ratio(results, name, "C baseline") if suite == "http" else None
+            versus_cym = ratio(results, name, cym) if comparable else None
+            versus_c = ratio(results, name, f"C baseline{variant}" + (f":{measure}" if measure else "")) \
+                if suite == "http" else None
             if suite == "mqtt":
                 qos = name.split(":")[0]
                 versus_cym = ratio(results, name, f"{qos}: paho-mqtt CPython")
             if suite == "tls":  # each measure against cymongoose's same measure
                 versus_cym = ratio(results, name, "cymongoose (CPython), P-256:" + name.split(":", 1)[1])
-            unit = "ms" if name.endswith("ms to first response") else units[suite]
+            unit = "ms" if name.endswith("ms to first response") else "" if ":" in name else units[suite]
             cells = [suite, name, f"{value:,.1f} {unit}".strip(),
                      f"{versus_cym:.2f}x" + (" (vs paho)" if suite == "mqtt" else "") if versus_cym else "",
                      f"{versus_c:.2f}x" if versus_c else ""]
@@ -614,6 +688,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=10_000)
     parser.add_argument("--burst", type=int, default=5_000, help="connections in the burst suite")
     parser.add_argument("--mqtt-messages", type=int, default=100_000)
+    parser.add_argument("--memory-requests", type=int, default=50_000, help="requests in the memory suite")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.duration = 1, 3
