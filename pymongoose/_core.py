@@ -26,6 +26,8 @@ from .connection import Connection, EventHandler
 from .errors import ManagerClosedError
 from .events import (
     MG_EV_CLOSE,
+    MG_EV_HTTP_HDRS,
+    MG_EV_HTTP_MSG,
     MG_EV_OPEN,
     MG_EV_POLL,
     MG_EV_WS_MSG,
@@ -88,6 +90,7 @@ _from_handle = ffi.from_handle
 _unpack = ffi.unpack
 _PM_EV_FLUSH = lib.PM_EV_FLUSH
 _HAS_PAYLOADS = lib.PM_QUEUE_HAS_PAYLOADS
+_HDRS_FIRST = lib.PM_QUEUE_HDRS_FIRST
 _new_object = object.__new__
 
 
@@ -100,7 +103,11 @@ def pm_on_event(owner, queued, conn_id, ev, ev_data, extra):  # type: ignore[no-
     cases (timers, a connection's first and last events) go to the manager."""
     manager = _from_handle(owner)
     if queued:
-        manager._run_queued(queued)
+        if queued & _HDRS_FIRST:
+            if manager._run_joined_hdrs(queued & ~_HDRS_FIRST, conn_id, ev_data, extra):
+                return  # MG_EV_HTTP_HDRS's handler took the request over
+        else:
+            manager._run_queued(queued)
     if ev < 0:
         if ev != _PM_EV_FLUSH:
             manager._fire_timer(conn_id)
@@ -177,6 +184,9 @@ class LoopCore:
         # Ids of connections whose events were narrowed during this poll: their
         # deferred events are checked against the new mask (see _run_queued).
         self._narrowed: Set[int] = set()
+        # The connection whose input a handler last consumed (Connection.consume):
+        # see _run_joined_hdrs.
+        self._consumer: Optional[object] = None
         # Loop ownership (see _loop.py) and the hand-over queue from other threads.
         self._lock = threading.Lock()
         self._owner: Optional[int] = None
@@ -378,6 +388,34 @@ class LoopCore:
                 handler(conn, ev, data)
             except BaseException as exc:
                 self._handler_raised(exc, conn, ev)
+
+    def _run_joined_hdrs(self, queued: int, conn_id: int, message: Any, token: int) -> bool:
+        """Deliver the deferred events, then MG_EV_HTTP_HDRS of the request whose
+        MG_EV_HTTP_MSG is crossing (``message``, ``token``: that event's). The shim
+        joins the two when the request is already whole (pm_hdrs_join): one crossing
+        instead of two. True if MG_EV_HTTP_MSG is not to be delivered: the handler
+        narrowed its events, or consumed the input, which makes Mongoose let go of
+        the connection as it does when that happens in a crossing of its own."""
+        if queued:
+            self._run_queued(queued)
+        conn = self._conns.get(conn_id)
+        handler = None if conn is None else conn._handler
+        if conn is None or handler is None:
+            return False
+        narrowed = self._narrowed
+        if narrowed and conn_id in narrowed and not conn._mask >> MG_EV_HTTP_HDRS & 1:
+            return False
+        self._consumer = None
+        try:
+            handler(conn, MG_EV_HTTP_HDRS, HttpMessage(message, self._tokens, token))
+        except BaseException as exc:
+            self._handler_raised(exc, conn, MG_EV_HTTP_HDRS)
+        if self._consumer is conn:
+            self._consumer = None
+            if self._ptr is not None:
+                lib.pm_http_detach(self._ptr, conn_id)
+            return True
+        return bool(narrowed) and conn_id in narrowed and not conn._mask >> MG_EV_HTTP_MSG & 1
 
     def _handler_failed(self, exc: Exception, where: str) -> None:
         if self._error_handler is not None:

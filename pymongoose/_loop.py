@@ -33,6 +33,7 @@ class LoopOwner(Protocol):
     _lock: Any                # held by that thread (threading.Lock)
     _handler: Any             # the manager's default handler
     _narrowed: Set[int]       # connections whose events changed during this poll
+    _consumer: Optional[object]  # the last connection whose input consume() took
 
     def _release_loop(self) -> None: ...
 

@@ -251,6 +251,7 @@ class Connection(HttpMethods, WebSocketMethods, MqttMethods, TlsMethods):
             if n:
                 ffi.memmove(recv.buf, recv.buf + n, recv.len - n)
                 recv.len -= n
+                self._manager._consumer = self
 
     # ---- sending -------------------------------------------------------------------
 

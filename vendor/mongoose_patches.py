@@ -439,6 +439,24 @@ void pm_epoll_mod(struct mg_connection *c, bool wr);
       if (n < 0) {
 """,
     ),
+    Patch(
+        name="http-detached-in-msg",
+        why=(
+            "Mongoose's HTTP handler lets go of a connection whose handler consumed "
+            "the input in MG_EV_HTTP_HDRS, before it deletes the request it parsed. "
+            "pymongoose delivers MG_EV_HTTP_HDRS of a request already whole together "
+            "with its MG_EV_HTTP_MSG (one crossing into Python instead of two), so "
+            "that can now happen inside MG_EV_HTTP_MSG: pm_http_detach lets go the "
+            "same way, and the parser must then stop as it would have."
+        ),
+        old="""\
+      mg_call(c, MG_EV_HTTP_MSG, &hm);     // User handler can clear is_resp
+""",
+        new="""\
+      mg_call(c, MG_EV_HTTP_MSG, &hm);     // User handler can clear is_resp
+      if (c->pfn == NULL) return;  // pymongoose: pm_http_detach (see patches)
+""",
+    ),
 ]
 
 

@@ -284,9 +284,12 @@ void mg_hmac_sha256(uint8_t dst[32], uint8_t *key, size_t keysz, uint8_t *data,
 // handler, small MG_EV_WS_MSG) as (id, ev, number) triples, handed to Python with
 // the next crossing. When queued has PM_QUEUE_HAS_PAYLOADS, the batch's WebSocket
 // payloads are the first handed bytes of payloads, back to back, in queue order.
+// With PM_QUEUE_HDRS_FIRST, the crossing event is MG_EV_HTTP_MSG and its request's
+// MG_EV_HTTP_HDRS, with the same message, is to be delivered just before it.
 #define PM_MAX_FRAMES ...
 #define PM_QUEUE_MAX ...
 #define PM_QUEUE_HAS_PAYLOADS ...
+#define PM_QUEUE_HDRS_FIRST ...
 struct pm_frames {
   unsigned depth;
   uint64_t *token;  // PM_MAX_FRAMES of them
@@ -469,6 +472,9 @@ void pm_error(struct mg_connection *c, const char *message);
 // checked while copied. 1: queued; 0: the connection has closed; -1: headers refused.
 int pm_http_respond(struct mg_mgr *mgr, unsigned long id, int status, const char *kv,
                     size_t kv_len, unsigned pairs, const char *body, size_t body_len);
+// A handler consumed a request's input in MG_EV_HTTP_HDRS: Mongoose's HTTP
+// handler lets go of the connection, as it does when that happens at once.
+void pm_http_detach(struct mg_mgr *mgr, unsigned long id);
 bool pm_http_chunk(struct mg_mgr *mgr, unsigned long id, const char *buf,
                    size_t len);
 bool pm_http_sse(struct mg_mgr *mgr, unsigned long id, const char *event,

@@ -169,6 +169,7 @@ static void pm_table_del(struct pm_table *t, unsigned long id) {
 #define PM_RECV_MAX ((size_t) 3 * 1024 * 1024)
 #define PM_PAYLOADS_MAX (256 * 1024)  // deferred payload bytes before a crossing is forced
 #define PM_QUEUE_HAS_PAYLOADS (1u << 16)  // flag in pm_on_event's queued: see payloads
+#define PM_QUEUE_HDRS_FIRST (1u << 17)  // flag in pm_on_event's queued: see pm_hdrs_join
 
 /* Frames of events being delivered to Python, and the queue of deferred events.
  * The struct and its token array are allocated and owned by the Python Manager;
@@ -349,6 +350,8 @@ struct pm_conn {
   size_t hdrs_over;          // HTTP server: MG_EV_HTTP_HDRS crosses only for a body
                              //   declared larger than this (0: for every request)
   bool http_continued;       // HTTP server: "100 Continue" sent for this request
+  bool http_hdrs_joined;     // HTTP server: this request's MG_EV_HTTP_HDRS crosses with
+                             //   its MG_EV_HTTP_MSG (pm_hdrs_join)
   bool http_close;           // HTTP server: close once this response is sent
   bool http_head;            // HTTP server: this request is HEAD (no body in the response)
   bool http_refused;         // HTTP server: answered 413; dropping the body

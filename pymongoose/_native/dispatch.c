@@ -64,9 +64,10 @@ static int64_t pm_event_number(int ev, const void *ev_data) {
 /* Calls Python inside a numbered frame (see struct pm_frames), handing over the
  * deferred events first. Python's last argument is the event's number
  * (pm_event_number) or, for the others, the frame token that message views check. */
-static void pm_forward(struct mg_mgr *mgr, unsigned long id, int ev, void *ev_data) {
+static void pm_forward(struct mg_mgr *mgr, unsigned long id, int ev, void *ev_data,
+                       unsigned flags) {
   struct pm_frames *f = ((struct pm_mgr *) mgr)->frames;
-  unsigned depth = f->depth, queued = f->queued;
+  unsigned depth = f->depth, queued = f->queued | flags;
   int64_t extra = pm_event_number(ev, ev_data);
   uint64_t token = 0;
   if (depth < PM_MAX_FRAMES) {
@@ -92,7 +93,7 @@ static void pm_forward(struct mg_mgr *mgr, unsigned long id, int ev, void *ev_da
 /* Delivers the deferred events now, if there are any. */
 static void pm_flush(struct mg_mgr *mgr) {
   if (((struct pm_mgr *) mgr)->frames->queued > 0 && mgr->userdata != NULL) {
-    pm_forward(mgr, 0, PM_EV_FLUSH, NULL);
+    pm_forward(mgr, 0, PM_EV_FLUSH, NULL, 0);
   }
 }
 
@@ -109,6 +110,22 @@ static bool pm_deferrable(const struct mg_connection *c, int ev, const void *ev_
   return ev == MG_EV_POLL || ev == MG_EV_WRITE || (ev == MG_EV_READ && c->pfn != NULL) ||
          (ev == MG_EV_WS_MSG &&
           ((const struct mg_ws_message *) ev_data)->data.len <= PM_DEFER_MESSAGE_MAX);
+}
+
+/* True if MG_EV_HTTP_HDRS of this request may wait for its MG_EV_HTTP_MSG and
+ * cross with it: one crossing per request instead of two. So it is on a server
+ * connection whose handler wants both, when the whole request is already in the
+ * receive buffer with a Content-Length (or no body): Mongoose then raises
+ * MG_EV_HTTP_MSG next, for the same message, before it reads or writes anything.
+ * A handler that consumes the input in MG_EV_HTTP_HDRS still gets what Mongoose
+ * does then (it lets go of the connection): see pm_http_detach. The app servers'
+ * streamed bodies (hdrs_over) keep their own crossing. */
+static bool pm_hdrs_join(const struct mg_connection *c, const struct pm_conn *st,
+                         struct mg_http_message *hm) {
+  size_t start = (size_t) ((const uint8_t *) hm->message.buf - c->recv.buf);
+  return c->is_accepted && st->hdrs_over == 0 && (st->events & (1u << MG_EV_HTTP_MSG)) &&
+         start <= c->recv.len && hm->message.len <= c->recv.len - start &&
+         mg_http_get_header(hm, "Transfer-Encoding") == NULL;
 }
 
 /* Appends a deferred message's payload; false (nothing deferred) without memory. */
@@ -206,17 +223,24 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
       !(c->is_accepted && c->pfn == http_cb)) {  // an HTTP server has max_body (httpd.c)
     mg_error(c, "MG_MAX_RECV_SIZE");  // as Mongoose with its own limit (see build)
   }
+  bool hdrs_waiting = (ev == MG_EV_HTTP_HDRS || ev == MG_EV_HTTP_MSG) && st->http_hdrs_joined;
+  if (hdrs_waiting) st->http_hdrs_joined = false;
   if (pm_ws_check(c, st, ev, &ev_data) && pm_http_check(c, st, ev, ev_data) && pm->mgr.userdata != NULL && pm_wants(st, ev)) {
     struct pm_frames *f = pm->frames;
     if (f->trace != NULL && f->trace_len < f->trace_cap) {
       f->trace[2 * f->trace_len] = (int64_t) c->id;
       f->trace[2 * f->trace_len++ + 1] = ev;
     }
-    if (!pm_deferrable(c, ev, ev_data) || !pm_defer(&pm->mgr, c->id, ev, ev_data)) {
+    if (ev == MG_EV_HTTP_HDRS && pm_hdrs_join(c, st, (struct mg_http_message *) ev_data)) {
+      st->http_hdrs_joined = true;
+    } else if (!pm_deferrable(c, ev, ev_data) || !pm_defer(&pm->mgr, c->id, ev, ev_data)) {
       // MG_EV_OPEN and MG_EV_CLOSE carry no data: Python gets the connection instead.
       bool bookend = ev == MG_EV_OPEN || ev == MG_EV_CLOSE;
-      pm_forward(&pm->mgr, c->id, ev, bookend ? (void *) c : ev_data);
+      pm_forward(&pm->mgr, c->id, ev, bookend ? (void *) c : ev_data,
+                 hdrs_waiting && ev == MG_EV_HTTP_MSG ? PM_QUEUE_HDRS_FIRST : 0);
     }
+  } else if (hdrs_waiting && ev == MG_EV_HTTP_MSG && pm->mgr.userdata != NULL) {
+    pm_forward(&pm->mgr, c->id, MG_EV_HTTP_HDRS, ev_data, 0);  // the message stays in C
   }
   if (st->http_close) pm_http_after(c, st);
   // The messages this read brought are all parsed: deliver them before Mongoose

@@ -156,6 +156,11 @@ int pm_http_respond(struct mg_mgr *mgr, unsigned long id, int status, const char
   return 1;
 }
 
+void pm_http_detach(struct mg_mgr *mgr, unsigned long id) {
+  struct mg_connection *c = pm_conn(mgr, id);
+  if (c != NULL) c->pfn = NULL;  // http_cb returns at once (patch http-detached-in-msg)
+}
+
 /* True if this connection answers HEAD: its response's chunks are not sent. */
 static bool pm_answers_head(const struct mg_connection *c) {
   const struct pm_conn *st = (const struct pm_conn *) c->fn_data;
