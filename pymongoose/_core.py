@@ -402,19 +402,18 @@ class LoopCore:
         handler = None if conn is None else conn._handler
         if conn is None or handler is None:
             return False
-        narrowed = self._narrowed
-        if narrowed and conn_id in narrowed and not conn._mask >> MG_EV_HTTP_HDRS & 1:
-            return False
-        self._consumer = None
-        try:
-            handler(conn, MG_EV_HTTP_HDRS, HttpMessage(message, self._tokens, token))
-        except BaseException as exc:
-            self._handler_raised(exc, conn, MG_EV_HTTP_HDRS)
-        if self._consumer is conn:
+        narrowed = self._narrowed  # by a handler of the batch, or of the headers
+        if not (narrowed and conn_id in narrowed and not conn._mask >> MG_EV_HTTP_HDRS & 1):
             self._consumer = None
-            if self._ptr is not None:
-                lib.pm_http_detach(self._ptr, conn_id)
-            return True
+            try:
+                handler(conn, MG_EV_HTTP_HDRS, HttpMessage(message, self._tokens, token))
+            except BaseException as exc:
+                self._handler_raised(exc, conn, MG_EV_HTTP_HDRS)
+            if self._consumer is conn:
+                self._consumer = None
+                if self._ptr is not None:
+                    lib.pm_http_detach(self._ptr, conn_id)
+                return True
         return bool(narrowed) and conn_id in narrowed and not conn._mask >> MG_EV_HTTP_MSG & 1
 
     def _handler_failed(self, exc: Exception, where: str) -> None:
