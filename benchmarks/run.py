@@ -179,25 +179,25 @@ def http_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
     server = str(HERE / "server.py")
     socketify = str(HERE / "socketify_server.py")
     cpython, pypy, cym = str(envs["cpython"]), str(envs["pypy"]), str(envs["cymongoose"])
-    commands: Dict[str, Callable[[int], List[str]]] = {}
-    for kind, tail in (("hello", []), ("plain", ["plain"])):
-        suffix = "" if kind == "hello" else ", plain"
-        commands.update({
-            f"C baseline{suffix}": lambda port, t=tail: [str(c_baseline()), str(port), *t],
-            f"cymongoose (CPython){suffix}": lambda port, k=kind: [cym, server, k, str(port),
-                                                                 "--binding", "cymongoose"],
-            f"pymongoose CPython, all events{suffix}": lambda port, k=kind: [cpython, server, k, str(port)],
-            f"pymongoose PyPy, all events{suffix}": lambda port, k=kind: [pypy, server, k, str(port)],
-        })
-        if kind == "hello":
-            commands.update({
-                "pymongoose CPython, events=[HTTP_MSG]": lambda port: [cpython, server, "hello", str(port),
-                                                                       "--events", "http"],
-                "pymongoose PyPy, events=[HTTP_MSG]": lambda port: [pypy, server, "hello", str(port),
-                                                                    "--events", "http"],
-                "socketify CPython": lambda port: [cpython, socketify, "hello", str(port)],
-                "socketify PyPy": lambda port: [pypy, socketify, "hello", str(port)],
-            })
+    def same_on_all(kind: str, suffix: str) -> Dict[str, Callable[[int], List[str]]]:
+        """The rows every handler has: C, cymongoose, pymongoose with all events."""
+        tail = [] if kind == "hello" else [kind]  # c_baseline answers hello unless told
+        return {
+            f"C baseline{suffix}": lambda port: [str(c_baseline()), str(port), *tail],
+            f"cymongoose (CPython){suffix}": lambda port: [cym, server, kind, str(port), "--binding", "cymongoose"],
+            f"pymongoose CPython, all events{suffix}": lambda port: [cpython, server, kind, str(port)],
+            f"pymongoose PyPy, all events{suffix}": lambda port: [pypy, server, kind, str(port)],
+        }
+
+    commands = {
+        **same_on_all("hello", ""),
+        "pymongoose CPython, events=[HTTP_MSG]": lambda port: [cpython, server, "hello", str(port),
+                                                               "--events", "http"],
+        "pymongoose PyPy, events=[HTTP_MSG]": lambda port: [pypy, server, "hello", str(port), "--events", "http"],
+        "socketify CPython": lambda port: [cpython, socketify, "hello", str(port)],
+        "socketify PyPy": lambda port: [pypy, socketify, "hello", str(port)],
+        **same_on_all("plain", ", plain"),
+    }
     cpu: Dict[str, List[float]] = {}
 
     def measure(name: str, make: Callable[[int], List[str]]) -> Callable[[], float]:

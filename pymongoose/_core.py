@@ -399,18 +399,17 @@ class LoopCore:
         if queued:
             self._run_queued(queued)
         conn = self._conns.get(conn_id)
-        handler = None if conn is None else conn._handler
-        if conn is None or handler is None:
+        if conn is None or conn._handler is None:
             return False
         narrowed = self._narrowed  # by a handler of the batch, or of the headers
         if not (narrowed and conn_id in narrowed and not conn._mask >> MG_EV_HTTP_HDRS & 1):
             self._consumer = None
             try:
-                handler(conn, MG_EV_HTTP_HDRS, HttpMessage(message, self._tokens, token))
+                conn._handler(conn, MG_EV_HTTP_HDRS, HttpMessage(message, self._tokens, token))
             except BaseException as exc:
                 self._handler_raised(exc, conn, MG_EV_HTTP_HDRS)
-            if self._consumer is conn:
-                self._consumer = None
+            consumer, self._consumer = self._consumer, None
+            if consumer is conn:
                 if self._ptr is not None:
                     lib.pm_http_detach(self._ptr, conn_id)
                 return True

@@ -26,8 +26,7 @@ def _listen(handler: Any) -> Tuple[Manager, int]:
 
 
 def _connect(port: int) -> socket.socket:
-    s = socket.create_connection(("127.0.0.1", port), timeout=DEFAULT_TIMEOUT)
-    return s
+    return socket.create_connection(("127.0.0.1", port), timeout=DEFAULT_TIMEOUT)
 
 
 def _recording(seen: Seen) -> Any:
