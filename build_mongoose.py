@@ -205,7 +205,7 @@ def _build(options: dict) -> FFI:
         "pymongoose._mongoose_cffi",
         # One translation unit: (patched) Mongoose, then the units that build on it;
         # the TLS library's and zlib's own files are compiled beside it.
-        "".join(f'#include "{unit}"\n' for unit in ("mongoose.c", *C_UNITS)),
+        "".join(f'#include "{unit}"\n' for unit in ("mongoose.c", *C_UNITS, "held_gil.h")),
         **options,
     )
     return builder

@@ -90,6 +90,36 @@ def test_close_from_another_thread_wakes_a_long_poll() -> None:
     assert len(outcome) == 1 and isinstance(outcome[0], ManagerClosedError)
 
 
+def test_other_threads_run_while_poll_waits() -> None:
+    # Calls into C keep the GIL on CPython (held_gil.h); the wait inside poll() must
+    # release it, with connections open or not.
+    mgr = Manager(ok_handler)
+    mgr.listen("http://127.0.0.1:0")
+    counted = [0]
+    stop = threading.Event()
+    running = threading.Event()
+
+    def count() -> None:
+        while not stop.is_set():
+            counted[0] += 1
+            running.set()
+
+    thread = threading.Thread(target=count)
+    thread.start()
+    try:
+        running.wait(DEFAULT_TIMEOUT)
+        before = counted[0]
+        mgr.poll(300)
+        during = counted[0] - before
+    finally:
+        stop.set()
+        thread.join(DEFAULT_TIMEOUT)
+        mgr.close()
+    # Held through the wait, the GIL would let the counter run at most one switch
+    # interval (5 ms) of the 300: well under a thousand increments.
+    assert during > 10_000, f"only {during} increments while poll() waited 300 ms"
+
+
 def test_close_while_polling_many_rounds_never_crashes() -> None:
     for _ in range(200):
         mgr = Manager(ok_handler)

@@ -34,6 +34,22 @@ static void pm_on_event(void *owner, unsigned queued, unsigned long id, int ev,
 static void pm_on_log(const char *line, size_t len);
 static void pm_flush(struct mg_mgr *mgr);
 
+/* Runs statement without the GIL, for the calls that may wait (CPython: Python's
+ * calls into this module keep the GIL, see held_gil.h; PyPy releases it itself). */
+#if defined(Py_PYTHON_H) && !defined(PYPY_VERSION)
+#define PM_WITHOUT_GIL(statement)                    \
+  do {                                               \
+    PyThreadState *pm_saved_ = PyEval_SaveThread();  \
+    statement;                                       \
+    PyEval_RestoreThread(pm_saved_);                 \
+  } while (0)
+#else
+#define PM_WITHOUT_GIL(statement) \
+  do {                            \
+    statement;                    \
+  } while (0)
+#endif
+
 /* What Python receives as an event's data (the event table is in dispatch.c). */
 #define PM_DATA_NONE 0    // nothing: the handler gets None
 #define PM_DATA_NUMBER 1  // a number (byte count, CONNACK code, SNTP time)

@@ -213,7 +213,7 @@ long pm_http_chunk_from_fd(struct mg_mgr *mgr, unsigned long id, int fd, uint64_
     mg_error(c, "OOM");
     return -1;
   }
-  n = pm_pread(fd, c->send.buf + start + 10, len, offset);
+  PM_WITHOUT_GIL(n = pm_pread(fd, c->send.buf + start + 10, len, offset));  // a slow disk
   if (n <= 0) {
     c->send.len = start;
     return n == 0 ? 0 : -2;

@@ -152,10 +152,10 @@ size_t pm_mgr_sockets(struct mg_mgr *mgr, int64_t *out, size_t cap) {
 
 /* Runs one iteration of the event loop (Python's Manager.poll).
  *
- * cffi releases the GIL around every C call, and each event crossing into Python
- * then takes it back: on CPython that is about a third of a crossing's cost, paid
- * for every event. So this waits for I/O without the GIL, as other threads should
- * run meanwhile, then lets Mongoose dispatch with the GIL held.
+ * It is called with the GIL held (held_gil.h). It waits for I/O without it, as
+ * other threads should run meanwhile, then lets Mongoose dispatch with the GIL
+ * held: taking it back for each event crossing into Python would cost about a
+ * third of a crossing on CPython.
  *
  * The wait mirrors mg_iotest(): the same readiness, the same reasons not to wait.
  * epoll is level-triggered, so Mongoose's own zero-timeout wait that follows sees
@@ -204,14 +204,13 @@ static bool pm_wait_for_io(struct mg_mgr *mgr, int ms) {
 void pm_mgr_poll(struct mg_mgr *mgr, int ms) {
   ms = pm_timers_wait(mgr, ms);
 #if PM_DISPATCH_WITH_GIL
-  if (pm_wait_for_io(mgr, ms)) {
-    PyGILState_STATE gil = PyGILState_Ensure();
+  bool waited;
+  PM_WITHOUT_GIL(waited = pm_wait_for_io(mgr, ms));
+  if (waited) {
     mg_mgr_poll(mgr, 0);
     pm_flush(mgr);
-    PyGILState_Release(gil);
     return;
   }
 #endif
-  mg_mgr_poll(mgr, ms);
-  pm_flush(mgr);
+  PM_WITHOUT_GIL(mg_mgr_poll(mgr, ms); pm_flush(mgr));
 }
