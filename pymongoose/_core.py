@@ -12,6 +12,7 @@ imports it, and calls handlers only through the objects it was given.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import signal
 import threading
@@ -86,7 +87,11 @@ def _trampoline_failed(exc_type: Type[BaseException], exc: BaseException, tb: An
         logger.error("pymongoose: internal error while dispatching an event", exc_info=(exc_type, exc, tb))
 
 
-_from_handle = ffi.from_handle
+# The managers C knows, by the key each gave pm_mgr_new: weak references, so that a
+# Manager dropped without close() is still collected (and freed by its finalizer).
+_managers: Dict[int, Callable[[], Optional["LoopCore"]]] = {}
+_keys = itertools.count(1)
+
 _unpack = ffi.unpack
 _PM_EV_FLUSH = lib.PM_EV_FLUSH
 _HAS_PAYLOADS = lib.PM_QUEUE_HAS_PAYLOADS
@@ -101,7 +106,7 @@ def pm_on_event(owner, queued, conn_id, ev, ev_data, extra):  # type: ignore[no-
     The hot path: one call per crossing, so it is written flat. Deferred events
     (``queued`` of them) come first, in the order Mongoose raised them; the rare
     cases (timers, a connection's first and last events) go to the manager."""
-    manager = _from_handle(owner)
+    manager = _managers[owner]()
     if queued:
         if queued & _HDRS_FIRST:
             if manager._run_joined_hdrs(queued & ~_HDRS_FIRST, conn_id, ev_data, extra):
@@ -139,11 +144,12 @@ def pm_on_event(owner, queued, conn_id, ev, ev_data, extra):  # type: ignore[no-
             manager._handler_raised(exc, conn, ev)
 
 
-def _free_abandoned(pointer: Any, keepalive: Any) -> None:
+def _free_abandoned(pointer: Any, key: int, keepalive: Any) -> None:
     """Finalizer of a Manager dropped without close(): free the C side without
     running any Python handler (they must not run during garbage collection)."""
     lib.pm_mgr_disown(pointer)
     lib.pm_mgr_free(pointer)
+    _managers.pop(key, None)
     del keepalive  # what C read until now: DNS URL strings, the frames struct
 
 
@@ -199,18 +205,19 @@ class LoopCore:
         self._after_outside_call: Optional[Callable[[], None]] = None
         self._closed = False
 
-        self._handle = ffi.new_handle(self)
+        self._key = next(_keys)
         self._frames = ffi.new("struct pm_frames *")
         self._queue = self._frames.queue  # a view into _frames, which it does not keep alive
         # Owned here, not inside _frames, so that message views can keep it alive.
         # One slot more than C uses: messages.STRICT_SLOT, set by Manager(strict_messages=True).
         self._tokens = self._frames.token = ffi.new("uint64_t[]", lib.PM_MAX_FRAMES + 1)
-        pointer = lib.pm_mgr_new(self._handle, self._frames)
+        pointer = lib.pm_mgr_new(self._key, self._frames)
         if pointer == ffi.NULL:
             raise OSError("could not create a Mongoose manager (out of memory or sockets)")
+        _managers[self._key] = weakref.ref(self)
         self._ptr: Any = pointer  # None once closed
         self._c_strings: List[Any] = []  # strings C keeps pointers to (the DNS server URLs)
-        self._finalizer = weakref.finalize(self, _free_abandoned, pointer,
+        self._finalizer = weakref.finalize(self, _free_abandoned, pointer, self._key,
                                            (self._c_strings, self._frames, self._tokens))
 
     # ---- the loop ----------------------------------------------------------------
@@ -303,6 +310,7 @@ class LoopCore:
             pointer, self._ptr = self._ptr, None
         self._finalizer.detach()
         lib.pm_mgr_free(pointer)  # delivers MG_EV_CLOSE for every connection
+        del _managers[self._key]
         for timer in list(self._timers.values()):
             timer._forget()
         self._timers.clear()

@@ -45,7 +45,7 @@ class _MessageView:
     _EMPTY: Any = None  # a zeroed struct of that type: what an expired view reads
 
     def __init__(self, raw: Any, tokens: Any, token: int) -> None:
-        self._raw = raw  # the event's void *ev_data
+        self._raw = raw  # the event's ev_data: an address (int) or a pointer
         self._p: Any = None
         self._tokens = tokens  # the Manager's frame tokens (uint64_t[]); kept alive here
         self._token = token
@@ -214,7 +214,7 @@ class WsMessage:
     def _from_event(cls, payload: Any, tokens: Any, size_and_flags: int) -> "WsMessage":
         # Made by the event dispatch from the shim's (payload, length << 8 | flags).
         n = size_and_flags >> 8
-        return cls(_unpack(payload, n) if n else b"", size_and_flags & 0xFF)
+        return cls(_unpack(_cast("char *", payload), n) if n else b"", size_and_flags & 0xFF)
 
     @property
     def text(self) -> str:

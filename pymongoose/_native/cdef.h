@@ -33,7 +33,7 @@ struct mg_mgr {
   struct mg_dns dns6;  // IPv6 DNS server
   int dnstimeout;      // DNS resolve timeout in ms
   bool use_dns6;       // If true, prefer DNS6 for hostname resolution
-  void *userdata;      // The owning pymongoose Manager's handle
+  void *userdata;      // The owning pymongoose Manager's key (pm_mgr_new)
   ...;
 };
 
@@ -311,7 +311,8 @@ const char *pm_mongoose_version(void);
 unsigned pm_build_features(void);
 
 void pm_init(void);
-struct mg_mgr *pm_mgr_new(void *owner, struct pm_frames *frames);
+// owner: a non-zero key that pm_on_event passes back (Python's table of managers).
+struct mg_mgr *pm_mgr_new(uintptr_t owner, struct pm_frames *frames);
 // The id of the connection Mongoose made for its wakeup pipe.
 unsigned long pm_mgr_wakeup_id(struct mg_mgr *mgr);
 // A descriptor that turns readable whenever a poll would have work (the epoll set),
@@ -408,15 +409,17 @@ int pm_ws_accept(struct mg_mgr *mgr, unsigned long id, const char *head, size_t 
 #define PM_DATA_CLOSE ...
 int pm_event_data_kind(int ev);
 
-// Every event the shim forwards to Python: the Manager (by handle); how many
+// Every event the shim forwards to Python: the Manager (its key, see pm_mgr_new); how many
 // deferred events wait in its queue (deliver them first); the connection's id (or
 // the timer's id); the event; its data, valid during this call: Mongoose's
 // ev_data, except the connection for MG_EV_OPEN/CLOSE (which have none) and the
 // payload for MG_EV_WS_MSG/CTL; and extra: the number that MG_EV_READ/WRITE/
 // MQTT_OPEN/SNTP_TIME carry, (payload length << 8) | frame flags for WebSocket
 // messages, the frame token that views of HTTP and MQTT messages check, or 0.
-extern "Python" void pm_on_event(void *owner, unsigned queued, unsigned long id,
-                                 int ev, char *ev_data, int64_t extra);
+// Pointers cross as integers: on CPython a pointer argument costs an object that
+// Python would make only for the events whose data it reads.
+extern "Python" void pm_on_event(uintptr_t owner, unsigned queued, unsigned long id,
+                                 int ev, uintptr_t ev_data, int64_t extra);
 // One complete line of Mongoose's log output, without its line ending.
 extern "Python" void pm_on_log(const char *line, size_t len);
 

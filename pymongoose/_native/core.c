@@ -29,8 +29,8 @@
 #include <time.h>
 
 /* Forward declarations of the extern "Python" functions cffi generates below. */
-static void pm_on_event(void *owner, unsigned queued, unsigned long id, int ev,
-                        char *ev_data, int64_t extra);
+static void pm_on_event(uintptr_t owner, unsigned queued, unsigned long id, int ev,
+                        uintptr_t ev_data, int64_t extra);
 static void pm_on_log(const char *line, size_t len);
 static void pm_flush(struct mg_mgr *mgr);
 
@@ -263,7 +263,7 @@ void pm_init(void) {
   pm_seed_clock();
 }
 
-struct mg_mgr *pm_mgr_new(void *owner, struct pm_frames *frames) {
+struct mg_mgr *pm_mgr_new(uintptr_t owner, struct pm_frames *frames) {
   struct pm_mgr *pm = (struct pm_mgr *) calloc(1, sizeof(*pm));
   if (pm == NULL) return NULL;
   mg_mgr_init(&pm->mgr);
@@ -275,7 +275,7 @@ struct mg_mgr *pm_mgr_new(void *owner, struct pm_frames *frames) {
   }
   pm->wakeup_id = pm->mgr.conns == NULL ? 0 : pm->mgr.conns->id;  // made just now
   pm->frames = frames;
-  pm->mgr.userdata = owner;
+  pm->mgr.userdata = (void *) owner;  // non-zero: NULL means disowned
   return &pm->mgr;
 }
 

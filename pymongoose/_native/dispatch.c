@@ -84,7 +84,7 @@ static void pm_forward(struct mg_mgr *mgr, unsigned long id, int ev, void *ev_da
   if (pm_data_kind(ev) == PM_DATA_WS) {
     ev_data = ((struct mg_ws_message *) ev_data)->data.buf;  // the payload, to copy
   }
-  pm_on_event(mgr->userdata, queued, id, ev, (char *) ev_data,
+  pm_on_event((uintptr_t) mgr->userdata, queued, id, ev, (uintptr_t) ev_data,
               extra < 0 ? (int64_t) token : extra);
   f->depth = depth;
   if (depth < PM_MAX_FRAMES) f->token[depth] = 0;
