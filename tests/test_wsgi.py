@@ -19,7 +19,7 @@ import requests
 
 from pymongoose.wsgi import FileWrapper, WSGIServer
 
-from support import DEFAULT_TIMEOUT, Workers, read_until_closed, wait_for
+from support import DEFAULT_TIMEOUT, Workers, raw_request, read_until_closed, wait_for
 
 
 class Running:
@@ -124,6 +124,29 @@ def test_flask_form_with_a_20_mib_file_upload(wsgi: Any) -> None:
     assert r.status_code == 200
     assert r.json() == {"field": "value", "filename": "big.bin", "size": len(data),
                         "sum": sum(data[::4096]) % 65536}
+
+
+def test_a_body_of_its_declared_length_leaves_whole_with_that_length(wsgi: Any, caplog: Any) -> None:
+    # Flask's responses are iterables, not lists: a first piece as long as the
+    # application's Content-Length is the whole body, sent framed by that length.
+    r = requests.get(wsgi(flask_app()).url + "/hello/x", timeout=DEFAULT_TIMEOUT)
+    assert r.headers["Content-Length"] == str(len(r.content)) and "Transfer-Encoding" not in r.headers
+    assert r.json() == {"hello": "x", "query": None}
+
+    def app(environ: Dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        yield b"hello"
+        if environ["PATH_INFO"] == "/more":
+            yield b"!!! too much"
+
+    port = int(wsgi(app).url.rsplit(":", 1)[1])
+    for path in ("/", "/more"):
+        answers = raw_request(port, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"
+                                    "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        # Two responses of exactly 5 bytes each on one connection: nothing leaked past.
+        assert answers.count(b"content-length: 5\r\n") == 2 and answers.endswith(b"\r\n\r\nhello")
+        assert b"too much" not in answers and b"chunked" not in answers
+    wait_for(lambda: any("more than its Content-Length" in rec.message for rec in caplog.records))
 
 
 def test_flask_streaming_response_is_chunked(wsgi: Any) -> None:

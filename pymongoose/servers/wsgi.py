@@ -20,7 +20,8 @@ is read by the application as it arrives; others are buffered, up to
 ``max_body``); applications block, the loop goes on serving other connections.
 ``start_response`` checks the status and headers at once (:mod:`.writer`). What a
 worker produces comes back to the loop with ``call_soon_threadsafe``, which writes
-it through the checked writer: a response whose body is a list (the usual case)
+it through the checked writer: a response whose body is a list, or whose first
+piece is the whole Content-Length the application declared (Flask's, Django's),
 leaves as one write; any other iterable is streamed as it is produced, chunked
 (under HTTP/1.0, ended by the close), the worker waiting whenever more than
 ``high_water`` bytes are queued for a slow client. A client that goes away stops
@@ -104,14 +105,27 @@ def _parse_status(status: Any) -> Tuple[int, bytes]:
         raise InvalidResponseError(f"start_response: the reason in {status!r} is not latin-1") from None
 
 
-def _pack(headers: Any) -> Tuple[bytes, int]:
-    """The application's headers, less those the server owns, for the C writer."""
+def _pack(headers: Any) -> Tuple[bytes, int, Optional[int]]:
+    """The application's headers, less those the server owns, for the C writer;
+    and the body length the application declared (Content-Length), if any.
+
+    >>> _pack([("Content-Type", "text/plain"), ("Content-Length", "5")])
+    (b'Content-Type\\x00text/plain', 1, 5)
+    """
     if not isinstance(headers, list):
         raise TypeError(f"start_response: headers must be a list, not {type(headers).__name__}")
+    kept = []
+    declared = None
     for pair in headers:
         if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
             raise TypeError(f"start_response: each header must be a (str, str) tuple, not {pair!r}")
-    return writer.pack_headers([pair for pair in headers if pair[0].lower() not in _SERVER_FIELDS])
+        name = pair[0].lower()
+        if name not in _SERVER_FIELDS:
+            kept.append(pair)
+        elif name == "content-length" and pair[1].isdigit() and pair[1].isascii():
+            declared = int(pair[1])
+    kv, pairs = writer.pack_headers(kept)
+    return kv, pairs, declared
 
 
 class WSGIServer:
@@ -322,6 +336,7 @@ class _Response:
         self.status: Optional[int] = None
         self.reason = b""
         self.kv, self.pairs = b"", 0
+        self.declared: Optional[int] = None  # the application's Content-Length
         self.head_sent = False           # the head has been handed to the loop
         self.framing = writer.NOT_STARTED  # as the loop thread's writer.start chose
         self.head_only = environ["REQUEST_METHOD"] == "HEAD"
@@ -337,9 +352,9 @@ class _Response:
         elif self.status is not None:
             raise AssertionError("start_response called twice without exc_info")
         code, reason = _parse_status(status)
-        kv, pairs = _pack(headers)
+        kv, pairs, declared = _pack(headers)
         writer.check_head(code, reason, kv, pairs)  # the application sees a bad head at once
-        self.status, self.reason, self.kv, self.pairs = code, reason, kv, pairs
+        self.status, self.reason, self.kv, self.pairs, self.declared = code, reason, kv, pairs, declared
         return self.write
 
     def write(self, data: bytes) -> None:
@@ -358,10 +373,15 @@ class _Response:
             if isinstance(result, FileWrapper) and not self.head_sent and self._send_file(result):
                 result = None  # the loop closes it, after its last block
                 return
-            for piece in result:
+            pieces = iter(result)
+            for piece in pieces:
                 if self.exchange.closed:
                     return
                 if piece:
+                    if not self.head_sent and type(piece) is bytes and len(piece) == self.declared:
+                        self._reply_whole(piece)  # the whole body at once (Flask's, Django's)
+                        self._expect_end(pieces)
+                        return
                     self._stream(piece)
             self._finish()
         except Exception as exc:  # the application's: answered 500, or the connection closed
@@ -381,6 +401,15 @@ class _Response:
                     close()
                 except Exception:
                     logger.exception("close() of the WSGI application's result failed")
+
+    def _expect_end(self, pieces: Iterable[bytes]) -> None:
+        """The body the application declared has been sent whole: what it yields
+        after that is dropped, as Content-Length said the response had ended."""
+        for piece in pieces:
+            if piece:
+                logger.error("WSGI application for %s %s yielded more than its Content-Length; the rest is dropped",
+                             self.environ["REQUEST_METHOD"], self.environ["PATH_INFO"])
+                return
 
     # -- handing the response over (on the worker)
 
