@@ -107,6 +107,8 @@ def pm_on_event(owner, queued, conn_id, ev, ev_data, extra):  # type: ignore[no-
     (``queued`` of them) come first, in the order Mongoose raised them; the rare
     cases (timers, a connection's first and last events) go to the manager."""
     manager = _managers[owner]()
+    if manager is None:  # collected: its finalizer disowns it before C can call again
+        return
     if queued:
         if queued & _HDRS_FIRST:
             if manager._run_joined_hdrs(queued & ~_HDRS_FIRST, conn_id, ev_data, extra):
