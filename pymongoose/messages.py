@@ -25,7 +25,10 @@ from .mqtt import MQTT_CMD_SUBSCRIBE, MQTT_CMD_UNSUBSCRIBE, parse_subscribe, rea
 
 _NULL = ffi.NULL
 _cast = ffi.cast
+_new = ffi.new
 _unpack = ffi.unpack
+_pm_http_layout = lib.pm_http_layout
+_LAYOUT_SLOTS = 8 + 4 * lib.PM_LAYOUT_HEADERS  # (offset, length) pairs: 4 fields, then the headers
 _DEPTH_MASK = 63  # a frame token carries its depth in its low 6 bits (see pm_forward in _native/dispatch.c)
 # The Manager's frame tokens have one slot past C's: non-zero for strict_messages.
 STRICT_SLOT = lib.PM_MAX_FRAMES
@@ -138,12 +141,25 @@ class HttpMessage(_MessageView):
 
     def headers(self) -> List[Tuple[str, str]]:
         """Return every header as ``(name, value)``, in the order received."""
-        result = []
-        for header in self._ptr().headers:
-            if header.name.len == 0:
-                break
-            result.append((decode(from_mg_str(header.name)), decode(from_mg_str(header.value))))
-        return result
+        return self.fields()[4]
+
+    def fields(self) -> Tuple[str, str, str, str, List[Tuple[str, str]]]:
+        """``(method, uri, query, proto, headers())`` at once: the head is copied
+        out of C once, where reading each property copies its field on its own.
+
+        >>> method, uri, query, proto, headers = data.fields()  # doctest: +SKIP
+        """
+        p = self._ptr()
+        spans = _new("uint32_t[]", _LAYOUT_SLOTS)
+        n = _pm_http_layout(p, spans)
+        head = from_mg_str(p.head)
+        at = _unpack(spans, 8 + 4 * n)
+        if head.isascii():  # the usual head: its offsets are the text's, decoded once
+            whole = head.decode("ascii")
+            text = [whole[start:start + length] for start, length in zip(at[0::2], at[1::2])]
+        else:
+            text = [decode(head[start:start + length]) for start, length in zip(at[0::2], at[1::2])]
+        return text[0], text[1], text[2], text[3], list(zip(text[4::2], text[5::2]))
 
     def query_var(self, name: str) -> Optional[str]:
         """Return the URL-decoded value of query parameter ``name``, or None."""

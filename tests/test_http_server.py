@@ -46,6 +46,42 @@ def test_get_exposes_request_line_headers_and_query(serve: Any) -> None:
     assert ["X-Test", "yes"] in seen["headers"]
 
 
+@pytest.mark.parametrize("value", [b"plain", "w\u00f6rld \u2713".encode(), b"bad \xff\xfe bytes"])
+def test_fields_read_the_head_at_once_as_the_properties_do(serve: Any, value: bytes) -> None:
+    # fields() copies the head once and slices it (ASCII) or decodes each field
+    # (anything else, invalid UTF-8 as U+FFFD), as the properties and headers() do.
+    seen: List[Any] = []
+
+    def handler(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_HTTP_MSG:
+            seen.append((data.fields(), (data.method, data.uri, data.query, data.proto, data.headers())))
+            conn.reply(200, "ok")
+
+    server = serve(handler)
+    many = b"".join(b"X-H%d: v%d\r\n" % (i, i) for i in range(25))
+    answer = raw_request(server.port, b"PATCH /a/b?x=1&y HTTP/1.0\r\nX-Value: " + value + b"\r\n" + many + b"\r\n")
+    assert answer.startswith(b"HTTP/1.1 200")
+    fields, properties = seen[0]
+    assert fields == properties
+    method, uri, query, proto, headers = fields
+    assert (method, uri, query, proto) == ("PATCH", "/a/b", "x=1&y", "HTTP/1.0")
+    assert headers[0] == ("X-Value", value.decode("utf-8", "replace")) and len(headers) == 26
+    assert headers[-1] == ("X-H24", "v24")
+
+
+def test_fields_of_an_expired_message_are_empty(serve: Any) -> None:
+    kept: List[Any] = []
+
+    def handler(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_HTTP_MSG:
+            kept.append(data)
+            conn.reply(200, "ok")
+
+    server = serve(handler)
+    assert raw_request(server.port, b"GET / HTTP/1.0\r\nA: b\r\n\r\n").startswith(b"HTTP/1.1 200")
+    assert kept[0].fields() == ("", "", "", "", [])
+
+
 def test_post_body_and_header_variables(serve: Any) -> None:
     server = serve(echo_request)
     r = requests.post(f"{server.url}/submit", data="héllo wörld".encode(),

@@ -482,6 +482,11 @@ bool pm_http_chunk(struct mg_mgr *mgr, unsigned long id, const char *buf,
                    size_t len);
 bool pm_http_sse(struct mg_mgr *mgr, unsigned long id, const char *event,
                  size_t event_len, const char *data, size_t data_len);
+// Where a parsed message's fields are in hm->head: (offset, length) of its method,
+// URI, query, protocol, then each header's name and value (out: room for
+// 2 * (4 + 2 * PM_LAYOUT_HEADERS)). Returns how many headers.
+#define PM_LAYOUT_HEADERS ...
+int pm_http_layout(const struct mg_http_message *hm, uint32_t *out);
 
 /* ---- dns.c: the guarded resolver ------------------------------------------- */
 

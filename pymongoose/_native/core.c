@@ -50,6 +50,9 @@ static void pm_flush(struct mg_mgr *mgr);
   } while (0)
 #endif
 
+/* The headers pm_http_layout lays out (http.c): all that Mongoose parses. */
+#define PM_LAYOUT_HEADERS MG_MAX_HTTP_HEADERS
+
 /* What Python receives as an event's data (the event table is in dispatch.c). */
 #define PM_DATA_NONE 0    // nothing: the handler gets None
 #define PM_DATA_NUMBER 1  // a number (byte count, CONNACK code, SNTP time)

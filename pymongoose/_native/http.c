@@ -236,3 +236,31 @@ bool pm_http_sse(struct mg_mgr *mgr, unsigned long id, const char *event,
             (int) event_len, event, (int) data_len, data);
   return true;
 }
+
+/* ---- reading a parsed message (messages.py) ------------------------------------ */
+
+/* Writes where s is in hm's head as (offset, length); empty if it is not inside. */
+static void pm_span(const struct mg_http_message *hm, const struct mg_str *s, uint32_t *out) {
+  const char *head = hm->head.buf;
+  bool inside = s->len > 0 && head != NULL && s->buf >= head && s->len <= hm->head.len &&
+                (size_t) (s->buf - head) <= hm->head.len - s->len;
+  out[0] = inside ? (uint32_t) (s->buf - head) : 0;
+  out[1] = inside ? (uint32_t) s->len : 0;
+}
+
+/* Where a message's fields are in its head, for Python to slice one copy of the
+ * head instead of copying each field through cffi: (offset, length) of the method,
+ * URI, query and protocol, then of each header's name and value. Returns the
+ * number of headers. */
+int pm_http_layout(const struct mg_http_message *hm, uint32_t *out) {
+  int n;
+  pm_span(hm, &hm->method, out);
+  pm_span(hm, &hm->uri, out + 2);
+  pm_span(hm, &hm->query, out + 4);
+  pm_span(hm, &hm->proto, out + 6);
+  for (n = 0; n < PM_LAYOUT_HEADERS && hm->headers[n].name.len > 0; n++) {
+    pm_span(hm, &hm->headers[n].name, out + 8 + 4 * n);
+    pm_span(hm, &hm->headers[n].value, out + 10 + 4 * n);
+  }
+  return n;
+}

@@ -158,16 +158,17 @@ def build_environ(conn: Connection, message: HttpMessage, stream: Optional[BodyS
     the message holds it whole)."""
     local, remote = conn.local_addr, conn.remote_addr
     body = b"" if stream is not None else message.body_bytes
+    method, uri, query, proto, headers = message.fields()
     environ: Dict[str, Any] = {
-        "REQUEST_METHOD": message.method,
+        "REQUEST_METHOD": method,
         "SCRIPT_NAME": "",
         # PEP 3333: bytes decoded as latin-1, so that the application can recover them.
-        "PATH_INFO": unquote(message.uri, encoding="latin-1"),
-        "RAW_URI": message.uri + ("?" + message.query if message.query else ""),
-        "QUERY_STRING": message.query,
+        "PATH_INFO": unquote(uri, encoding="latin-1"),
+        "RAW_URI": uri + ("?" + query if query else ""),
+        "QUERY_STRING": query,
         "SERVER_NAME": local.ip if local is not None else "",
         "SERVER_PORT": str(local.port) if local is not None else "",
-        "SERVER_PROTOCOL": message.proto or "HTTP/1.1",
+        "SERVER_PROTOCOL": proto or "HTTP/1.1",
         "REMOTE_ADDR": remote.ip if remote is not None else "",
         "REMOTE_PORT": str(remote.port) if remote is not None else "",
         "CONTENT_LENGTH": str(stream.remaining) if stream is not None else str(len(body)) if body else "",
@@ -181,7 +182,7 @@ def build_environ(conn: Connection, message: HttpMessage, stream: Optional[BodyS
         "wsgi.run_once": False,
         "wsgi.file_wrapper": FileWrapper,
     }
-    for name, value in message.headers():
+    for name, value in headers:
         key = name.upper().replace("-", "_")
         if key == "CONTENT_TYPE":
             environ["CONTENT_TYPE"] = value
