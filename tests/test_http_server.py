@@ -69,19 +69,6 @@ def test_fields_read_the_head_at_once_as_the_properties_do(serve: Any, value: by
     assert headers[-1] == ("X-H24", "v24")
 
 
-def test_fields_of_an_expired_message_are_empty(serve: Any) -> None:
-    kept: List[Any] = []
-
-    def handler(conn: Any, event: int, data: Any) -> None:
-        if event == MG_EV_HTTP_MSG:
-            kept.append(data)
-            conn.reply(200, "ok")
-
-    server = serve(handler)
-    assert raw_request(server.port, b"GET / HTTP/1.0\r\nA: b\r\n\r\n").startswith(b"HTTP/1.1 200")
-    assert kept[0].fields() == ("", "", "", "", [])
-
-
 def test_post_body_and_header_variables(serve: Any) -> None:
     server = serve(echo_request)
     r = requests.post(f"{server.url}/submit", data="héllo wörld".encode(),

@@ -454,7 +454,8 @@ def test_message_used_after_its_callback_never_reads_the_buffer(serve: Any, stri
     assert not message.valid and not message
     uses = {"uri": lambda: message.uri, "body": lambda: message.body_bytes, "header": lambda: message.header("Host"),
             "headers": lambda: message.headers(), "query_var": lambda: message.query_var("a"),
-            "status": lambda: message.status(), "header_var": lambda: message.header_var("Host", "x")}
+            "status": lambda: message.status(), "header_var": lambda: message.header_var("Host", "x"),
+            "fields": lambda: message.fields()}
     if strict:  # Manager(strict_messages=True): every use raises
         for use in uses.values():
             with pytest.raises(MessageExpiredError):
@@ -462,7 +463,7 @@ def test_message_used_after_its_callback_never_reads_the_buffer(serve: Any, stri
     else:  # the Cython bindings' way: an empty message
         assert {name: use() for name, use in uses.items()} == {
             "uri": "", "body": b"", "header": None, "headers": [], "query_var": None, "status": None,
-            "header_var": None}
+            "header_var": None, "fields": ("", "", "", "", [])}
         assert message.header("Host", "default") == "default" and message.method == ""
     assert "expired" in repr(message)
 
