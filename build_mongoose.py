@@ -26,13 +26,19 @@ NATIVE_DIR = HERE / "pymongoose" / "_native"
 
 
 PATCHED_DIR = HERE / "build" / "mongoose-patched"
+MBEDTLS_PATCHED_DIR = HERE / "build" / "mbedtls-patched"
 
 
 def _load_vendor_module(name: str):
-    spec = importlib.util.spec_from_file_location(name, HERE / "vendor" / f"{name}.py")
+    vendor = str(HERE / "vendor")
+    spec = importlib.util.spec_from_file_location(name, f"{vendor}/{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, vendor)  # for the modules' imports of each other (mbedtls_patches)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(vendor)
     return module
 
 
@@ -78,7 +84,8 @@ def _tls_build_options() -> dict:
                 "libraries": []}
     source = _fetched("fetch_debian", "mbedtls")
     library = source / "library"
-    sources = [_relative(path) for path in sorted(library.glob("*.c"))]
+    patched = _patched_mbedtls(library)
+    sources = [_relative(patched.get(path.name, path)) for path in sorted(library.glob("*.c"))]
     return {
         "define_macros": [("MG_TLS", "MG_TLS_MBED"),
                           ("MBEDTLS_USER_CONFIG_FILE", '"mbedtls_user_config.h"')],
@@ -135,6 +142,27 @@ def _patched_mongoose(source_dir: Path) -> Path:
     return PATCHED_DIR
 
 
+def _patched_mbedtls(library: Path) -> dict:
+    """Write the mbed TLS files vendor/mbedtls_patches.py changes; return
+    {file name: patched copy}. They include the rest from ``library``."""
+    patches = _load_vendor_module("mbedtls_patches")
+    pinned = "MBEDTLS_SRC" not in os.environ
+    copies = {}
+    MBEDTLS_PATCHED_DIR.mkdir(parents=True, exist_ok=True)
+    for name, file_patches in patches.PATCHES.items():
+        pristine = (library / name).read_text(encoding="utf-8")
+        try:
+            text = patches.apply_patches(pristine, required=pinned, log=_log, patches=file_patches,
+                                         where=f"mbed TLS's {name}")
+        except RuntimeError as error:
+            sys.exit(f"error: cannot build pymongoose: {error}")
+        target = MBEDTLS_PATCHED_DIR / name
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            target.write_text(text, encoding="utf-8")
+        copies[name] = target
+    return copies
+
+
 # How Mongoose waits for I/O: epoll on Linux; poll() elsewhere (macOS, the BSDs,
 # Windows' WSAPoll), and on Linux when asked, to test that build here:
 # PYMONGOOSE_IO=poll.
@@ -188,7 +216,8 @@ def _extension_options() -> dict:
     tls = _tls_build_options()
     zlib = _zlib_build_options()
     return {
-        "sources": tls["sources"] + zlib["sources"],
+        # x25519.c is a unit of its own: mbed TLS's ecp.c calls it (through tls.c).
+        "sources": tls["sources"] + zlib["sources"] + [_relative(NATIVE_DIR / "x25519.c")],
         "include_dirs": [str(patched_dir), str(mongoose_dir), str(NATIVE_DIR), *tls["include_dirs"],
                          *zlib["include_dirs"]],
         "define_macros": MONGOOSE_DEFINES + tls["define_macros"],

@@ -465,6 +465,114 @@ def test_ecdsa_signatures_are_minimal_der(r: bytes, s: bytes) -> None:
     assert bytes(ffi.buffer(out, size)) == bytes([0x30, len(body)]) + body
 
 
+# ---- X25519 (pymongoose/_native/x25519.c, used by mbed TLS: vendor/mbedtls_patches.py) --
+
+P25519 = 2**255 - 19
+
+
+def _x25519_written_out(scalar: bytes, u: bytes) -> bytes:
+    """RFC 7748's ladder, line by line, in Python's integers: the reference."""
+    k = bytearray(scalar)
+    k[0] &= 248
+    k[31] = (k[31] & 127) | 64
+    n = int.from_bytes(k, "little")
+    x1 = int.from_bytes(u, "little") & ((1 << 255) - 1)
+    x2, z2, x3, z3, swap = 1, 0, x1, 1, 0
+    for t in reversed(range(255)):
+        bit = (n >> t) & 1
+        if swap ^ bit:
+            x2, x3, z2, z3 = x3, x2, z3, z2
+        swap = bit
+        a, b, c, d = x2 + z2, x2 - z2, x3 + z3, x3 - z3
+        aa, bb, da, cb = a * a, b * b, d * a, c * b
+        e = aa - bb
+        x3, z3 = (da + cb) ** 2 % P25519, x1 * (da - cb) ** 2 % P25519
+        x2, z2 = aa * bb % P25519, e * (aa + 121665 * e) % P25519
+    if swap:
+        x2, z2 = x3, z3
+    return (x2 * pow(z2, P25519 - 2, P25519) % P25519).to_bytes(32, "little")
+
+
+def _x25519(scalar: bytes, u: bytes) -> "tuple[int, bytes]":
+    from pymongoose._binding import ffi, lib
+
+    out = ffi.new("uint8_t[32]")
+    status = lib.pm_x25519(out, scalar, u)
+    if status == 2:
+        pytest.skip("no fast X25519 on this platform (no 128-bit integers): mbed TLS uses its own")
+    return status, bytes(out)
+
+
+def test_x25519_gives_rfc_7748s_answers() -> None:
+    for scalar, u, expected in [  # RFC 7748, section 5.2
+        ("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4",
+         "e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c",
+         "c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552"),
+        ("4b66e9d4d1b4673c5ad22691957d6af5c11b6421e0ea01d42ca4169e7918ba0d",
+         "e5210f12786811d3f4b7959d0538ae2c31dbe7106fc03c3efc4cd549c715a493",
+         "95cbde9476e8907d7aade45cb4b873f88b595a68799fa152e6f8f7647aac7957"),
+    ]:
+        assert _x25519(bytes.fromhex(scalar), bytes.fromhex(u)) == (0, bytes.fromhex(expected))
+    k = u = (9).to_bytes(32, "little")  # the iterated test: k, u = X25519(k, u), k
+    for rounds in range(1, 1001):
+        k, u = _x25519(k, u)[1], k
+        if rounds == 1:
+            assert k.hex() == "422c8e7a6227d7bca1350b3e2bb7279f7897b87bb6854b783c60e80311ae3079"
+    assert k.hex() == "684cf59ba83309552800ef566f2f4d3c1c3887c49360e3875f2eb94d99532c51"
+    # The Diffie-Hellman exchange of section 6.1: both sides reach one secret.
+    alice = bytes.fromhex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
+    bob = bytes.fromhex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb")
+    base = (9).to_bytes(32, "little")
+    assert _x25519(alice, base)[1].hex() == "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"
+    shared = "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742"
+    assert _x25519(alice, _x25519(bob, base)[1])[1].hex() == shared
+    assert _x25519(bob, _x25519(alice, base)[1])[1].hex() == shared
+
+
+def test_x25519_agrees_with_the_ladder_written_out() -> None:
+    """Random scalars and u, and the awkward u: above p (not reduced), p - 1 (small
+    order: zero, flagged), the top bit set (ignored), all ones."""
+    import random
+
+    rng = random.Random(25519)
+    us = [rng.getrandbits(256).to_bytes(32, "little") for _ in range(150)]
+    us += [(P25519 + i).to_bytes(32, "little") for i in (2, 9, 18)]  # p, p + 1: small order
+    us += [((1 << 255) | 9).to_bytes(32, "little"), b"\xff" * 32, (P25519 - 1).to_bytes(32, "little")]
+    for u in us:
+        scalar = rng.getrandbits(256).to_bytes(32, "little")
+        expected = _x25519_written_out(scalar, u)
+        assert _x25519(scalar, u) == (int(expected == bytes(32)), expected), (scalar.hex(), u.hex())
+
+
+def test_x25519_says_when_the_result_is_zero() -> None:
+    """u of small order (0, 1, p + 1...) give zero for every clamped scalar: TLS 1.3
+    must then abort (RFC 8446, 7.4.2), so the result is flagged."""
+    scalar = bytes(range(32))
+    for u in (0, 1, P25519, P25519 + 1):
+        assert _x25519(scalar, u.to_bytes(32, "little")) == (1, bytes(32))
+
+
+@FULL_TLS
+@pytest.mark.parametrize("group, shown", [("X25519", "X25519, 253 bits"), ("P-256", "ECDH, prime256v1, 256 bits")])
+@pytest.mark.parametrize("option", ["-tls1_2", "-tls1_3"])
+def test_each_key_exchange_group_with_openssl(serve: Any, pki: TestPKI, group: str, shown: str,
+                                              option: str) -> None:
+    """The client offers one group only, so the server must compute with it: X25519
+    by x25519.c, P-256 by mbed TLS's own code. (An RSA certificate: at TLS 1.2 the
+    groups offered also bound an ECDSA certificate's curve, RFC 8422.)"""
+    cert, key = pki.issue("localhost", key_type="rsa2048")
+    server = serve(hello, url="https://127.0.0.1:0", tls=TlsOpts(cert=cert, key=key))
+    for i in range(3):  # fresh keys each time
+        result = subprocess.run(
+            ["openssl", "s_client", "-connect", f"127.0.0.1:{server.port}", "-servername", "localhost",
+             "-CAfile", str(pki.ca_cert), "-verify_return_error", "-ign_eof", "-groups", group, option],
+            input=f"GET /{i} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode(),
+            capture_output=True, timeout=DEFAULT_TIMEOUT)
+        out = result.stdout.decode(errors="replace")
+        assert f"Server Temp Key: {shown}" in out, out + result.stderr.decode(errors="replace")
+        assert f"secure /{i}" in out
+
+
 def test_many_handshakes_with_openssl_all_succeed(serve: Any, pki: TestPKI, server_tls: TlsOpts) -> None:
     server = serve(hello, url="https://127.0.0.1:0", tls=server_tls)
     context = ssl.create_default_context(cafile=str(pki.ca_cert))

@@ -9,7 +9,7 @@ fixed the problem its own way.
 
 from __future__ import annotations
 
-from typing import Callable, List, NamedTuple
+from typing import Callable, List, NamedTuple, Sequence
 
 
 class Patch(NamedTuple):
@@ -460,15 +460,17 @@ void pm_epoll_mod(struct mg_connection *c, bool wr);
 ]
 
 
-def apply_patches(source: str, required: bool, log: Callable[[str], None]) -> str:
-    """Return ``source`` with every patch applied. A patch that does not apply
-    raises (``required``) or is skipped with a note."""
-    for patch in PATCHES:
+def apply_patches(source: str, required: bool, log: Callable[[str], None],
+                  patches: Sequence[Patch] = PATCHES, where: str = "mongoose.c") -> str:
+    """Return ``source`` (the text of ``where``) with every patch applied. A patch
+    that does not apply raises (``required``) or is skipped with a note.
+    vendor/mbedtls_patches.py uses it for mbed TLS's files."""
+    for patch in patches:
         count = source.count(patch.old)
         if count == 1:
             source = source.replace(patch.old, patch.new)
         elif required:
-            raise RuntimeError(f"patch {patch.name} matches {count} places in mongoose.c, expected 1")
+            raise RuntimeError(f"patch {patch.name} matches {count} places in {where}, expected 1")
         else:
-            log(f"pymongoose: patch {patch.name} does not apply to this Mongoose; skipped ({patch.why})")
+            log(f"pymongoose: patch {patch.name} does not apply to this {where}; skipped ({patch.why})")
     return source

@@ -341,6 +341,9 @@ struct mg_connection *pm_conn(struct mg_mgr *mgr, unsigned long id);
 // out needs 72 bytes. Exposed for tests of the TLS fix in vendor/mongoose_patches.py.
 size_t pm_ecdsa_der(uint8_t *out, const uint8_t *sig);
 
+// X25519 (RFC 7748) as mbed TLS's handshakes use it (x25519.c): 32-byte scalar,
+// u and out; 0, 1 if out is all zeros, 2 if not built here. Exposed for tests.
+int pm_x25519(uint8_t out[32], const uint8_t scalar[32], const uint8_t u[32]);
 // The TLS library's text for an error number Mongoose logged ("key err 0x3d00").
 void pm_tls_strerror(int code, char *buf, size_t len);
 // Parse TLS options as mg_tls_init() would; false, with the reason in err, if bad.

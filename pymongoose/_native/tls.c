@@ -48,6 +48,44 @@ static void pm_tls_threading_init(void) {
 static void pm_tls_threading_init(void) {}
 #endif
 
+/* ---- X25519 for mbed TLS (called from vendor/mbedtls_patches.py's ecp.c) ------ */
+
+#include "x25519.h"
+
+#if MG_TLS == MG_TLS_MBED
+#include <mbedtls/ecp.h>
+#include <mbedtls/platform_util.h>
+
+/* R = m P on Curve25519 by pm_x25519 (x25519.c), for mbed TLS's ecp_mul once it has
+ * checked m and P. MBEDTLS_ERR_ECP_FEATURE_UNAVAILABLE for another curve, or where
+ * x25519.c has no fast code: mbed TLS then uses its own. */
+int pm_ecp_mul_montgomery(const mbedtls_ecp_group *grp, mbedtls_ecp_point *R, const mbedtls_mpi *m,
+                          const mbedtls_ecp_point *P) {
+  uint8_t k[32], u[32], out[32];
+  int ret;
+  if (grp->id != MBEDTLS_ECP_DP_CURVE25519) return MBEDTLS_ERR_ECP_FEATURE_UNAVAILABLE;
+  // P is read whole before R is written: R may be P.
+  if ((ret = mbedtls_mpi_write_binary_le(m, k, sizeof(k))) == 0 &&
+      (ret = mbedtls_mpi_write_binary_le(&P->MBEDTLS_PRIVATE(X), u, sizeof(u))) == 0) {
+    switch (pm_x25519(out, k, u)) {
+      case PM_X25519_OK:  // x only, Z = 1, as mbed TLS's own result
+        ret = mbedtls_mpi_read_binary_le(&R->MBEDTLS_PRIVATE(X), out, sizeof(out));
+        if (ret == 0) ret = mbedtls_mpi_lset(&R->MBEDTLS_PRIVATE(Z), 1);
+        mbedtls_mpi_free(&R->MBEDTLS_PRIVATE(Y));
+        break;
+      case PM_X25519_ZERO:  // mbed TLS refuses small-order points before this; kept in case
+        ret = MBEDTLS_ERR_ECP_INVALID_KEY;
+        break;
+      default:
+        ret = MBEDTLS_ERR_ECP_FEATURE_UNAVAILABLE;
+    }
+  }
+  mbedtls_platform_zeroize(k, sizeof(k));
+  mbedtls_platform_zeroize(out, sizeof(out));
+  return ret;
+}
+#endif
+
 /* ---- TLS options a listener shares with the connections it accepts ------------ */
 
 /* A deep copy of struct mg_tls_opts, reference-counted: a listener and each
