@@ -147,8 +147,8 @@ void pm_epoll_mod(struct mg_connection *c, bool wr);
         new="""\
       if (c->is_readable) read_conn(c);
       // pymongoose: write what is ready now (vendor/mongoose_patches.py);
-      // TLS connections keep upstream's path.
-      if (c->is_writable || (!c->is_tls && c->send.len > 0)) write_conn(c);
+      // TLS connections once their handshake is over.
+      if (c->is_writable || (c->send.len > 0 && !c->is_tls_hs)) write_conn(c);
 """,
     ),
     Patch(
@@ -158,7 +158,7 @@ void pm_epoll_mod(struct mg_connection *c, bool wr);
             "thread) made poll register the socket for writability, wait, write, then "
             "unregister it: two epoll_ctl calls per response. The write step after "
             "the wait (write-after-read) writes such data anyway, so for pymongoose's "
-            "plain TCP connections the wait only must not block; the socket is "
+            "connections the wait only must not block; the socket is "
             "registered while output remains after a write step (its kernel buffer "
             "is full, or MG_EV_WRITE refilled it): pm_epoll_out, pm_epoll_written "
             "in _native/wait.c, which read the record of epoll-mod-recorded."
@@ -179,10 +179,10 @@ void pm_epoll_mod(struct mg_connection *c, bool wr);
         name="epollout-after-write",
         why="The other half of epollout-when-blocked: after each write step.",
         old="""\
-      if (c->is_writable || (!c->is_tls && c->send.len > 0)) write_conn(c);
+      if (c->is_writable || (c->send.len > 0 && !c->is_tls_hs)) write_conn(c);
 """,
         new="""\
-      if (c->is_writable || (!c->is_tls && c->send.len > 0)) write_conn(c);
+      if (c->is_writable || (c->send.len > 0 && !c->is_tls_hs)) write_conn(c);
       {
         extern void pm_epoll_written(struct mg_connection *);
         pm_epoll_written(c);

@@ -53,12 +53,13 @@ void pm_epoll_mod(struct mg_connection *c, bool wr) {
 }
 
 /* Before the wait, for a socket with output: 1 register it for writability
- * (upstream's way), 0 it is registered, -1 do not wait: a plain connection's output
- * is written by the write step right after the wait. */
+ * (upstream's way), 0 it is registered, -1 do not wait: the connection's output is
+ * written by the write step right after the wait (a TLS connection's once its
+ * handshake is over: can_write is false until then). */
 int pm_epoll_out(struct mg_connection *c) {
   struct pm_conn *st = pm_own_state(c);
   if (st != NULL && st->epollout) return 0;
-  return pm_settled(c) != NULL && !c->is_tls ? -1 : 1;
+  return pm_settled(c) != NULL ? -1 : 1;
 }
 
 /* A write emptied the send buffer (Mongoose's iolog, before it raises MG_EV_WRITE,
