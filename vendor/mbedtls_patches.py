@@ -47,4 +47,29 @@ PATCHES: Dict[str, List[Patch]] = {
 """,
         ),
     ],
+    "ssl_tls12_client.c": [
+        Patch(
+            name="tls12-client-rsa-pss",
+            why=(
+                "mbed TLS 3.6.6's client offers rsa_pss_rsae_* signature algorithms "
+                "(valid in TLS 1.2 too: RFC 8446, 4.2.3) and then refuses them in a TLS "
+                "1.2 ServerKeyExchange, so it cannot talk to an OpenSSL server held to "
+                "TLS 1.2 with an RSA certificate (ILLEGAL_PARAMETER). Upstream fixed it "
+                "after 3.6.6 (Mbed-TLS/mbedtls pull request 10674, 'ssl: accept TLS 1.2 "
+                "rsa_pss_rsae signature algorithms'). Same effect here: admit the code "
+                "points that map to RSASSA-PSS; the verification below already handles "
+                "them (with MBEDTLS_X509_RSASSA_PSS_SUPPORT, on by default)."
+            ),
+            old="""\
+    if (!mbedtls_ssl_sig_alg_is_supported(ssl, sig_alg)) {
+""",
+            new="""\
+#if defined(MBEDTLS_X509_RSASSA_PSS_SUPPORT)  /* pymongoose: see vendor/mbedtls_patches.py */
+    if (!mbedtls_ssl_sig_alg_is_supported(ssl, sig_alg) && *pk_alg != MBEDTLS_PK_RSASSA_PSS) {
+#else
+    if (!mbedtls_ssl_sig_alg_is_supported(ssl, sig_alg)) {
+#endif
+""",
+        ),
+    ],
 }
