@@ -143,7 +143,11 @@ class Manager(LoopCore):
             self._opening_handler = outer
         if conn_id == 0:
             raise error(f"Failed to {what} {url}: {_explain(errors)}")  # the Cython bindings' words
-        return self._conns[conn_id]
+        conn = self._conns[conn_id]
+        c = conn._c()
+        if client and tls is not None and not tls.resume and c is not None:
+            lib.pm_conn_tls_resume(c, False)  # before MG_EV_CONNECT starts TLS
+        return conn
 
     @on_loop
     def listen(self, url: str, handler: Optional[EventHandler] = None, *, http: Optional[bool] = None,

@@ -85,6 +85,11 @@ class TlsOpts:
     :param key: our private key (EC P-256, RSA or PKCS#8); may be in ``cert``'s PEM.
     :param name: the server name to send (SNI) and to check the certificate against.
     :param skip_verification: accept any certificate (development only).
+    :param resume: clients: offer the session kept from an earlier connection to the
+        same server (name, address and port), so the handshake can skip the
+        certificate and the key exchange, and keep this connection's session for the
+        next one. Each manager keeps the sessions of its clients (the last 32
+        servers). False: a full handshake every time, nothing kept.
 
     Options are stored as given, as the Cython binding does; they are checked
     when first used, and what Mongoose cannot use raises :class:`TlsError` then:
@@ -96,10 +101,11 @@ class TlsOpts:
     pymongoose.tls.TlsError: ca is not a valid certificate: ...
     """
 
-    __slots__ = ("ca", "cert", "key", "name", "skip_verification", "_checked")
+    __slots__ = ("ca", "cert", "key", "name", "skip_verification", "resume", "_checked")
 
     def __init__(self, ca: PemInput = None, cert: PemInput = None, key: PemInput = None,
-                 name: Union[str, bytes, None] = None, skip_verification: bool = False) -> None:
+                 name: Union[str, bytes, None] = None, skip_verification: bool = False, *,
+                 resume: bool = True) -> None:
         self.ca = _material(ca, "ca")
         self.cert = _material(cert, "cert")
         self.key = _material(key, "key")
@@ -107,6 +113,7 @@ class TlsOpts:
         if b"\0" in self.name or len(self.name) > 250:
             raise TlsError("name must be a host name without NUL characters")
         self.skip_verification = bool(skip_verification)
+        self.resume = bool(resume)
         if self.cert and not self.key and b"PRIVATE KEY-----" in self.cert:
             self.key = self.cert  # one PEM file holding both
         self._checked = False
@@ -164,6 +171,8 @@ class TlsOpts:
             parts.append(f"name={self.name.decode('utf-8', 'replace')!r}")
         if self.skip_verification:
             parts.append("skip_verification=True")
+        if not self.resume:
+            parts.append("resume=False")
         return f"TlsOpts({', '.join(parts)})"
 
 
@@ -252,12 +261,16 @@ class TlsMethods(ConnectionBase):
         flags = lib.pm_conn_flags(c)
         is_client = bool(flags & lib.PM_IS_CLIENT)
         c_opts, _keep = c_tls_opts(opts, self._manager._ptr, is_client)
+        if is_client:
+            lib.pm_conn_tls_resume(c, opts.resume)
         if flags & lib.PM_IS_LISTENING or flags & (lib.PM_IS_RESOLVING | lib.PM_IS_CONNECTING):
             if not lib.pm_conn_set_tls(c, c_opts):
                 raise MemoryError("out of memory for TLS options")
             return
         with capture_errors() as errors:
             lib.mg_tls_init(c, c_opts)
+            if is_client:
+                lib.pm_tls_client_begin(c)
         if errors and lib.pm_conn_flags(c) & lib.PM_IS_CLOSING:
             raise TlsError(f"TLS could not start: {errors[-1]}")
 

@@ -114,6 +114,8 @@ def test_plaintext_to_a_tls_listener_is_dropped_and_it_keeps_serving(serve: Any,
 class _Quiet(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = b"python says hi"
+        if self.path == "/session":  # whether this connection resumed a session
+            body = b"reused" if self.request.session_reused else b"new"  # type: ignore[attr-defined]
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -407,6 +409,104 @@ def test_our_client_against_openssl_s_server(pki: TestPKI, option: str, key_type
     finally:
         server.terminate()
         server.wait(DEFAULT_TIMEOUT)
+
+
+# ---- client session resumption ----------------------------------------------------
+
+def _fetch_many(mgr: Manager, url: str, tls: TlsOpts, count: int, path: str = "/") -> List[str]:
+    """``count`` requests, one connection each, one after another, on one manager."""
+    bodies: List[str] = []
+
+    def client(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_CONNECT:
+            conn.send(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+        elif event == MG_EV_HTTP_MSG:
+            bodies.append(data.body_text)
+            conn.drain()
+        elif event == MG_EV_ERROR:
+            bodies.append(f"error: {data}")
+
+    for _ in range(count):
+        conn = mgr.http_connect(url, client, tls=tls)
+        poll_until(mgr, lambda conn=conn: conn.is_closed)
+    return bodies
+
+
+@pytest.fixture
+def openssl_www(pki: TestPKI) -> Iterator[Any]:
+    """``openssl_www(option)``: openssl s_server -www (its status page says whether
+    each connection's session was "New" or "Reused"); returns the port."""
+    servers: List[Any] = []
+
+    def start(option: str) -> int:
+        cert, key = pki.issue("localhost")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        servers.append(subprocess.Popen(
+            ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(cert), "-key", str(key),
+             "-www", option, "-quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+        def listening() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_for(listening, what="openssl s_server")
+        return port
+
+    yield start
+    for server in servers:
+        server.terminate()
+        server.wait(DEFAULT_TIMEOUT)
+
+
+@FULL_TLS
+@pytest.mark.parametrize("option", ["-tls1_2", "-tls1_3"])
+def test_our_client_resumes_its_sessions_with_openssl(pki: TestPKI, openssl_www: Any, option: str) -> None:
+    port = openssl_www(option)
+    with Manager() as mgr:
+        bodies = _fetch_many(mgr, f"https://127.0.0.1:{port}/", TlsOpts(ca=pki.ca_cert, name="localhost"), 3)
+    version = "TLSv1.2" if option == "-tls1_2" else "TLSv1.3"
+    assert [f"New, {version}" in body for body in bodies] == [True, False, False], bodies
+    assert all(f"Reused, {version}" in body for body in bodies[1:]), bodies
+
+
+@FULL_TLS
+@pytest.mark.parametrize("option", ["-tls1_2", "-tls1_3"])
+def test_resumption_is_per_manager_and_can_be_turned_off(pki: TestPKI, openssl_www: Any, option: str) -> None:
+    port = openssl_www(option)
+    url = f"https://127.0.0.1:{port}/"
+    tls = TlsOpts(ca=pki.ca_cert, name="localhost")
+    with Manager() as first, Manager() as second:
+        assert all("New, " in body for body in _fetch_many(first, url, TlsOpts(
+            ca=pki.ca_cert, name="localhost", resume=False), 2))
+        _fetch_many(first, url, tls, 1)  # kept by the first manager only
+        assert "New, " in _fetch_many(second, url, tls, 1)[0]
+        assert "Reused, " in _fetch_many(first, url, tls, 1)[0]
+        # The same server under another name is another server: a full handshake.
+        other = _fetch_many(first, f"https://localhost:{port}/", TlsOpts(ca=pki.ca_cert), 2)
+        assert "New, " in other[0] and "Reused, " in other[1], other
+    assert "resume=False" in repr(TlsOpts(resume=False))
+
+
+@FULL_TLS
+@pytest.mark.parametrize("version", list(VERSIONS))
+def test_our_client_resumes_its_sessions_with_python_ssl(pki: TestPKI, python_https: Any, version: str) -> None:
+    """The server side says whether each connection was resumed (session_reused)."""
+    port = python_https(*pki.issue("localhost"), VERSIONS[version])
+    with Manager() as mgr:
+        bodies = _fetch_many(mgr, f"https://127.0.0.1:{port}/", TlsOpts(ca=pki.ca_cert, name="localhost"), 3,
+                             path="/session")
+    assert bodies == ["new", "reused", "reused"]
+
+
+@FULL_TLS
+def test_our_client_and_server_with_resumption(serve: Any, pki: TestPKI, server_tls: TlsOpts) -> None:
+    """mbed TLS on both sides, sessions offered from the second connection on."""
+    server = serve(hello, url="https://127.0.0.1:0", tls=server_tls)
+    with Manager() as mgr:
+        bodies = _fetch_many(mgr, f"https://127.0.0.1:{server.port}/", TlsOpts(ca=pki.ca_cert, name="localhost"), 4)
+    assert bodies == ["secure /"] * 4
 
 
 # ---- bad options ------------------------------------------------------------------

@@ -457,6 +457,49 @@ void pm_epoll_mod(struct mg_connection *c, bool wr);
       if (c->pfn == NULL) return;  // pymongoose: pm_http_detach (see patches)
 """,
     ),
+    Patch(
+        name="tls-client-tickets-kept",
+        why=(
+            "A TLS 1.3 client's session is the ticket the server sends after the "
+            "handshake. pymongoose asks mbed TLS to hand tickets over "
+            "(pm_tls_client_begin in _native/tls.c), which makes mbedtls_ssl_read "
+            "return MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET: keep the session "
+            "(pm_tls_keep_session) and read on, as if tickets were not signalled."
+        ),
+        old="""\
+  long n = mbedtls_ssl_read(&tls->ssl, (unsigned char *) buf, len);
+""",
+        new="""\
+  long n = mbedtls_ssl_read(&tls->ssl, (unsigned char *) buf, len);
+#if defined(MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+  while (n == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {  // pymongoose: see patches
+    extern void pm_tls_keep_session(struct mg_connection *, bool);
+    pm_tls_keep_session(c, true);
+    n = mbedtls_ssl_read(&tls->ssl, (unsigned char *) buf, len);
+  }
+#endif
+""",
+    ),
+    Patch(
+        name="tls-client-tickets-kept-on-send",
+        why=(
+            "The other half of tls-client-tickets-kept: a ticket mbed TLS had read "
+            "but not processed is processed by the next write, which returns "
+            "MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET (Mongoose then writes again "
+            "in the next iteration): keep that session too."
+        ),
+        old="""\
+  if (n == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+    return MG_IO_WAIT;
+""",
+        new="""\
+  if (n == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {  // pymongoose: see patches
+    extern void pm_tls_keep_session(struct mg_connection *, bool);
+    pm_tls_keep_session(c, true);
+    return MG_IO_WAIT;
+  }
+""",
+    ),
 ]
 
 

@@ -351,6 +351,10 @@ bool pm_tls_check(struct mg_mgr *mgr, const struct mg_tls_opts *opts, bool clien
                   char *err, size_t err_len);
 
 bool pm_conn_set_tls(struct mg_connection *c, const struct mg_tls_opts *opts);
+// A TLS client: resume=false neither offers a kept session nor keeps its own.
+void pm_conn_tls_resume(struct mg_connection *c, bool resume);
+// Right after mg_tls_init on a client: offer the session kept for its server.
+void pm_tls_client_begin(struct mg_connection *c);
 
 /* ---- wait.c: the poll and the wakeup --------------------------------------- */
 

@@ -34,6 +34,9 @@ static void pm_on_event(uintptr_t owner, unsigned queued, unsigned long id, int 
 static void pm_on_log(const char *line, size_t len);
 static void pm_flush(struct mg_mgr *mgr);
 
+struct pm_tls_sessions;  // tls.c
+static void pm_tls_sessions_free(struct pm_tls_sessions *sessions);
+
 /* Runs statement without the GIL, for the calls that may wait (CPython: Python's
  * calls into this module keep the GIL, see held_gil.h; PyPy releases it itself). */
 #if defined(Py_PYTHON_H) && !defined(PYPY_VERSION)
@@ -225,6 +228,7 @@ struct pm_mgr {
   unsigned deferred_cancels;  // resolve_cancel calls waiting for it to return
   uint64_t next_deadline;     // the earliest connection timeout seen by the last
                               //   poll's MG_EV_POLL pass (0: none), for its wait
+  struct pm_tls_sessions *tls_sessions;  // TLS clients' sessions, to resume (tls.c)
 };
 
 /* Mongoose's wall clock is its monotonic clock plus a boot timestamp that only an
@@ -303,6 +307,7 @@ void pm_mgr_free(struct mg_mgr *mgr) {
   free(pm->frames->payloads);
   pm->frames->payloads = NULL;
   free(pm->conns.slots);
+  pm_tls_sessions_free(pm->tls_sessions);
   free(pm);
 }
 
@@ -372,6 +377,7 @@ struct pm_conn {
   bool http_hdrs_joined;     // HTTP server: this request's MG_EV_HTTP_HDRS crosses with
                              //   its MG_EV_HTTP_MSG (pm_hdrs_join)
   bool http_close;           // HTTP server: close once this response is sent
+  bool tls_no_resume;        // TLS client: neither resume a kept session nor keep one
   bool http_head;            // HTTP server: this request is HEAD (no body in the response)
   bool http_refused;         // HTTP server: answered 413; dropping the body
   uint64_t http_discard;     // its bytes still to drop (httpd.c)
@@ -383,3 +389,13 @@ struct pm_conn {
   uint64_t idle_timeout;     // close after this many ms without I/O (0: never)
   uint64_t last_io;          // when it last read or wrote (or opened)
 };
+
+static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data);  // dispatch.c
+
+/* The state pymongoose keeps for c, or NULL: not its connection, or an accepted one
+ * before its MG_EV_OPEN (its fn_data is still the listener's, see struct pm_conn). */
+static struct pm_conn *pm_own_state(const struct mg_connection *c) {
+  struct pm_conn *st = (struct pm_conn *) c->fn_data;
+  if (c->fn != pm_event_handler || st == NULL || st->id != c->id) return NULL;
+  return st;
+}

@@ -214,6 +214,9 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
     }
   } else if ((ev == MG_EV_ACCEPT || ev == MG_EV_CONNECT) && st->tls != NULL) {
     mg_tls_init(c, &st->tls->opts);  // before the handler, which may send already
+    if (ev == MG_EV_CONNECT) pm_tls_client_begin(c);  // a session kept for this server?
+  } else if (ev == MG_EV_TLS_HS && c->is_client) {
+    pm_tls_keep_session(c, false);
   } else if (st->mqtt_keepalive > 0) {
     pm_mqtt_keepalive(c, st, ev);
   }

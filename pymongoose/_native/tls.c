@@ -86,6 +86,145 @@ int pm_ecp_mul_montgomery(const mbedtls_ecp_group *grp, mbedtls_ecp_point *R, co
 }
 #endif
 
+/* ---- TLS clients' sessions, kept per manager to resume -------------------------- */
+
+/* A client's session (TLS 1.2: its id or ticket; TLS 1.3: the last ticket the server
+ * sent) is kept by its manager under the server's name, address and port, and offered
+ * again on the next connection there: the server can then skip the certificate and
+ * the key exchange. mbed TLS serializes it (mbedtls_ssl_session_save), so a slot owns
+ * plain bytes. Off per connection with TlsOpts(resume=False); no-ops with built-in TLS. */
+#define PM_TLS_SESSIONS 32  // per manager; the least recently stored goes first
+
+struct pm_tls_session {
+  char host[256];         // the server name the client sent ("" for none)
+  struct mg_addr addr;    // and the server's address and port
+  unsigned char *saved;   // mbedtls_ssl_session_save's bytes; NULL: a free slot
+  size_t len;
+  uint64_t stored;        // when, on the owner's counter
+};
+
+struct pm_tls_sessions {
+  struct pm_tls_session slot[PM_TLS_SESSIONS];
+  uint64_t counter;
+};
+
+static void pm_tls_sessions_free(struct pm_tls_sessions *sessions) {
+  if (sessions == NULL) return;
+  for (size_t i = 0; i < PM_TLS_SESSIONS; i++) {
+    if (sessions->slot[i].saved != NULL) {
+      mg_bzero(sessions->slot[i].saved, sessions->slot[i].len);  // it holds a secret
+      free(sessions->slot[i].saved);
+    }
+  }
+  free(sessions);
+}
+
+#if MG_TLS == MG_TLS_MBED
+#include <mbedtls/ssl.h>
+
+/* The name the client sends: Mongoose set it with mbedtls_ssl_set_hostname (NULL,
+ * or mbed TLS's own "" for none). */
+static const char *pm_tls_host(struct mg_connection *c) {
+  const char *host = ((struct mg_tls *) c->tls)->ssl.MBEDTLS_PRIVATE(hostname);
+  return host == NULL ? "" : host;
+}
+
+static bool pm_same_server(const struct pm_tls_session *s, const char *host, const struct mg_addr *a) {
+  return s->saved != NULL && strcmp(s->host, host) == 0 && s->addr.port == a->port &&
+         s->addr.is_ip6 == a->is_ip6 && memcmp(&s->addr.addr, &a->addr, sizeof(a->addr)) == 0;
+}
+
+static struct pm_tls_session *pm_tls_find(struct pm_mgr *pm, struct mg_connection *c) {
+  const char *host = pm_tls_host(c);
+  if (pm->tls_sessions == NULL) return NULL;
+  for (size_t i = 0; i < PM_TLS_SESSIONS; i++) {
+    if (pm_same_server(&pm->tls_sessions->slot[i], host, &c->rem)) return &pm->tls_sessions->slot[i];
+  }
+  return NULL;
+}
+
+static bool pm_tls_resumes(struct mg_connection *c) {
+  struct pm_conn *st = pm_own_state(c);
+  return c->is_client && c->is_tls && c->tls != NULL && st != NULL && !st->tls_no_resume;
+}
+
+/* Right after mg_tls_init on a client: offer the session kept for this server, and
+ * ask mbed TLS to hand over TLS 1.3 tickets (pm_tls_keep_session, from mg_tls_recv). */
+void pm_tls_client_begin(struct mg_connection *c) {
+  struct pm_tls_session *kept;
+  mbedtls_ssl_session session;
+  struct mg_tls *tls = (struct mg_tls *) c->tls;
+  if (!pm_tls_resumes(c)) return;
+#if defined(MBEDTLS_SSL_SESSION_TICKETS) && defined(MBEDTLS_SSL_PROTO_TLS1_3)
+  mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets(&tls->conf,
+                                                          MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED);
+#endif
+  if ((kept = pm_tls_find((struct pm_mgr *) c->mgr, c)) == NULL) return;
+  mbedtls_ssl_session_init(&session);
+  // A session that no longer loads or applies (expired, another version) is dropped.
+  if (mbedtls_ssl_session_load(&session, kept->saved, kept->len) != 0 ||
+      mbedtls_ssl_set_session(&tls->ssl, &session) != 0) {
+    mg_bzero(kept->saved, kept->len);
+    free(kept->saved);
+    kept->saved = NULL;
+  }
+  mbedtls_ssl_session_free(&session);
+}
+
+/* After a client's handshake (ticket false: TLS 1.2 sessions; a TLS 1.3 session is
+ * its ticket, which comes later) and each TLS 1.3 ticket (from Mongoose's
+ * mg_tls_recv and mg_tls_send, vendor/mongoose_patches.py): keep the session for the
+ * next connection to this server. Best effort: no memory, no slot. */
+void pm_tls_keep_session(struct mg_connection *c, bool ticket) {
+  struct pm_mgr *pm = (struct pm_mgr *) c->mgr;
+  struct pm_tls_session *slot;
+  mbedtls_ssl_session session;
+  unsigned char *saved = NULL;
+  size_t len = 0;
+  const char *host;
+  if (!pm_tls_resumes(c) || strlen(host = pm_tls_host(c)) >= sizeof(slot->host)) return;
+  if (!ticket && mbedtls_ssl_get_version_number(&((struct mg_tls *) c->tls)->ssl) != MBEDTLS_SSL_VERSION_TLS1_2) {
+    return;
+  }
+  if (pm->tls_sessions == NULL &&
+      (pm->tls_sessions = (struct pm_tls_sessions *) calloc(1, sizeof(*pm->tls_sessions))) == NULL) {
+    return;
+  }
+  mbedtls_ssl_session_init(&session);
+  if (mbedtls_ssl_get_session(&((struct mg_tls *) c->tls)->ssl, &session) == 0 &&
+      mbedtls_ssl_session_save(&session, NULL, 0, &len) == MBEDTLS_ERR_SSL_BUFFER_TOO_SMALL &&
+      (saved = (unsigned char *) malloc(len)) != NULL &&
+      mbedtls_ssl_session_save(&session, saved, len, &len) == 0) {
+    if ((slot = pm_tls_find(pm, c)) == NULL) {  // else the oldest (or a free) slot
+      slot = &pm->tls_sessions->slot[0];
+      for (size_t i = 1; i < PM_TLS_SESSIONS && slot->saved != NULL; i++) {
+        struct pm_tls_session *s = &pm->tls_sessions->slot[i];
+        if (s->saved == NULL || s->stored < slot->stored) slot = s;
+      }
+    }
+    if (slot->saved != NULL) {
+      mg_bzero(slot->saved, slot->len);
+      free(slot->saved);
+    }
+    strcpy(slot->host, host);
+    slot->addr = c->rem;
+    slot->saved = saved, slot->len = len, saved = NULL;
+    slot->stored = ++pm->tls_sessions->counter;
+  }
+  free(saved);
+  mbedtls_ssl_session_free(&session);
+}
+#else
+void pm_tls_client_begin(struct mg_connection *c) { (void) c; }
+void pm_tls_keep_session(struct mg_connection *c, bool ticket) { (void) c, (void) ticket; }
+#endif
+
+/* TlsOpts(resume=False) on a client connection. */
+void pm_conn_tls_resume(struct mg_connection *c, bool resume) {
+  struct pm_conn *st = c == NULL ? NULL : pm_own_state(c);
+  if (st != NULL) st->tls_no_resume = !resume;
+}
+
 /* ---- TLS options a listener shares with the connections it accepts ------------ */
 
 /* A deep copy of struct mg_tls_opts, reference-counted: a listener and each

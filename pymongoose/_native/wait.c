@@ -1,7 +1,5 @@
 /* The I/O wait of one loop iteration (Manager.poll), and the wakeup. */
 
-static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data);
-
 /* ---- writability: one record of what the kernel has registered ------------------
  *
  * Mongoose registers a socket for writability (EPOLLOUT) in every wait where it has
@@ -16,14 +14,6 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data);
  * connection's state: the record is the kernel's registration, never a guess
  * beside it. Connections that are not pymongoose's own (Mongoose's wakeup pipe,
  * DNS) keep no record and upstream's way. */
-
-/* The state pymongoose keeps for c, or NULL: not its connection, or an accepted one
- * before its MG_EV_OPEN (its fn_data is still the listener's, see struct pm_conn). */
-static struct pm_conn *pm_own_state(const struct mg_connection *c) {
-  struct pm_conn *st = (struct pm_conn *) c->fn_data;
-  if (c->fn != pm_event_handler || st == NULL || st->id != c->id) return NULL;
-  return st;
-}
 
 /* Whether c has a socket to wait on (not while its name resolves). */
 static bool pm_has_socket(const struct mg_connection *c) {
