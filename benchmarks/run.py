@@ -439,8 +439,10 @@ def tls_certificates() -> Dict[str, Path]:
 
 
 def tls_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
-    """New HTTPS connections/s (handshake, one request, close; Python ssl client) and
-    HTTPS keep-alive requests/s (wrk), against cymongoose and uvicorn with Python's ssl."""
+    """New HTTPS connections/s (handshake, one request, close; Python ssl client, also
+    offering the previous session) and HTTPS keep-alive requests/s (wrk), against
+    cymongoose and uvicorn with Python's ssl; and our client's new connections/s to
+    ``openssl s_server``, full handshakes and resumed."""
     certs = tls_certificates()
     server = str(HERE / "server.py")
 
@@ -465,13 +467,13 @@ def tls_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
         command = make(port)
         return Server(command, port=port if "uvicorn" in command else None)
 
-    def connections(make: Callable[[int], List[str]]) -> Callable[[], float]:
+    def connections(make: Callable[[int], List[str]], *options: str) -> Callable[[], float]:
         def run() -> float:
             port = free_port()
             process = start(make, port)
             try:
                 out = load([str(envs["cpython"]), str(HERE / "tls_handshakes.py"), str(port), "--ca",
-                            str(certs["ca"]), "--seconds", str(args.duration)])
+                            str(certs["ca"]), "--seconds", str(args.duration), *options])
             finally:
                 process.stop()
             return float(out.split()[0])
@@ -488,7 +490,24 @@ def tls_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
             return float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
         return run
 
+    def our_client(*options: str) -> Callable[[], float]:
+        def run() -> float:
+            port = free_port()
+            process = Server(["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", f"{certs['ec']}.pem",
+                              "-key", f"{certs['ec']}.key", "-www", "-quiet"], port=port)
+            try:
+                out = load([str(envs["cpython"]), str(HERE / "tls_client_handshakes.py"), str(port), "--ca",
+                            str(certs["ca"]), "--seconds", str(args.duration), *options])
+            finally:
+                process.stop()
+            return float(out.split()[0])
+        return run
+
     configs = {f"{name}: new connections/s": connections(make) for name, make in servers.items()}
+    for name in ("pymongoose CPython, P-256", "uvicorn + Python ssl (CPython), P-256"):
+        configs[f"{name}: new connections/s, session resumed"] = connections(servers[name], "--resume")
+    configs["pymongoose client (CPython) to openssl s_server: new connections/s"] = our_client("--no-resume")
+    configs["pymongoose client (CPython) to openssl s_server: new connections/s, session resumed"] = our_client()
     configs.update({f"{name}: keep-alive req/s": keep_alive(make) for name, make in servers.items()})
     return rounds(configs, args.rounds)
 
