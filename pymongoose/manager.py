@@ -38,7 +38,7 @@ from .log import capture_errors
 from .messages import STRICT_SLOT
 from .mqtt import Property, check_qos, check_text, check_topic, mqtt_opts, mqtt_props
 from .timers import Timer
-from .tls import TlsOpts, c_tls_opts, default_client_tls
+from .tls import TlsOpts, c_tls_opts, default_client_tls, set_connection_tls
 from .urls import url_host, url_is_ssl
 from .websocket import DEFAULT_MAX_MESSAGE_SIZE, compression_arg, extra_header_lines, message_size_arg
 
@@ -145,8 +145,8 @@ class Manager(LoopCore):
             raise error(f"Failed to {what} {url}: {_explain(errors)}")  # the Cython bindings' words
         conn = self._conns[conn_id]
         c = conn._c()
-        if client and tls is not None and not tls.resume and c is not None:
-            lib.pm_conn_tls_resume(c, False)  # before MG_EV_CONNECT starts TLS
+        if tls is not None and c is not None:
+            set_connection_tls(c, tls, client)  # before MG_EV_ACCEPT or MG_EV_CONNECT starts TLS
         return conn
 
     @on_loop

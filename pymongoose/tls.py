@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from ._binding import ffi, lib
 from ._connection_base import ConnectionBase
@@ -90,6 +90,11 @@ class TlsOpts:
         certificate and the key exchange, and keep this connection's session for the
         next one. Each manager keeps the sessions of its clients (the last 32
         servers). False: a full handshake every time, nothing kept.
+    :param alpn: application protocols (ALPN, RFC 7301), most preferred first, such
+        as ``["h2", "http/1.1"]``: a client offers them, a server picks the first of
+        its list that the client offers, and refuses a client that offers only
+        others (``no_application_protocol``). What was agreed is
+        ``Connection.alpn``. Needs mbed TLS (not ``PYMONGOOSE_TLS=builtin``).
 
     Options are stored as given, as the Cython binding does; they are checked
     when first used, and what Mongoose cannot use raises :class:`TlsError` then:
@@ -101,11 +106,11 @@ class TlsOpts:
     pymongoose.tls.TlsError: ca is not a valid certificate: ...
     """
 
-    __slots__ = ("ca", "cert", "key", "name", "skip_verification", "resume", "_checked")
+    __slots__ = ("ca", "cert", "key", "name", "skip_verification", "resume", "alpn", "_checked")
 
     def __init__(self, ca: PemInput = None, cert: PemInput = None, key: PemInput = None,
                  name: Union[str, bytes, None] = None, skip_verification: bool = False, *,
-                 resume: bool = True) -> None:
+                 resume: bool = True, alpn: Optional[Iterable[Union[str, bytes]]] = None) -> None:
         self.ca = _material(ca, "ca")
         self.cert = _material(cert, "cert")
         self.key = _material(key, "key")
@@ -114,6 +119,7 @@ class TlsOpts:
             raise TlsError("name must be a host name without NUL characters")
         self.skip_verification = bool(skip_verification)
         self.resume = bool(resume)
+        self.alpn = _protocols(alpn)
         if self.cert and not self.key and b"PRIVATE KEY-----" in self.cert:
             self.key = self.cert  # one PEM file holding both
         self._checked = False
@@ -155,6 +161,8 @@ class TlsOpts:
     def _for_mongoose(self, mgr: Any, client: bool) -> Tuple[Any, List[Any]]:
         """These options as C gets them (see :func:`c_tls_opts`)."""
         self._validate()
+        if self.alpn and TLS_BACKEND != "mbedtls":
+            raise TlsError("ALPN needs mbed TLS; this build has Mongoose's built-in TLS")
         opts, keep = self._to_c()
         error = ffi.new("char[]", 256)
         with capture_errors() as logged:
@@ -173,6 +181,8 @@ class TlsOpts:
             parts.append("skip_verification=True")
         if not self.resume:
             parts.append("resume=False")
+        if self.alpn:
+            parts.append(f"alpn={[name.decode('ascii', 'replace') for name in self.alpn]!r}")
         return f"TlsOpts({', '.join(parts)})"
 
 
@@ -203,6 +213,34 @@ def _explain(line: str) -> str:
     words = _library_words(int(match[2], 16))
     what = "certificate" if match[1] == "cert" else "private key"
     return f"bad {what}: {words}" if words else line
+
+
+def _protocols(alpn: Optional[Iterable[Union[str, bytes]]]) -> Tuple[bytes, ...]:
+    """ALPN protocol names as bytes, checked: 1 to 255 bytes each, no NUL."""
+    if alpn is None:
+        return ()
+    if isinstance(alpn, (str, bytes)):
+        raise TlsError("alpn must be a list of protocol names, such as ['h2', 'http/1.1']")
+    names = tuple(to_bytes(name, "alpn") for name in alpn)
+    if not names:
+        raise TlsError("alpn must name at least one protocol (or be None)")
+    for name in names:
+        if not 0 < len(name) < 256 or b"\0" in name:
+            raise TlsError(f"ALPN protocol names are 1 to 255 bytes without NUL, not {name!r}")
+    return names
+
+
+def set_connection_tls(c: Any, opts: TlsOpts, client: bool) -> None:
+    """What ``struct mg_tls_opts`` cannot carry, set on connection ``c`` once
+    Mongoose has its options (listen, connect, tls_init): session resumption and ALPN.
+
+    :raises MemoryError: if C has no room for them."""
+    if client:
+        lib.pm_conn_tls_resume(c, opts.resume)
+    if opts.alpn:
+        packed = b"\0".join(opts.alpn)
+        if not lib.pm_conn_tls_alpn(c, packed, len(packed)):  # checked by c_tls_opts before
+            raise MemoryError("out of memory for the ALPN protocols")
 
 
 def c_tls_opts(opts: TlsOpts, mgr: Any, client: bool) -> Tuple[Any, List[Any]]:
@@ -261,18 +299,29 @@ class TlsMethods(ConnectionBase):
         flags = lib.pm_conn_flags(c)
         is_client = bool(flags & lib.PM_IS_CLIENT)
         c_opts, _keep = c_tls_opts(opts, self._manager._ptr, is_client)
-        if is_client:
-            lib.pm_conn_tls_resume(c, opts.resume)
+        if not lib.pm_conn_set_tls(c, c_opts):
+            raise MemoryError("out of memory for TLS options")
+        set_connection_tls(c, opts, is_client)
         if flags & lib.PM_IS_LISTENING or flags & (lib.PM_IS_RESOLVING | lib.PM_IS_CONNECTING):
-            if not lib.pm_conn_set_tls(c, c_opts):
-                raise MemoryError("out of memory for TLS options")
             return
         with capture_errors() as errors:
-            lib.mg_tls_init(c, c_opts)
-            if is_client:
-                lib.pm_tls_client_begin(c)
+            lib.pm_tls_start(c)
         if errors and lib.pm_conn_flags(c) & lib.PM_IS_CLOSING:
             raise TlsError(f"TLS could not start: {errors[-1]}")
+
+    @property
+    @on_loop
+    def alpn(self) -> Optional[str]:
+        """The application protocol this connection's TLS handshake agreed on
+        (``TlsOpts(alpn=...)``), or None: none agreed, the handshake is not over, or
+        no TLS.
+
+        >>> conn.alpn  # in MG_EV_TLS_HS or later  # doctest: +SKIP
+        'h2'
+        """
+        c = self._c()
+        chosen = ffi.NULL if c is None else lib.pm_tls_alpn_chosen(c)
+        return None if chosen == ffi.NULL else ffi.string(chosen).decode("ascii", "replace")
 
     @on_loop
     def tls_free(self) -> None:

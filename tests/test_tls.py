@@ -411,6 +411,123 @@ def test_our_client_against_openssl_s_server(pki: TestPKI, option: str, key_type
         server.wait(DEFAULT_TIMEOUT)
 
 
+# ---- certificates replaced while serving ------------------------------------------
+
+@FULL_TLS
+def test_a_listeners_certificate_is_replaced_while_it_serves(serve: Any, pki: TestPKI) -> None:
+    """tls_init on a listener again: new connections get the new certificate, one
+    already established carries on with the old, and options that do not load raise
+    TlsError and leave the listener as it was."""
+    ec_cert, ec_key = pki.issue("localhost")
+    rsa_cert, rsa_key = pki.issue("localhost", key_type="rsa2048")
+    server = serve(hello, url="https://127.0.0.1:0", tls=TlsOpts(cert=ec_cert, key=ec_key))
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+
+    def der(pem: Path) -> bytes:  # of the first certificate in the file
+        text = pem.read_text()
+        end = "-----END CERTIFICATE-----"
+        return ssl.PEM_cert_to_DER_cert(text[text.index("-----BEGIN CERTIFICATE-----"):text.index(end) + len(end)])
+
+    def request(tls: ssl.SSLSocket, path: str) -> bytes:
+        tls.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+        reply = b""
+        while not reply.endswith(path.encode()):
+            chunk = tls.recv(4096)
+            assert chunk, reply
+            reply += chunk
+        return reply
+
+    def new_connection() -> ssl.SSLSocket:
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=DEFAULT_TIMEOUT)
+        return context.wrap_socket(raw, server_hostname="localhost")
+
+    with new_connection() as held:
+        request(held, "/before")
+        assert held.getpeercert(binary_form=True) == der(ec_cert)
+        server.loop.call(server.listener.tls_init, TlsOpts(cert=rsa_cert, key=rsa_key))
+        with new_connection() as fresh:
+            assert fresh.getpeercert(binary_form=True) == der(rsa_cert)
+            assert request(fresh, "/after").startswith(b"HTTP/1.1 200")
+        assert request(held, "/still").startswith(b"HTTP/1.1 200")  # the old one carries on
+        with pytest.raises(TlsError):
+            server.loop.call(server.listener.tls_init, TlsOpts(cert=b"not a certificate", key=rsa_key))
+        with new_connection() as fresh:
+            assert fresh.getpeercert(binary_form=True) == der(rsa_cert)
+            assert request(fresh, "/kept").startswith(b"HTTP/1.1 200")
+
+
+# ---- ALPN ---------------------------------------------------------------------------
+
+def alpn_hello(conn: Any, event: int, data: Any) -> None:
+    if event == MG_EV_HTTP_MSG:
+        conn.reply(200, f"alpn {conn.alpn}")
+
+
+def _python_get(port: int, ca: Path, offer: "List[str] | None") -> "tuple[str | None, bytes]":
+    """One request with Python's ssl offering ``offer``: (protocol agreed, response)."""
+    context = ssl.create_default_context(cafile=str(ca))
+    if offer is not None:
+        context.set_alpn_protocols(offer)
+    with socket.create_connection(("127.0.0.1", port), timeout=DEFAULT_TIMEOUT) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            chosen = tls.selected_alpn_protocol()
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            return chosen, read_until_closed(tls)
+
+
+@FULL_TLS
+@pytest.mark.parametrize("version", list(VERSIONS))
+def test_our_server_picks_its_preferred_application_protocol(serve: Any, pki: TestPKI, version: str) -> None:
+    cert, key = pki.issue("localhost")
+    server = serve(alpn_hello, url="https://127.0.0.1:0", tls=TlsOpts(cert=cert, key=key, alpn=["h2", "http/1.1"]))
+    for offer, chosen in [(["http/1.1"], "http/1.1"), (["http/1.1", "h2"], "h2"), (None, None)]:
+        got, response = _python_get(server.port, pki.ca_cert, offer)
+        assert got == chosen and response.endswith(f"alpn {chosen}".encode()), (offer, got, response)
+    # No protocol in common: the handshake fails (no_application_protocol), the
+    # server goes on serving.
+    with pytest.raises(ssl.SSLError, match="NO_APPLICATION_PROTOCOL|no application protocol"):
+        _python_get(server.port, pki.ca_cert, ["spdy/1"])
+    assert _python_get(server.port, pki.ca_cert, ["h2"])[0] == "h2"
+
+
+@FULL_TLS
+def test_our_client_offers_application_protocols(serve: Any, pki: TestPKI) -> None:
+    cert, key = pki.issue("localhost")
+    server = serve(alpn_hello, url="https://127.0.0.1:0", tls=TlsOpts(cert=cert, key=key, alpn=["http/1.1"]))
+    seen: Dict[str, Any] = {}
+
+    def client(conn: Any, event: int, data: Any) -> None:
+        if event == MG_EV_TLS_HS:
+            seen["at handshake"] = conn.alpn
+        elif event == MG_EV_CONNECT:
+            seen["before"] = conn.alpn
+            conn.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        elif event == MG_EV_HTTP_MSG:
+            seen["body"] = data.body_text
+            conn.drain()
+
+    with Manager() as mgr:
+        conn = mgr.http_connect(f"https://127.0.0.1:{server.port}/", client,
+                                tls=TlsOpts(ca=pki.ca_cert, name="localhost", alpn=["x-test", "http/1.1"]))
+        poll_until(mgr, lambda: conn.is_closed)
+    assert seen == {"before": None, "at handshake": "http/1.1", "body": "alpn http/1.1"}
+
+
+def test_alpn_names_are_checked_when_given() -> None:
+    assert TlsOpts(alpn=["h2", b"http/1.1"]).alpn == (b"h2", b"http/1.1")
+    assert "alpn=['h2']" in repr(TlsOpts(alpn=["h2"]))
+    for bad in ("h2", [], [""], ["x" * 256], ["a\0b"]):
+        with pytest.raises(TlsError):
+            TlsOpts(alpn=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(pymongoose.TLS_BACKEND == "mbedtls", reason="the built-in TLS has no ALPN; mbed TLS has")
+def test_alpn_with_the_builtin_tls_is_refused_clearly(pki: TestPKI, manager: Manager) -> None:
+    cert, key = pki.issue("localhost")
+    with pytest.raises(TlsError, match="ALPN needs mbed TLS"):
+        manager.listen("https://127.0.0.1:0", hello, tls=TlsOpts(cert=cert, key=key, alpn=["h2"]))
+
+
 # ---- client session resumption ----------------------------------------------------
 
 def _fetch_many(mgr: Manager, url: str, tls: TlsOpts, count: int, path: str = "/") -> List[str]:

@@ -353,8 +353,12 @@ bool pm_tls_check(struct mg_mgr *mgr, const struct mg_tls_opts *opts, bool clien
 bool pm_conn_set_tls(struct mg_connection *c, const struct mg_tls_opts *opts);
 // A TLS client: resume=false neither offers a kept session nor keeps its own.
 void pm_conn_tls_resume(struct mg_connection *c, bool resume);
-// Right after mg_tls_init on a client: offer the session kept for its server.
-void pm_tls_client_begin(struct mg_connection *c);
+// ALPN protocols for c's TLS options, NUL-separated; false if it cannot have them.
+bool pm_conn_tls_alpn(struct mg_connection *c, const char *list, size_t len);
+// The protocol a finished handshake agreed on, or NULL.
+const char *pm_tls_alpn_chosen(struct mg_connection *c);
+// Start TLS on c now, with the options pm_conn_set_tls gave it.
+void pm_tls_start(struct mg_connection *c);
 
 /* ---- wait.c: the poll and the wakeup --------------------------------------- */
 

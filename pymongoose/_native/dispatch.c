@@ -213,8 +213,7 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
       return;
     }
   } else if ((ev == MG_EV_ACCEPT || ev == MG_EV_CONNECT) && st->tls != NULL) {
-    mg_tls_init(c, &st->tls->opts);  // before the handler, which may send already
-    if (ev == MG_EV_CONNECT) pm_tls_client_begin(c);  // a session kept for this server?
+    pm_tls_start(c);  // before the handler, which may send already
   } else if (ev == MG_EV_TLS_HS && c->is_client) {
     pm_tls_keep_session(c, false);
   } else if (st->mqtt_keepalive > 0) {

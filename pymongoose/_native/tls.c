@@ -150,7 +150,7 @@ static bool pm_tls_resumes(struct mg_connection *c) {
 
 /* Right after mg_tls_init on a client: offer the session kept for this server, and
  * ask mbed TLS to hand over TLS 1.3 tickets (pm_tls_keep_session, from mg_tls_recv). */
-void pm_tls_client_begin(struct mg_connection *c) {
+static void pm_tls_client_begin(struct mg_connection *c) {
   struct pm_tls_session *kept;
   mbedtls_ssl_session session;
   struct mg_tls *tls = (struct mg_tls *) c->tls;
@@ -215,7 +215,7 @@ void pm_tls_keep_session(struct mg_connection *c, bool ticket) {
   mbedtls_ssl_session_free(&session);
 }
 #else
-void pm_tls_client_begin(struct mg_connection *c) { (void) c; }
+static void pm_tls_client_begin(struct mg_connection *c) { (void) c; }
 void pm_tls_keep_session(struct mg_connection *c, bool ticket) { (void) c, (void) ticket; }
 #endif
 
@@ -233,6 +233,7 @@ void pm_conn_tls_resume(struct mg_connection *c, bool resume) {
 struct pm_tls {
   unsigned refs;
   struct mg_tls_opts opts;
+  const char **alpn;  // ALPN protocols, NULL-terminated, as mbed TLS takes them; or NULL
 };
 
 /* Each copy is followed by a NUL: with mbed TLS, Mongoose hands PEM text to the
@@ -263,7 +264,10 @@ static struct pm_tls *pm_tls_new(const struct mg_tls_opts *o) {
 }
 
 static void pm_tls_release(struct pm_tls *t) {
-  if (t != NULL && --t->refs == 0) free(t);
+  if (t != NULL && --t->refs == 0) {
+    free((void *) t->alpn);
+    free(t);
+  }
 }
 
 struct pm_tls_error {
@@ -298,6 +302,64 @@ bool pm_tls_check(struct mg_mgr *mgr, const struct mg_tls_opts *opts, bool clien
   ok = err[0] == '\0' && !probe.is_closing && probe.tls != NULL;
   mg_tls_free(&probe);
   return ok;
+}
+
+/* ---- ALPN -------------------------------------------------------------------- */
+
+/* The protocols c's TLS options offer (a client) or accept (a server, in its order
+ * of preference): list holds them NUL-separated, len bytes ("h2\0http/1.1").
+ * Accepted connections share their listener's options. False: no TLS options on c,
+ * no memory, or the built-in TLS, which has no ALPN. */
+bool pm_conn_tls_alpn(struct mg_connection *c, const char *list, size_t len) {
+#if MG_TLS == MG_TLS_MBED
+  struct pm_conn *st = c == NULL ? NULL : pm_own_state(c);
+  size_t count = 1;
+  const char **alpn;
+  char *copy;
+  if (st == NULL || st->tls == NULL || len == 0) return false;
+  for (size_t i = 0; i < len; i++) count += list[i] == '\0';
+  // One allocation: the pointers, their NULL, then the names (NUL-terminated).
+  if ((alpn = (const char **) calloc(1, (count + 1) * sizeof(*alpn) + len + 1)) == NULL) return false;
+  copy = (char *) (alpn + count + 1);
+  memcpy(copy, list, len);
+  for (size_t i = 0, n = 0; n < count; n++) {
+    alpn[n] = copy + i;
+    i += strlen(copy + i) + 1;
+  }
+  free((void *) st->tls->alpn);
+  st->tls->alpn = alpn;
+  return true;
+#else
+  (void) c, (void) list, (void) len;
+  return false;
+#endif
+}
+
+/* The protocol the handshake agreed on, or NULL (none, not yet, or no TLS). */
+const char *pm_tls_alpn_chosen(struct mg_connection *c) {
+#if MG_TLS == MG_TLS_MBED
+  if (c == NULL || c->tls == NULL || !c->is_tls || c->is_tls_hs) return NULL;
+  return mbedtls_ssl_get_alpn_protocol(&((struct mg_tls *) c->tls)->ssl);
+#else
+  (void) c;
+  return NULL;
+#endif
+}
+
+/* Starts TLS on c with its options: Mongoose's mg_tls_init, then what Mongoose has no
+ * option for: ALPN, and a client's kept session (pm_tls_client_begin). Each
+ * connection has its own mbed TLS configuration, so this changes c's alone. */
+void pm_tls_start(struct mg_connection *c) {
+  struct pm_conn *st = pm_own_state(c);
+  if (st == NULL || st->tls == NULL) return;
+  mg_tls_init(c, &st->tls->opts);
+  if (c->tls == NULL) return;  // it failed, said why and closes c
+#if MG_TLS == MG_TLS_MBED
+  if (st->tls->alpn != NULL) {
+    mbedtls_ssl_conf_alpn_protocols(&((struct mg_tls *) c->tls)->conf, st->tls->alpn);
+  }
+#endif
+  if (c->is_client) pm_tls_client_begin(c);
 }
 
 /* The TLS library's words for one of its error codes (Mongoose logs only the
