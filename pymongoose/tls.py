@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from ._binding import ffi, lib
 from ._connection_base import ConnectionBase
@@ -95,6 +95,11 @@ class TlsOpts:
         its list that the client offers, and refuses a client that offers only
         others (``no_application_protocol``). What was agreed is
         ``Connection.alpn``. Needs mbed TLS (not ``PYMONGOOSE_TLS=builtin``).
+    :param sni: servers: more certificates, by the host name a client asks for (SNI,
+        compared without case): ``{"api.example.com": (cert, key), ...}``. A client
+        asking for another name, or none, gets ``cert``/``key``; without those its
+        handshake fails. ``Connection.server_name`` is the name asked for. Needs
+        mbed TLS.
 
     Options are stored as given, as the Cython binding does; they are checked
     when first used, and what Mongoose cannot use raises :class:`TlsError` then:
@@ -106,11 +111,12 @@ class TlsOpts:
     pymongoose.tls.TlsError: ca is not a valid certificate: ...
     """
 
-    __slots__ = ("ca", "cert", "key", "name", "skip_verification", "resume", "alpn", "_checked")
+    __slots__ = ("ca", "cert", "key", "name", "skip_verification", "resume", "alpn", "sni", "_checked")
 
     def __init__(self, ca: PemInput = None, cert: PemInput = None, key: PemInput = None,
                  name: Union[str, bytes, None] = None, skip_verification: bool = False, *,
-                 resume: bool = True, alpn: Optional[Iterable[Union[str, bytes]]] = None) -> None:
+                 resume: bool = True, alpn: Optional[Iterable[Union[str, bytes]]] = None,
+                 sni: Optional[Mapping[str, Tuple[PemInput, PemInput]]] = None) -> None:
         self.ca = _material(ca, "ca")
         self.cert = _material(cert, "cert")
         self.key = _material(key, "key")
@@ -120,6 +126,7 @@ class TlsOpts:
         self.skip_verification = bool(skip_verification)
         self.resume = bool(resume)
         self.alpn = _protocols(alpn)
+        self.sni = _certificates_by_name(sni)
         if self.cert and not self.key and b"PRIVATE KEY-----" in self.cert:
             self.key = self.cert  # one PEM file holding both
         self._checked = False
@@ -163,6 +170,13 @@ class TlsOpts:
         self._validate()
         if self.alpn and TLS_BACKEND != "mbedtls":
             raise TlsError("ALPN needs mbed TLS; this build has Mongoose's built-in TLS")
+        if self.sni and TLS_BACKEND != "mbedtls":
+            raise TlsError("sni= needs mbed TLS; this build has Mongoose's built-in TLS")
+        for host, (cert, key) in self.sni.items():  # each pair as a server's options
+            try:
+                TlsOpts(cert=cert, key=key)._for_mongoose(mgr, client=False)
+            except TlsError as error:
+                raise TlsError(f"sni[{host!r}]: {error}") from None
         opts, keep = self._to_c()
         error = ffi.new("char[]", 256)
         with capture_errors() as logged:
@@ -183,6 +197,8 @@ class TlsOpts:
             parts.append("resume=False")
         if self.alpn:
             parts.append(f"alpn={[name.decode('ascii', 'replace') for name in self.alpn]!r}")
+        if self.sni:
+            parts.append(f"sni=<{', '.join(self.sni)}>")
         return f"TlsOpts({', '.join(parts)})"
 
 
@@ -230,6 +246,25 @@ def _protocols(alpn: Optional[Iterable[Union[str, bytes]]]) -> Tuple[bytes, ...]
     return names
 
 
+def _certificates_by_name(sni: Optional[Mapping[str, Tuple[PemInput, PemInput]]]) -> Dict[str, Tuple[bytes, bytes]]:
+    """sni= checked: host names (lower case, ASCII) to (certificate, key) material."""
+    if sni is None:
+        return {}
+    if not isinstance(sni, Mapping):
+        raise TlsError("sni must map host names to (cert, key) pairs")
+    checked: Dict[str, Tuple[bytes, bytes]] = {}
+    for host, pair in sni.items():
+        if not isinstance(host, str) or not host or len(host) > 253 or not host.isascii() or "\0" in host:
+            raise TlsError(f"sni: {host!r} is not a host name (ASCII; IDNA-encode others)")
+        if not isinstance(pair, tuple) or len(pair) != 2:
+            raise TlsError(f"sni: {host!r} must map to a (cert, key) pair")
+        cert, key = _material(pair[0], f"sni[{host!r}] cert"), _material(pair[1], f"sni[{host!r}] key")
+        if not cert or not key:
+            raise TlsError(f"sni: {host!r} needs both a certificate and its key")
+        checked[host.lower()] = (cert, key)
+    return checked
+
+
 def set_connection_tls(c: Any, opts: TlsOpts, client: bool) -> None:
     """What ``struct mg_tls_opts`` cannot carry, set on connection ``c`` once
     Mongoose has its options (listen, connect, tls_init): session resumption and ALPN.
@@ -241,6 +276,11 @@ def set_connection_tls(c: Any, opts: TlsOpts, client: bool) -> None:
         packed = b"\0".join(opts.alpn)
         if not lib.pm_conn_tls_alpn(c, packed, len(packed)):  # checked by c_tls_opts before
             raise MemoryError("out of memory for the ALPN protocols")
+    if not client:
+        for host, (cert, key) in opts.sni.items():
+            name = host.encode("ascii")
+            if not lib.pm_conn_tls_sni(c, name, len(name), cert, len(cert), key, len(key)):
+                raise MemoryError(f"out of memory for the certificate of {host}")  # parsed before
 
 
 def c_tls_opts(opts: TlsOpts, mgr: Any, client: bool) -> Tuple[Any, List[Any]]:
@@ -322,6 +362,15 @@ class TlsMethods(ConnectionBase):
         c = self._c()
         chosen = ffi.NULL if c is None else lib.pm_tls_alpn_chosen(c)
         return None if chosen == ffi.NULL else ffi.string(chosen).decode("ascii", "replace")
+
+    @property
+    @on_loop
+    def server_name(self) -> Optional[str]:
+        """On a TLS server connection, the host name the client asked for (SNI), or
+        None (none asked, not yet, or the built-in TLS). See ``TlsOpts(sni=...)``."""
+        c = self._c()
+        name = ffi.NULL if c is None else lib.pm_tls_server_name(c)
+        return None if name == ffi.NULL else ffi.string(name).decode("ascii", "replace")
 
     @on_loop
     def tls_free(self) -> None:

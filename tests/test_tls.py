@@ -528,6 +528,73 @@ def test_alpn_with_the_builtin_tls_is_refused_clearly(pki: TestPKI, manager: Man
         manager.listen("https://127.0.0.1:0", hello, tls=TlsOpts(cert=cert, key=key, alpn=["h2"]))
 
 
+# ---- SNI: certificates by the name the client asks for ---------------------------------
+
+def sni_hello(conn: Any, event: int, data: Any) -> None:
+    if event == MG_EV_HTTP_MSG:
+        conn.reply(200, f"asked for {conn.server_name}")
+
+
+def _sni_get(port: int, ca: Path, name: "str | None") -> "tuple[bytes, bytes]":
+    """One request asking for ``name`` (None: no SNI); (the server's certificate as
+    DER, the response). Not verified: the certificate is what is looked at."""
+    context = ssl.create_default_context(cafile=str(ca))
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=DEFAULT_TIMEOUT) as raw:
+        with context.wrap_socket(raw, server_hostname=name) as tls:
+            cert = tls.getpeercert(binary_form=True)
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return bytes(cert or b""), read_until_closed(tls)
+
+
+def _der(pem: Path) -> bytes:  # the first certificate in a PEM file
+    text = pem.read_text()
+    end = "-----END CERTIFICATE-----"
+    return ssl.PEM_cert_to_DER_cert(text[text.index("-----BEGIN CERTIFICATE-----"):text.index(end) + len(end)])
+
+
+@FULL_TLS
+def test_one_listener_serves_a_certificate_per_name(serve: Any, pki: TestPKI) -> None:
+    default, a, b = pki.issue("localhost"), pki.issue("a.test"), pki.issue("b.test", key_type="rsa2048")
+    tls = TlsOpts(cert=default[0], key=default[1], sni={"a.test": a, "B.Test": (b[0].read_text(), b[1].read_bytes())})
+    server = serve(sni_hello, url="https://127.0.0.1:0", tls=tls)
+    for asked, cert in [("a.test", a[0]), ("b.test", b[0]), ("A.TEST", a[0]), ("other.test", default[0]),
+                        (None, default[0])]:
+        der, response = _sni_get(server.port, pki.ca_cert, asked)
+        assert der == _der(cert), asked
+        assert response.endswith(f"asked for {asked}".encode()), (asked, response)
+    # Verified the usual way too: each name's certificate is valid for it.
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=DEFAULT_TIMEOUT) as raw:
+        with context.wrap_socket(raw, server_hostname="b.test") as verified:
+            assert verified.version() is not None
+
+
+@FULL_TLS
+def test_without_a_default_an_unknown_name_is_refused_and_the_server_serves_on(serve: Any, pki: TestPKI) -> None:
+    a = pki.issue("a.test")
+    server = serve(sni_hello, url="https://127.0.0.1:0", tls=TlsOpts(sni={"a.test": a}))
+    for name in ("other.test", None):
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            _sni_get(server.port, pki.ca_cert, name)
+    assert _sni_get(server.port, pki.ca_cert, "a.test")[0] == _der(a[0])
+
+
+def test_sni_options_are_checked(pki: TestPKI, manager: Manager) -> None:
+    cert, key = pki.issue("a.test")
+    for bad in ("a.test", {"": (cert, key)}, {"a.test": cert}, {"a.test": (cert, None)}, {"é.test": (cert, key)}):
+        with pytest.raises(TlsError):
+            TlsOpts(sni=bad)  # type: ignore[arg-type]
+    assert "sni=<a.test>" in repr(TlsOpts(sni={"A.test": (cert, key)}))
+    if pymongoose.TLS_BACKEND == "mbedtls":
+        with pytest.raises(TlsError, match="sni\\['a.test'\\]"):
+            manager.listen("https://127.0.0.1:0", hello, tls=TlsOpts(sni={"a.test": (cert, b"not a key")}))
+    else:
+        with pytest.raises(TlsError, match="needs mbed TLS"):
+            manager.listen("https://127.0.0.1:0", hello, tls=TlsOpts(sni={"a.test": (cert, key)}))
+
+
 # ---- client session resumption ----------------------------------------------------
 
 def _fetch_many(mgr: Manager, url: str, tls: TlsOpts, count: int, path: str = "/") -> List[str]:

@@ -357,6 +357,11 @@ void pm_conn_tls_resume(struct mg_connection *c, bool resume);
 bool pm_conn_tls_alpn(struct mg_connection *c, const char *list, size_t len);
 // The protocol a finished handshake agreed on, or NULL.
 const char *pm_tls_alpn_chosen(struct mg_connection *c);
+// A server's certificate for clients asking for name (SNI); false if it does not load.
+bool pm_conn_tls_sni(struct mg_connection *c, const char *name, size_t name_len, const char *cert,
+                     size_t cert_len, const char *key, size_t key_len);
+// The name a client asked a server connection for (SNI), or NULL.
+const char *pm_tls_server_name(struct mg_connection *c);
 // Start TLS on c now, with the options pm_conn_set_tls gave it.
 void pm_tls_start(struct mg_connection *c);
 

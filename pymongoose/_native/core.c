@@ -378,6 +378,7 @@ struct pm_conn {
                              //   its MG_EV_HTTP_MSG (pm_hdrs_join)
   bool http_close;           // HTTP server: close once this response is sent
   bool tls_no_resume;        // TLS client: neither resume a kept session nor keep one
+  char *tls_server_name;     // TLS server: the name the client asked for (SNI), malloc'd
   bool http_head;            // HTTP server: this request is HEAD (no body in the response)
   bool http_refused;         // HTTP server: answered 413; dropping the body
   uint64_t http_discard;     // its bytes still to drop (httpd.c)

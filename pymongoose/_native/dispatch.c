@@ -252,6 +252,7 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
     pm_table_del(&pm->conns, c->id);
     c->fn_data = NULL;
     pm_tls_release(st->tls);
+    free(st->tls_server_name);
     pm_deflate_free(st->ws_deflate);
     free(st);
   }

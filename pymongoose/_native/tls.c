@@ -230,11 +230,17 @@ void pm_conn_tls_resume(struct mg_connection *c, bool resume) {
 /* A deep copy of struct mg_tls_opts, reference-counted: a listener and each
  * connection it accepted hold one reference, since accepted connections may outlive
  * their listener. Mongoose copies what it needs in mg_tls_init(). */
+struct pm_sni;  // below
+
 struct pm_tls {
   unsigned refs;
   struct mg_tls_opts opts;
   const char **alpn;  // ALPN protocols, NULL-terminated, as mbed TLS takes them; or NULL
+  struct pm_sni **sni;  // a server's certificates by name (SNI), sni_count of them
+  size_t sni_count;
 };
+
+static void pm_sni_free(struct pm_sni **sni, size_t count);
 
 /* Each copy is followed by a NUL: with mbed TLS, Mongoose hands PEM text to the
  * parser with its terminating NUL (it reads one byte past .len). */
@@ -266,6 +272,7 @@ static struct pm_tls *pm_tls_new(const struct mg_tls_opts *o) {
 static void pm_tls_release(struct pm_tls *t) {
   if (t != NULL && --t->refs == 0) {
     free((void *) t->alpn);
+    pm_sni_free(t->sni, t->sni_count);
     free(t);
   }
 }
@@ -346,6 +353,91 @@ const char *pm_tls_alpn_chosen(struct mg_connection *c) {
 #endif
 }
 
+/* ---- SNI: a server's certificates chosen by the name the client asks for -------- */
+
+/* Parsed once, when given (pm_conn_tls_sni), and shared by the listener's
+ * connections with the rest of its options. */
+struct pm_sni {
+  char name[254];  // lower case
+#if MG_TLS == MG_TLS_MBED
+  mbedtls_x509_crt cert;
+  mbedtls_pk_context key;
+#endif
+};
+
+static void pm_sni_entry_free(struct pm_sni *entry) {
+#if MG_TLS == MG_TLS_MBED
+  mbedtls_x509_crt_free(&entry->cert);
+  mbedtls_pk_free(&entry->key);
+#endif
+  free(entry);
+}
+
+static void pm_sni_free(struct pm_sni **sni, size_t count) {
+  for (size_t i = 0; i < count; i++) pm_sni_entry_free(sni[i]);
+  free(sni);
+}
+
+/* Adds a certificate for clients asking for name (case-insensitive) to c's TLS
+ * options, right after pm_conn_set_tls made them (no connection shares them yet;
+ * each entry is allocated alone, as a handshake holds pointers into it). cert and
+ * key are PEM followed by a NUL, or DER. False, with Mongoose's log saying why, if
+ * they do not parse; false too with the built-in TLS, which has no SNI. */
+bool pm_conn_tls_sni(struct mg_connection *c, const char *name, size_t name_len, const char *cert,
+                     size_t cert_len, const char *key, size_t key_len) {
+#if MG_TLS == MG_TLS_MBED
+  struct pm_conn *st = c == NULL ? NULL : pm_own_state(c);
+  struct pm_sni **grown, *entry;
+  if (st == NULL || st->tls == NULL || name_len == 0 || name_len >= sizeof(entry->name)) return false;
+  grown = (struct pm_sni **) realloc(st->tls->sni, (st->tls->sni_count + 1) * sizeof(*grown));
+  if (grown == NULL) return false;
+  st->tls->sni = grown;
+  if ((entry = (struct pm_sni *) calloc(1, sizeof(*entry))) == NULL) return false;
+  for (size_t i = 0; i < name_len; i++) entry->name[i] = (char) tolower((unsigned char) name[i]);
+  mbedtls_x509_crt_init(&entry->cert);
+  mbedtls_pk_init(&entry->key);
+  if (!mg_load_cert(mg_str_n(cert, cert_len), &entry->cert) || !mg_load_key(mg_str_n(key, key_len), &entry->key) ||
+      entry->cert.version == 0 || mbedtls_pk_get_type(&entry->key) == MBEDTLS_PK_NONE) {
+    pm_sni_entry_free(entry);
+    return false;
+  }
+  grown[st->tls->sni_count++] = entry;
+  return true;
+#else
+  (void) c, (void) name, (void) name_len, (void) cert, (void) cert_len, (void) key, (void) key_len;
+  return false;
+#endif
+}
+
+#if MG_TLS == MG_TLS_MBED
+/* mbed TLS asks during the handshake (c is the connection): remember the name, and
+ * present its certificate; an unknown name gets the default (the options' own cert),
+ * or, with none, a failed handshake. */
+static int pm_sni_pick(void *param, mbedtls_ssl_context *ssl, const unsigned char *name, size_t len) {
+  struct mg_connection *c = (struct mg_connection *) param;
+  struct pm_conn *st = pm_own_state(c);
+  if (st == NULL || st->tls == NULL) return -1;
+  free(st->tls_server_name);
+  if ((st->tls_server_name = (char *) malloc(len + 1)) != NULL) {
+    memcpy(st->tls_server_name, name, len);
+    st->tls_server_name[len] = '\0';
+  }
+  for (size_t i = 0; i < st->tls->sni_count; i++) {
+    struct pm_sni *entry = st->tls->sni[i];
+    if (strlen(entry->name) == len && mg_ncasecmp(entry->name, (const char *) name, len) == 0) {
+      return mbedtls_ssl_set_hs_own_cert(ssl, &entry->cert, &entry->key);
+    }
+  }
+  return st->tls->opts.cert.len > 0 ? 0 : -1;
+}
+#endif
+
+/* The name a client asked this server connection for (SNI), or NULL. */
+const char *pm_tls_server_name(struct mg_connection *c) {
+  struct pm_conn *st = c == NULL ? NULL : pm_own_state(c);
+  return st == NULL ? NULL : st->tls_server_name;
+}
+
 /* Starts TLS on c with its options: Mongoose's mg_tls_init, then what Mongoose has no
  * option for: ALPN, and a client's kept session (pm_tls_client_begin). Each
  * connection has its own mbed TLS configuration, so this changes c's alone. */
@@ -357,6 +449,9 @@ void pm_tls_start(struct mg_connection *c) {
 #if MG_TLS == MG_TLS_MBED
   if (st->tls->alpn != NULL) {
     mbedtls_ssl_conf_alpn_protocols(&((struct mg_tls *) c->tls)->conf, st->tls->alpn);
+  }
+  if (st->tls->sni_count > 0 && !c->is_client) {
+    mbedtls_ssl_conf_sni(&((struct mg_tls *) c->tls)->conf, pm_sni_pick, c);
   }
 #endif
   if (c->is_client) pm_tls_client_begin(c);
