@@ -175,8 +175,8 @@ class TlsOpts:
         for host, (cert, key) in self.sni.items():  # each pair as a server's options
             try:
                 TlsOpts(cert=cert, key=key)._for_mongoose(mgr, client=False)
-            except TlsError as error:
-                raise TlsError(f"sni[{host!r}]: {error}") from None
+            except TlsError as refused:
+                raise TlsError(f"sni[{host!r}]: {refused}") from None
         opts, keep = self._to_c()
         error = ffi.new("char[]", 256)
         with capture_errors() as logged:
