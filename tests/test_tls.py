@@ -458,9 +458,14 @@ def test_a_listeners_certificate_is_replaced_while_it_serves(serve: Any, pki: Te
 
 # ---- ALPN ---------------------------------------------------------------------------
 
+HANDSHAKE_ERRORS: List[str] = []
+
+
 def alpn_hello(conn: Any, event: int, data: Any) -> None:
     if event == MG_EV_HTTP_MSG:
         conn.reply(200, f"alpn {conn.alpn}")
+    elif event == MG_EV_ERROR:
+        HANDSHAKE_ERRORS.append(data)
 
 
 def _python_get(port: int, ca: Path, offer: "List[str] | None") -> "tuple[str | None, bytes]":
@@ -484,9 +489,12 @@ def test_our_server_picks_its_preferred_application_protocol(serve: Any, pki: Te
         got, response = _python_get(server.port, pki.ca_cert, offer)
         assert got == chosen and response.endswith(f"alpn {chosen}".encode()), (offer, got, response)
     # No protocol in common: the handshake fails (no_application_protocol), the
-    # server goes on serving.
+    # server says why, and goes on serving.
+    HANDSHAKE_ERRORS.clear()
     with pytest.raises(ssl.SSLError, match="NO_APPLICATION_PROTOCOL|no application protocol"):
         _python_get(server.port, pki.ca_cert, ["spdy/1"])
+    wait_for(lambda: HANDSHAKE_ERRORS, what="the server's MG_EV_ERROR")
+    assert "No ALPN protocols supported" in HANDSHAKE_ERRORS[0], HANDSHAKE_ERRORS
     assert _python_get(server.port, pki.ca_cert, ["h2"])[0] == "h2"
 
 
@@ -533,6 +541,8 @@ def test_alpn_with_the_builtin_tls_is_refused_clearly(pki: TestPKI, manager: Man
 def sni_hello(conn: Any, event: int, data: Any) -> None:
     if event == MG_EV_HTTP_MSG:
         conn.reply(200, f"asked for {conn.server_name}")
+    elif event == MG_EV_ERROR:
+        HANDSHAKE_ERRORS.append(data)
 
 
 def _sni_get(port: int, ca: Path, name: "str | None") -> "tuple[bytes, bytes]":
@@ -575,9 +585,12 @@ def test_one_listener_serves_a_certificate_per_name(serve: Any, pki: TestPKI) ->
 def test_without_a_default_an_unknown_name_is_refused_and_the_server_serves_on(serve: Any, pki: TestPKI) -> None:
     a = pki.issue("a.test")
     server = serve(sni_hello, url="https://127.0.0.1:0", tls=TlsOpts(sni={"a.test": a}))
+    HANDSHAKE_ERRORS.clear()
     for name in ("other.test", None):
         with pytest.raises((ssl.SSLError, ConnectionError)):
             _sni_get(server.port, pki.ca_cert, name)
+    wait_for(lambda: len(HANDSHAKE_ERRORS) == 2, what="the server's MG_EV_ERROR, twice")
+    assert "matching the client's SNI" in HANDSHAKE_ERRORS[0], HANDSHAKE_ERRORS
     assert _sni_get(server.port, pki.ca_cert, "a.test")[0] == _der(a[0])
 
 
