@@ -87,7 +87,7 @@ class TlsOpts:
     :param skip_verification: accept any certificate (development only).
     :param resume: clients: offer the session kept from an earlier connection to the
         same server (name, address and port), so the handshake can skip the
-        certificate and the key exchange, and keep this connection's session for the
+        certificate and its verification, and keep this connection's session for the
         next one. Each manager keeps the sessions of its clients (the last 32
         servers). False: a full handshake every time, nothing kept.
     :param alpn: application protocols (ALPN, RFC 7301), most preferred first, such
@@ -172,6 +172,8 @@ class TlsOpts:
             raise TlsError("ALPN needs mbed TLS; this build has Mongoose's built-in TLS")
         if self.sni and TLS_BACKEND != "mbedtls":
             raise TlsError("sni= needs mbed TLS; this build has Mongoose's built-in TLS")
+        if self.sni and client:
+            raise TlsError("sni= gives a server's certificates by name; a client sends name=")
         for host, (cert, key) in self.sni.items():  # each pair as a server's options
             try:
                 TlsOpts(cert=cert, key=key)._for_mongoose(mgr, client=False)
@@ -267,7 +269,8 @@ def _certificates_by_name(sni: Optional[Mapping[str, Tuple[PemInput, PemInput]]]
 
 def set_connection_tls(c: Any, opts: TlsOpts, client: bool) -> None:
     """What ``struct mg_tls_opts`` cannot carry, set on connection ``c`` once
-    Mongoose has its options (listen, connect, tls_init): session resumption and ALPN.
+    Mongoose has its options (listen, connect, tls_init): session resumption, ALPN
+    and a server's certificates by name.
 
     :raises MemoryError: if C has no room for them."""
     if client:

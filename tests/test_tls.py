@@ -603,6 +603,8 @@ def test_sni_options_are_checked(pki: TestPKI, manager: Manager) -> None:
     if pymongoose.TLS_BACKEND == "mbedtls":
         with pytest.raises(TlsError, match="sni\\['a.test'\\]"):
             manager.listen("https://127.0.0.1:0", hello, tls=TlsOpts(sni={"a.test": (cert, b"not a key")}))
+        with pytest.raises(TlsError, match="a client sends name="):
+            manager.connect("tcp://127.0.0.1:9", hello, tls=TlsOpts(sni={"a.test": (cert, key)}))
     else:
         with pytest.raises(TlsError, match="needs mbed TLS"):
             manager.listen("https://127.0.0.1:0", hello, tls=TlsOpts(sni={"a.test": (cert, key)}))

@@ -91,7 +91,7 @@ int pm_ecp_mul_montgomery(const mbedtls_ecp_group *grp, mbedtls_ecp_point *R, co
 /* A client's session (TLS 1.2: its id or ticket; TLS 1.3: the last ticket the server
  * sent) is kept by its manager under the server's name, address and port, and offered
  * again on the next connection there: the server can then skip the certificate and
- * the key exchange. mbed TLS serializes it (mbedtls_ssl_session_save), so a slot owns
+ * its signature (TLS 1.3 still agrees on fresh keys, psk_dhe_ke). mbed TLS serializes it (mbedtls_ssl_session_save), so a slot owns
  * plain bytes. Off per connection with TlsOpts(resume=False); no-ops with built-in TLS. */
 #define PM_TLS_SESSIONS 32  // per manager; the least recently stored goes first
 
