@@ -423,11 +423,6 @@ def test_a_listeners_certificate_is_replaced_while_it_serves(serve: Any, pki: Te
     server = serve(hello, url="https://127.0.0.1:0", tls=TlsOpts(cert=ec_cert, key=ec_key))
     context = ssl.create_default_context(cafile=str(pki.ca_cert))
 
-    def der(pem: Path) -> bytes:  # of the first certificate in the file
-        text = pem.read_text()
-        end = "-----END CERTIFICATE-----"
-        return ssl.PEM_cert_to_DER_cert(text[text.index("-----BEGIN CERTIFICATE-----"):text.index(end) + len(end)])
-
     def request(tls: ssl.SSLSocket, path: str) -> bytes:
         tls.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
         reply = b""
@@ -443,16 +438,16 @@ def test_a_listeners_certificate_is_replaced_while_it_serves(serve: Any, pki: Te
 
     with new_connection() as held:
         request(held, "/before")
-        assert held.getpeercert(binary_form=True) == der(ec_cert)
+        assert held.getpeercert(binary_form=True) == _der(ec_cert)
         server.loop.call(server.listener.tls_init, TlsOpts(cert=rsa_cert, key=rsa_key))
         with new_connection() as fresh:
-            assert fresh.getpeercert(binary_form=True) == der(rsa_cert)
+            assert fresh.getpeercert(binary_form=True) == _der(rsa_cert)
             assert request(fresh, "/after").startswith(b"HTTP/1.1 200")
         assert request(held, "/still").startswith(b"HTTP/1.1 200")  # the old one carries on
         with pytest.raises(TlsError):
             server.loop.call(server.listener.tls_init, TlsOpts(cert=b"not a certificate", key=rsa_key))
         with new_connection() as fresh:
-            assert fresh.getpeercert(binary_form=True) == der(rsa_cert)
+            assert fresh.getpeercert(binary_form=True) == _der(rsa_cert)
             assert request(fresh, "/kept").startswith(b"HTTP/1.1 200")
 
 
@@ -558,10 +553,14 @@ def _sni_get(port: int, ca: Path, name: "str | None") -> "tuple[bytes, bytes]":
             return bytes(cert or b""), read_until_closed(tls)
 
 
-def _der(pem: Path) -> bytes:  # the first certificate in a PEM file
+def _first_pem(pem: Path) -> str:  # the first certificate in a PEM file
     text = pem.read_text()
     end = "-----END CERTIFICATE-----"
-    return ssl.PEM_cert_to_DER_cert(text[text.index("-----BEGIN CERTIFICATE-----"):text.index(end) + len(end)])
+    return text[text.index("-----BEGIN CERTIFICATE-----"):text.index(end) + len(end)]
+
+
+def _der(pem: Path) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(_first_pem(pem))
 
 
 @FULL_TLS
@@ -699,13 +698,71 @@ def test_our_client_resumes_its_sessions_with_python_ssl(pki: TestPKI, python_ht
     assert bodies == ["new", "reused", "reused"]
 
 
+class _CountingProxy:
+    """A TCP relay on loopback that counts, per connection, the bytes the server
+    sent: a resumed handshake leaves out the certificate and its signature."""
+
+    def __init__(self, port: int) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.from_server: List[int] = []
+        threading.Thread(target=self._serve, args=(port,), daemon=True).start()
+
+    def _serve(self, port: int) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with client, socket.create_connection(("127.0.0.1", port)) as server:
+                client.settimeout(DEFAULT_TIMEOUT)
+                server.settimeout(DEFAULT_TIMEOUT)
+                counted = 0
+                pipes = [threading.Thread(target=self._pipe, args=(client, server), daemon=True)]
+                pipes[0].start()
+                while True:  # server -> client here, counted
+                    data = server.recv(65536)
+                    if not data:
+                        break
+                    counted += len(data)
+                    client.sendall(data)
+                self.from_server.append(counted)
+                pipes[0].join(DEFAULT_TIMEOUT)
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    sink.shutdown(socket.SHUT_WR)
+                    return
+                sink.sendall(data)
+        except OSError:
+            return
+
+
 @FULL_TLS
-def test_our_client_and_server_with_resumption(serve: Any, pki: TestPKI, server_tls: TlsOpts) -> None:
-    """mbed TLS on both sides, sessions offered from the second connection on."""
+@pytest.mark.parametrize("resume", [True, False])
+def test_our_client_resumes_with_our_server(serve: Any, pki: TestPKI, server_tls: TlsOpts, resume: bool) -> None:
+    """mbed TLS on both sides (neither says whether a handshake was shortened): the
+    server sends its certificate and signature on the first connection only."""
     server = serve(hello, url="https://127.0.0.1:0", tls=server_tls)
-    with Manager() as mgr:
-        bodies = _fetch_many(mgr, f"https://127.0.0.1:{server.port}/", TlsOpts(ca=pki.ca_cert, name="localhost"), 4)
-    assert bodies == ["secure /"] * 4
+    proxy = _CountingProxy(server.port)
+    try:
+        with Manager() as mgr:
+            bodies = _fetch_many(mgr, f"https://127.0.0.1:{proxy.port}/",
+                                 TlsOpts(ca=pki.ca_cert, name="localhost", resume=resume), 3)
+        assert bodies == ["secure /"] * 3
+        wait_for(lambda: len(proxy.from_server) == 3, what="three relayed connections")
+    finally:
+        proxy.listener.close()
+    first, *later = proxy.from_server
+    certificate = len(ssl.PEM_cert_to_DER_cert(_first_pem(pki.issue("localhost")[0])))
+    if resume:
+        assert all(first - n > certificate for n in later), (proxy.from_server, certificate)
+    else:
+        assert all(abs(first - n) < 64 for n in later), proxy.from_server
 
 
 # ---- bad options ------------------------------------------------------------------
