@@ -12,7 +12,9 @@ accepting, lets the requests in flight finish (``--grace`` seconds at most) and
 exits 0; an ASGI application whose lifespan startup fails exits 3. Every server
 answers 408 to a request head that has not arrived whole within
 ``--timeout-header-read`` seconds (30) and closes connections idle between requests
-for ``--timeout-keep-alive`` seconds (5).
+for ``--timeout-keep-alive`` seconds (5). ``--ssl-certfile`` and ``--ssl-keyfile``
+serve HTTPS (an ``http://`` URL becomes ``https://``); ``--ssl-ca-certs`` also asks
+every client for a certificate issued by those CAs.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 from urllib.parse import urlsplit, urlunsplit
 
-from . import MG_EV_HTTP_MSG, HttpLimits, ListenError, Manager, __version__
+from . import MG_EV_HTTP_MSG, HttpLimits, ListenError, Manager, TlsOpts, __version__
 from ._apps import load_app
 from .servers.listen import banner
 
@@ -64,6 +67,11 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--timeout-keep-alive", type=float, default=5.0, metavar="SECONDS",
                         help="close a connection idle that long between requests (default: 5)")
     parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    parser.add_argument("--ssl-certfile", metavar="FILE", help="serve HTTPS with this certificate (PEM; may hold "
+                        "the key too)")
+    parser.add_argument("--ssl-keyfile", metavar="FILE", help="and this private key (PEM)")
+    parser.add_argument("--ssl-ca-certs", metavar="FILE",
+                        help="require client certificates issued by these CAs (mutual TLS)")
     parser.add_argument("--version", action="version", version=f"pymongoose {__version__}")
     args = parser.parse_args(argv)
     if args.threads < 1 or args.workers < 1:
@@ -74,10 +82,30 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     except ValueError as error:
         parser.error(str(error).replace("header_read_timeout", "--timeout-header-read")
                      .replace("timeout_keep_alive", "--timeout-keep-alive"))
+    args.tls = _tls_from_files(parser, args)
     if args.workers > 1 and not (hasattr(os, "fork") and hasattr(socket, "SO_REUSEPORT")):
         parser.error("--workers N needs fork() and SO_REUSEPORT, which this platform lacks (Windows): "
                      "run one process, or several behind a proxy")
     return args
+
+
+def _tls_from_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Optional[TlsOpts]:
+    """The TLS options the --ssl-* flags name, read now (a missing file is a usage
+    error); the listen URL becomes https://. Their contents are checked when the
+    server listens (exit status 1, naming what is wrong)."""
+    if not (args.ssl_certfile or args.ssl_keyfile or args.ssl_ca_certs):
+        return None
+    if not args.ssl_certfile:
+        parser.error("--ssl-keyfile and --ssl-ca-certs need --ssl-certfile")
+    try:
+        tls = TlsOpts(cert=Path(args.ssl_certfile), key=Path(args.ssl_keyfile) if args.ssl_keyfile else None,
+                      ca=Path(args.ssl_ca_certs) if args.ssl_ca_certs else None)
+    except OSError as error:
+        parser.error(f"cannot read {error.filename}: {error.strerror}")
+    scheme, separator, rest = args.listen.partition("://")
+    if separator and scheme.lower() == "http":
+        args.listen = f"https://{rest}"
+    return tls
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -104,7 +132,7 @@ def _serve_folder(args: argparse.Namespace) -> int:
 
     with Manager(handler) as manager:
         try:
-            listener = manager.listen(args.listen, http=True, limits=args.limits)
+            listener = manager.listen(args.listen, http=True, limits=args.limits, tls=args.tls)
         except (ListenError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
@@ -138,7 +166,7 @@ def _serve_wsgi(args: argparse.Namespace) -> int:
             server = WSGIServer(app, workers=args.threads, multiprocess=args.workers > 1, access_log=not args.quiet,
                                 **_timeouts(args))
             try:
-                listener = server.listen(url, reuse_port=args.workers > 1)
+                listener = server.listen(url, reuse_port=args.workers > 1, tls=args.tls)
             except (ListenError, ValueError) as error:
                 print(f"error: {error}", file=sys.stderr)
                 server.close()
@@ -158,7 +186,7 @@ def _serve_asgi(args: argparse.Namespace) -> int:
     def process(app: Callable[..., Any], url: str) -> Callable[[], int]:
         def one_process() -> int:
             try:
-                run_loop(serve_async(app, url, grace=args.grace, reuse_port=args.workers > 1,
+                run_loop(serve_async(app, url, grace=args.grace, reuse_port=args.workers > 1, tls=args.tls,
                                      quiet=bool(os.environ.get("PYMONGOOSE_WORKER")), lifespan=args.lifespan,
                                      root_path=args.root_path, access_log=not args.quiet, **_timeouts(args)),
                          args.loop)
