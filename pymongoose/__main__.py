@@ -14,7 +14,13 @@ answers 408 to a request head that has not arrived whole within
 ``--timeout-header-read`` seconds (30) and closes connections idle between requests
 for ``--timeout-keep-alive`` seconds (5). ``--ssl-certfile`` and ``--ssl-keyfile``
 serve HTTPS (an ``http://`` URL becomes ``https://``); ``--ssl-ca-certs`` also asks
-every client for a certificate issued by those CAs.
+every client for a certificate issued by those CAs. ``--log-level`` and
+``--access-log``/``--no-access-log`` say what is logged (``--quiet``: warnings
+only, no access lines).
+
+Every flag can also come from the environment, as ``PYMONGOOSE_SERVE_`` and its name
+(``--ssl-certfile`` -> ``PYMONGOOSE_SERVE_SSL_CERTFILE``; for a switch, ``1``,
+``true`` or ``yes``, or ``0``, ``false`` or ``no``); the command line wins.
 """
 
 from __future__ import annotations
@@ -66,14 +72,21 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
                              "(default: 30)")
     parser.add_argument("--timeout-keep-alive", type=float, default=5.0, metavar="SECONDS",
                         help="close a connection idle that long between requests (default: 5)")
-    parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    parser.add_argument("--quiet", action="store_true", help="log warnings only, and no access lines")
+    parser.add_argument("--log-level", choices=tuple(LOG_LEVELS), default="info",
+                        help="the least severe messages logged (default: info)")
+    parser.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
+                        help="log one line per response (default: on)")
     parser.add_argument("--ssl-certfile", metavar="FILE", help="serve HTTPS with this certificate (PEM; may hold "
                         "the key too)")
     parser.add_argument("--ssl-keyfile", metavar="FILE", help="and this private key (PEM)")
     parser.add_argument("--ssl-ca-certs", metavar="FILE",
                         help="require client certificates issued by these CAs (mutual TLS)")
     parser.add_argument("--version", action="version", version=f"pymongoose {__version__}")
+    _defaults_from_environment(parser)
     args = parser.parse_args(argv)
+    if args.quiet:
+        args.access_log, args.log_level = False, "warning"
     if args.threads < 1 or args.workers < 1:
         parser.error("--threads and --workers must be at least 1")
     try:
@@ -87,6 +100,37 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
         parser.error("--workers N needs fork() and SO_REUSEPORT, which this platform lacks (Windows): "
                      "run one process, or several behind a proxy")
     return args
+
+
+# --log-level's names, as uvicorn's ("trace": everything, below debug too).
+LOG_LEVELS = {"critical": logging.CRITICAL, "error": logging.ERROR, "warning": logging.WARNING,
+              "info": logging.INFO, "debug": logging.DEBUG, "trace": 5}
+ENVIRONMENT_PREFIX = "PYMONGOOSE_SERVE_"  # apart from the build's PYMONGOOSE_TLS, PYMONGOOSE_IO...
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def _defaults_from_environment(parser: argparse.ArgumentParser) -> None:
+    """Take each flag's default from PYMONGOOSE_SERVE_<FLAG> when it is set; a bad
+    value is a usage error naming the variable."""
+    for action in parser._actions:
+        flags = [flag for flag in action.option_strings if flag.startswith("--") and not flag.startswith("--no-")]
+        if not flags or action.dest in ("help", "version"):
+            continue
+        variable = ENVIRONMENT_PREFIX + flags[0][2:].replace("-", "_").upper()
+        value = os.environ.get(variable)
+        if value is None:
+            continue
+        if action.nargs == 0:  # a switch
+            if value.strip().lower() not in _TRUE + _FALSE:
+                parser.error(f"{variable}={value!r}: say 1 or 0 (true/false, yes/no)")
+            action.default = value.strip().lower() in _TRUE
+        elif action.choices is not None and value not in action.choices:
+            parser.error(f"{variable}={value!r}: choose from {', '.join(map(str, action.choices))}")
+        else:
+            try:
+                action.default = value if action.type is None else action.type(value)  # type: ignore[operator]
+            except ValueError:
+                parser.error(f"{variable}={value!r}: not a valid {flags[0]}")
 
 
 def _tls_from_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Optional[TlsOpts]:
@@ -111,7 +155,7 @@ def _tls_from_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the server until interrupted; returns the exit status."""
     args = _parse(argv)
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
+    logging.basicConfig(level=LOG_LEVELS[args.log_level], format="%(message)s")
     if args.wsgi:
         return _serve_wsgi(args)
     if args.asgi:
@@ -124,10 +168,12 @@ def _serve_folder(args: argparse.Namespace) -> int:
     if not os.path.isdir(root):
         print(f"error: --root {args.root!r} is not a folder", file=sys.stderr)
         return 2
+    access_log = args.access_log
 
     def handler(conn: Any, event: int, data: Any) -> None:
         if event == MG_EV_HTTP_MSG:
-            logger.info("%s %s %s", conn.remote_addr.ip, data.method, data.uri)
+            if access_log:
+                logger.info("%s %s %s", conn.remote_addr.ip, data.method, data.uri)
             conn.serve_dir(data, root_dir=root)
 
     with Manager(handler) as manager:
@@ -163,7 +209,7 @@ def _serve_wsgi(args: argparse.Namespace) -> int:
 
     def process(app: Callable[..., Any], url: str) -> Callable[[], int]:
         def one_process() -> int:
-            server = WSGIServer(app, workers=args.threads, multiprocess=args.workers > 1, access_log=not args.quiet,
+            server = WSGIServer(app, workers=args.threads, multiprocess=args.workers > 1, access_log=args.access_log,
                                 **_timeouts(args))
             try:
                 listener = server.listen(url, reuse_port=args.workers > 1, tls=args.tls)
@@ -188,7 +234,7 @@ def _serve_asgi(args: argparse.Namespace) -> int:
             try:
                 run_loop(serve_async(app, url, grace=args.grace, reuse_port=args.workers > 1, tls=args.tls,
                                      quiet=bool(os.environ.get("PYMONGOOSE_WORKER")), lifespan=args.lifespan,
-                                     root_path=args.root_path, access_log=not args.quiet, **_timeouts(args)),
+                                     root_path=args.root_path, access_log=args.access_log, **_timeouts(args)),
                          args.loop)
             except LifespanError as error:
                 print(f"error: {error}", file=sys.stderr)

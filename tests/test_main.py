@@ -175,3 +175,44 @@ def test_bad_ssl_flags_are_refused_clearly(tmp_path: Path, capsys: Any) -> None:
                       "--ssl-keyfile", "bad.pem", cwd=tmp_path)
     out, _ = proc.communicate(timeout=DEFAULT_TIMEOUT)
     assert proc.returncode == 1 and "error:" in out and "cert" in out, out
+
+
+@pytest.mark.parametrize("mode", ["folder", "wsgi", "asgi"])
+def test_access_lines_on_and_off(tmp_path: Path, mode: str) -> None:
+    (tmp_path / "apps.py").write_text(APPS)
+    app = [] if mode == "folder" else [f"--{mode}", f"apps:{mode}"]
+    for flags, logged in (([], True), (["--no-access-log"], False), (["--log-level", "warning"], False)):
+        with Program("-m", "pymongoose", *app, "--listen", "http://127.0.0.1:0", *flags, cwd=tmp_path) as server:
+            assert requests.get(f"{server.url}/apps.py", timeout=DEFAULT_TIMEOUT).status_code == 200
+            status, output = server.stop()
+        assert status == 0, output
+        assert ("/apps.py" in output) == logged, (flags, output)
+
+
+@TLS_FLAGS
+def test_every_flag_can_come_from_the_environment(tmp_path: Path, monkeypatch: Any) -> None:
+    (tmp_path / "apps.py").write_text(APPS)
+    pki = TestPKI(tmp_path / "pki")
+    cert, key = pki.issue("localhost")
+    for name, value in (("ASGI", "apps:asgi"), ("LISTEN", "http://127.0.0.1:0"), ("SSL_CERTFILE", str(cert)),
+                        ("SSL_KEYFILE", str(key)), ("ACCESS_LOG", "no"), ("TIMEOUT_KEEP_ALIVE", "2.5")):
+        monkeypatch.setenv(f"PYMONGOOSE_SERVE_{name}", value)
+    with Program("-m", "pymongoose", "--access-log", cwd=tmp_path) as server:  # the command line wins
+        assert f"https://127.0.0.1:{server.port}/" in server.first_line, server.first_line
+        reply = requests.get(f"https://localhost:{server.port}/", verify=str(pki.ca_cert), timeout=DEFAULT_TIMEOUT)
+        assert reply.text == "ok"
+        status, output = server.stop()
+    assert status == 0 and "GET /" in output, output
+
+
+def test_a_bad_environment_value_is_a_usage_error_naming_it(monkeypatch: Any, capsys: Any) -> None:
+    from pymongoose.__main__ import main
+
+    for name, value in (("ACCESS_LOG", "maybe"), ("LOG_LEVEL", "loud"), ("THREADS", "many")):
+        monkeypatch.setenv(f"PYMONGOOSE_SERVE_{name}", value)
+        with pytest.raises(SystemExit) as exit_:
+            main(["--root", "/nonexistent"])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert f"PYMONGOOSE_SERVE_{name}={value!r}" in err, err
+        monkeypatch.delenv(f"PYMONGOOSE_SERVE_{name}")
