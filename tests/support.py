@@ -462,7 +462,9 @@ class SntpResponder(UdpResponder):
     def reply(self, request: bytes) -> bytes:
         import struct
 
-        self.requests += 1
+        # Requests queued together leave in one datagram (UDP: Mongoose sends its
+        # whole send buffer at once): count each 48-byte request in it.
+        self.requests += max(1, len(request) // 48)
         now = time.time() + self.offset_ms / 1000 + 2208988800  # NTP counts from 1900
         stamp = struct.pack("!II", int(now), int((now % 1) * 2**32))
         return bytes([0x24, 1, 0, 0]) + bytes(20) + request[40:48] + stamp + stamp
