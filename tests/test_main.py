@@ -11,13 +11,16 @@ from typing import Any
 import pytest
 import requests
 
-import pymongoose
-
 from support import DEFAULT_TIMEOUT, Program, TestPKI, read_until_closed, run_python
 
-# The built-in TLS serves P-256 certificates at TLS 1.3 only: enough for these, but
-# they exercise the flags, not the TLS library.
-TLS_FLAGS = pytest.mark.skipif(pymongoose.TLS_BACKEND != "mbedtls", reason="run with mbed TLS, the default")
+# A WSGI and an ASGI application answering "ok", for the servers' tests (apps:wsgi, apps:asgi).
+APPS = ("def wsgi(environ, start_response):\n"
+        "    start_response('200 OK', [])\n"
+        "    return [b'ok']\n"
+        "async def asgi(scope, receive, send):\n"
+        "    if scope['type'] == 'http':\n"
+        "        await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "        await send({'type': 'http.response.body', 'body': b'ok'})\n")
 
 
 def test_serves_a_folder_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
@@ -86,14 +89,7 @@ def test_a_worker_stops_when_its_supervisor_is_gone_without_prctl() -> None:
 
 @pytest.mark.parametrize("mode", ["folder", "wsgi", "asgi"])
 def test_the_timeout_flags_reach_every_server(tmp_path: Path, mode: str) -> None:
-    (tmp_path / "apps.py").write_text(
-        "def wsgi(environ, start_response):\n"
-        "    start_response('200 OK', [])\n"
-        "    return [b'ok']\n"
-        "async def asgi(scope, receive, send):\n"
-        "    if scope['type'] == 'http':\n"
-        "        await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
-        "        await send({'type': 'http.response.body', 'body': b'ok'})\n")
+    (tmp_path / "apps.py").write_text(APPS)
     app = [] if mode == "folder" else [f"--{mode}", f"apps:{mode}"]
     with Program("-m", "pymongoose", *app, "--listen", "http://127.0.0.1:0", "--timeout-header-read", "0.5",
                  "--timeout-keep-alive", "0.5", cwd=tmp_path) as server:
@@ -116,16 +112,7 @@ def test_a_bad_timeout_flag_is_a_usage_error(capsys: Any) -> None:
     assert "--timeout-keep-alive must be None or seconds" in capsys.readouterr().err
 
 
-APPS = ("def wsgi(environ, start_response):\n"
-        "    start_response('200 OK', [])\n"
-        "    return [b'ok']\n"
-        "async def asgi(scope, receive, send):\n"
-        "    if scope['type'] == 'http':\n"
-        "        await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
-        "        await send({'type': 'http.response.body', 'body': b'ok'})\n")
 
-
-@TLS_FLAGS
 @pytest.mark.parametrize("mode", ["folder", "wsgi", "asgi"])
 def test_the_ssl_flags_serve_https(tmp_path: Path, mode: str) -> None:
     (tmp_path / "apps.py").write_text(APPS)
@@ -142,7 +129,6 @@ def test_the_ssl_flags_serve_https(tmp_path: Path, mode: str) -> None:
     assert status == 0, output
 
 
-@TLS_FLAGS
 def test_ssl_ca_certs_admits_only_clients_with_a_certificate(tmp_path: Path) -> None:
     (tmp_path / "apps.py").write_text(APPS)
     pki = TestPKI(tmp_path / "pki")
@@ -189,7 +175,6 @@ def test_access_lines_on_and_off(tmp_path: Path, mode: str) -> None:
         assert ("/apps.py" in output) == logged, (flags, output)
 
 
-@TLS_FLAGS
 def test_every_flag_can_come_from_the_environment(tmp_path: Path, monkeypatch: Any) -> None:
     (tmp_path / "apps.py").write_text(APPS)
     pki = TestPKI(tmp_path / "pki")

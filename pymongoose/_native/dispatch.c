@@ -214,11 +214,10 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
     }
   } else if ((ev == MG_EV_ACCEPT || ev == MG_EV_CONNECT) && st->tls != NULL) {
     pm_tls_start(c);  // before the handler, which may send already
-  } else if (ev == MG_EV_TLS_HS && c->is_client) {
-    pm_tls_keep_session(c, false);
   } else if (st->mqtt_keepalive > 0) {
     pm_mqtt_keepalive(c, st, ev);
   }
+  if (ev == MG_EV_TLS_HS && c->is_client) pm_tls_keep_session(c, false);  // to resume later
   if (st->idle_timeout > 0) pm_idle_check(pm, c, st, ev);
   if (ev == MG_EV_POLL && c->is_accepted) pm_deadline(pm, pm_http_clock(c, st));
   if (ev == MG_EV_READ && !c->is_websocket && c->recv.len >= PM_RECV_MAX &&
