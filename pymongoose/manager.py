@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, List, Mapping, Optional
 from ._args import int_arg
 from ._binding import ffi, lib
 from ._core import LoopCore
+from ._listen_socket import DEFAULT_BACKLOG, adoptable, check_backlog, unix_listener
 from ._loop import on_loop
 from ._resolv import system_dns
 from ._text import BytesLike, to_bytes, to_cstr
@@ -153,7 +154,8 @@ class Manager(LoopCore):
     def listen(self, url: str, handler: Optional[EventHandler] = None, *, http: Optional[bool] = None,
                events: Optional[Iterable[int]] = None, tls: Optional[TlsOpts] = None,
                idle_timeout_ms: Optional[int] = None, max_body: Optional[int] = None,
-               reuse_port: bool = False, limits: Optional[HttpLimits] = None) -> Connection:
+               reuse_port: bool = False, limits: Optional[HttpLimits] = None, backlog: Optional[int] = None,
+               fd: Optional[int] = None, uds: Optional[str] = None) -> Connection:
         """Listen on ``url`` (``"tcp://0.0.0.0:1234"``, ``"udp://..."``,
         ``"http://127.0.0.1:0"``...) and return the listening connection.
 
@@ -182,15 +184,33 @@ class Manager(LoopCore):
         them (``python -m pymongoose --workers N`` does this). Where there is no
         ``SO_REUSEPORT`` (Windows) it raises ``ValueError``.
 
+        ``backlog``: how many new connections may wait to be accepted (2048 unless
+        told). Instead of an address, a listener may take a socket made elsewhere;
+        ``url`` then names only the protocol (``"http://"``, ``"https://"``...):
+
+        - ``fd``: a listening (or bound) stream socket's descriptor, as systemd's
+          socket activation or a supervisor hands over. The listener uses a
+          duplicate; closing yours is up to you.
+        - ``uds``: a Unix domain socket at this path, made now. A socket file left by
+          a server that has gone is replaced; a live one is an error. The file stays
+          when the listener closes (the next listen replaces it). Connections on it
+          have no client address: ``remote_addr`` reads ``0.0.0.0:0``.
+
+        Both need POSIX (``ValueError`` on Windows)::
+
+            mgr.listen("http://", handler, uds="/run/app.sock")
+
         :raises ListenError: with the URL and the cause (address in use...).
         :raises TlsError: if ``tls`` cannot be used.
         """
         proto = lib.PM_PROTO_HTTP if _wants_http(url, http) else lib.PM_PROTO_TCP
-        return self._listen(url, handler, proto, events, tls, idle_timeout_ms, max_body, reuse_port, limits)
+        return self._listen(url, handler, proto, events, tls, idle_timeout_ms, max_body, reuse_port, limits,
+                            backlog, fd, uds)
 
     def _listen(self, url: str, handler: Optional[EventHandler], proto: int, events: Optional[Iterable[int]],
                 tls: Optional[TlsOpts], idle_timeout_ms: Optional[int], max_body: Optional[int] = None,
-                reuse_port: bool = False, limits: Optional[HttpLimits] = None) -> Connection:
+                reuse_port: bool = False, limits: Optional[HttpLimits] = None, backlog: Optional[int] = None,
+                fd: Optional[int] = None, uds: Optional[str] = None) -> Connection:
         # Arguments are checked before a port is opened.
         if limits is not None and not isinstance(limits, HttpLimits):
             raise TypeError(f"limits must be an HttpLimits, not {type(limits).__name__}")
@@ -200,8 +220,31 @@ class Manager(LoopCore):
             int_arg(max_body, "max_body", 1, MAX_BODY_CEILING)
         if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
             raise ValueError("reuse_port needs SO_REUSEPORT, which this platform lacks (Windows)")
-        listener = self._open("listen on", ListenError, url, handler, events,
-                              lambda p, u, m, t: lib.pm_listen(p, u, proto, m, t, bool(reuse_port)), tls)
+        queue = DEFAULT_BACKLOG if backlog is None else check_backlog(backlog)
+        if fd is not None or uds is not None:
+            if fd is not None and uds is not None:
+                raise ValueError("give fd or uds, not both")
+            if reuse_port:
+                raise ValueError("reuse_port applies to a socket Mongoose opens, not to fd or uds")
+            if isinstance(url, str) and url.lower().startswith("udp:"):
+                raise ValueError("fd and uds listen for streams, not udp://")
+        own = -1
+        if uds is not None:
+            own = unix_listener(uds, queue)
+        elif fd is not None:
+            own = adoptable(fd)
+        opened: List[int] = []
+
+        def call(pointer: Any, raw_url: bytes, mask: int, c_tls: Any) -> int:
+            opened.append(lib.pm_listen(pointer, raw_url, proto, mask, c_tls, bool(reuse_port), queue, own))
+            return opened[-1]
+
+        try:
+            listener = self._open("listen on", ListenError, url, handler, events, call, tls)
+        except BaseException:
+            if own >= 0 and not any(opened):  # not adopted: still ours
+                os.close(own)
+            raise
         if idle_timeout_ms is not None:
             listener.set_idle_timeout(idle_timeout_ms)
         if max_body is not None:

@@ -413,6 +413,63 @@ void pm_epoll_mod(struct mg_connection *c, bool wr);
 """,
     ),
     Patch(
+        name="listen-adopt-fd",
+        why=(
+            "Mongoose opens every listening socket itself, from an IP address. A "
+            "server behind a service manager or a supervisor must listen on a "
+            "descriptor it was given: systemd's socket activation, a Unix domain "
+            "socket, or the one socket a supervisor shares with its workers so that "
+            "none of them, stopping, drops the connections waiting to be accepted. "
+            "pm_open_listener (connections.c) adopts that descriptor when pm_listen "
+            "was given one, and answers -1 otherwise."
+        ),
+        old="""\
+bool mg_open_listener(struct mg_connection *c, const char *url) {
+  MG_SOCKET_TYPE fd = MG_INVALID_SOCKET;
+  bool success = false;
+""",
+        new="""\
+bool mg_open_listener(struct mg_connection *c, const char *url) {
+  MG_SOCKET_TYPE fd = MG_INVALID_SOCKET;
+  bool success = false;
+  extern int pm_open_listener(struct mg_connection *c);  // pymongoose: see patches
+  extern _Thread_local int pm_listen_backlog;
+  int adopted = pm_open_listener(c);
+  if (adopted >= 0) return adopted == 1;
+""",
+    ),
+    Patch(
+        name="listen-backlog",
+        why=(
+            "Mongoose's accept queue length is fixed when it is compiled (128). "
+            "Servers take it as an option (--backlog: 2048 unless told, as uvicorn "
+            "and gunicorn do) so that a burst of connections waits rather than being "
+            "refused."
+        ),
+        old="(rc = listen(fd, MG_SOCK_LISTEN_BACKLOG_SIZE)) != 0)) {",
+        new="(rc = listen(fd, pm_listen_backlog)) != 0)) {",
+    ),
+    Patch(
+        name="unix-socket-address",
+        why=(
+            "A connection accepted on a Unix domain socket has no IP address: "
+            "Mongoose would read the socket's path as one. Its addresses are left "
+            "zero (the servers report no client address, as uvicorn does)."
+        ),
+        old="""\
+static void tomgaddr(union usa *usa, struct mg_addr *a, bool is_ip6) {
+  a->is_ip6 = is_ip6;
+""",
+        new="""\
+static void tomgaddr(union usa *usa, struct mg_addr *a, bool is_ip6) {
+  if (usa->sa.sa_family != AF_INET && usa->sa.sa_family != AF_INET6) {
+    memset(a, 0, sizeof(*a));  // pymongoose: a Unix domain socket's peer
+    return;
+  }
+  a->is_ip6 = is_ip6;
+""",
+    ),
+    Patch(
         name="http-request-screened",
         why=(
             "Mongoose's parser closes without a word on a malformed request (a space "

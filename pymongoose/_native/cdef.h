@@ -444,9 +444,13 @@ extern "Python" void pm_on_log(const char *line, size_t len);
 // Open a connection; return its id, or 0 on failure (the reason is logged). With
 // tls (may be NULL), a listener starts TLS on each connection it accepts, a client
 // once connected.
-// reuse_port: SO_REUSEPORT, so that other processes may listen on the same port.
+// reuse_port: SO_REUSEPORT, so that other processes may listen on the same port;
+// backlog: the accept queue's length. fd >= 0: listen on this socket instead of
+// opening one (it becomes the listener's, closed with it; on failure it is left
+// open); url then only names the protocol.
 unsigned long pm_listen(struct mg_mgr *mgr, const char *url, int proto,
-                        uint32_t events, const struct mg_tls_opts *tls, bool reuse_port);
+                        uint32_t events, const struct mg_tls_opts *tls, bool reuse_port,
+                        int backlog, long fd);
 unsigned long pm_connect(struct mg_mgr *mgr, const char *url, int proto,
                          uint32_t events, const struct mg_tls_opts *tls);
 unsigned long pm_ws_connect(struct mg_mgr *mgr, const char *url,
@@ -463,6 +467,9 @@ void pm_conn_set_http_limits(struct mg_connection *c, uint32_t max_head, uint32_
                              uint32_t header_timeout_ms, uint32_t keepalive_timeout_ms);
 // MG_EV_HTTP_HDRS only for a request body declared over `size` bytes (0: always).
 void pm_conn_set_hdrs_over(struct mg_connection *c, size_t size);
+// A server stopping gracefully waits for this connection's request head: part of
+// one has arrived, or (fresh) nothing has since it was accepted.
+bool pm_http_awaits_head(struct mg_connection *c, bool fresh);
 // After a handler read a request body itself: the HTTP parser takes the next request.
 void pm_http_resume(struct mg_connection *c, bool response_pending);
 // One chunk of a chunked response read from a file: bytes sent, 0 at its end,

@@ -33,19 +33,64 @@ static unsigned long pm_open(pm_opener open, struct mg_mgr *mgr, const char *url
   return c == NULL ? 0 : c->id;
 }
 
-/* Read by Mongoose's mg_open_listener (patch listen-reuse-port): set only around
- * one pm_listen call on this thread. */
+/* Read by Mongoose's mg_open_listener (patches listen-reuse-port, listen-backlog,
+ * listen-adopt-fd): set only around one pm_listen call on this thread. */
 _Thread_local bool pm_reuse_port;
+_Thread_local int pm_listen_backlog = 128;
+static _Thread_local long pm_listen_fd = -1;
+
+/* Called by mg_open_listener first: 1 when the descriptor pm_listen was given is
+ * now c's, 0 when it cannot be (logged, left open: it is still the caller's), -1
+ * when there is none and Mongoose opens a socket itself. */
+int pm_open_listener(struct mg_connection *c) {
+  long fd = pm_listen_fd;
+  if (fd < 0) return -1;
+#if defined(_WIN32)
+  (void) c;
+  MG_ERROR(("listen on a descriptor: not on Windows"));
+  return 0;
+#else
+  {
+    int type = 0, listening = 0;
+    socklen_t len = sizeof(type);
+    if (getsockopt((int) fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0) {
+      MG_ERROR(("getsockopt: %d", MG_SOCK_ERR(-1)));
+      return 0;
+    }
+    if (type != SOCK_STREAM) {
+      MG_ERROR(("not a stream socket"));
+      return 0;
+    }
+    len = sizeof(listening);
+    // A socket bound but not yet listening (as some supervisors pass them) is
+    // made to listen; one already listening keeps its own queue length.
+    if (getsockopt((int) fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 ||
+        (!listening && listen((int) fd, pm_listen_backlog) != 0)) {
+      MG_ERROR(("listen: %d", MG_SOCK_ERR(-1)));
+      return 0;
+    }
+    setlocaddr((MG_SOCKET_TYPE) fd, &c->loc);
+    mg_set_non_blocking_mode((MG_SOCKET_TYPE) fd);
+    c->fd = S2PTR(fd);
+    MG_EPOLL_ADD(c);
+    return 1;
+  }
+#endif
+}
 
 unsigned long pm_listen(struct mg_mgr *mgr, const char *url, int proto,
-                        uint32_t events, const struct mg_tls_opts *tls, bool reuse_port) {
+                        uint32_t events, const struct mg_tls_opts *tls, bool reuse_port,
+                        int backlog, long fd) {
   pm_opener open = proto == PM_PROTO_HTTP   ? mg_http_listen
                    : proto == PM_PROTO_MQTT ? mg_mqtt_listen
                                             : mg_listen;
   unsigned long id;
   pm_reuse_port = reuse_port;
+  pm_listen_backlog = backlog;
+  pm_listen_fd = fd;
   id = pm_open(open, mgr, url, events, tls);
   pm_reuse_port = false;
+  pm_listen_fd = -1;
   return id;
 }
 

@@ -267,3 +267,13 @@ static void pm_http_after(struct mg_connection *c, struct pm_conn *st) {
     st->http_close = false;
   }
 }
+
+/* Whether an accepted HTTP connection waits for a request head that a server
+ * stopping gracefully should let arrive and answer: part of one is in, or (with
+ * fresh) the connection was accepted and nothing has arrived yet, as happens when
+ * the stop comes between a client's connect and its request. */
+bool pm_http_awaits_head(struct mg_connection *c, bool fresh) {
+  const struct pm_conn *st = pm_own_state(c);
+  if (st == NULL || !c->is_accepted || c->is_websocket || c->is_closing || c->is_draining) return false;
+  return st->http_phase == PM_HTTP_HEAD || (fresh && st->http_phase == PM_HTTP_FRESH);
+}
