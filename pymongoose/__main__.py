@@ -4,8 +4,11 @@
     python -m pymongoose --wsgi module:app [--listen URL] [--threads N] [--workers N]
     python -m pymongoose --asgi module:app [--listen URL] [--workers N] [--loop uvloop]
 
-Defaults: the current folder, on http://127.0.0.1:8000. ``--workers N`` runs N
-processes that share the port (SO_REUSEPORT; the kernel spreads connections); a
+Defaults: the current folder, on http://127.0.0.1:8000 (``--uds PATH``: a Unix
+domain socket; ``--fd N``: an inherited socket; systemd's ``LISTEN_FDS``: its
+socket, unasked). ``--workers N`` runs N processes under a supervisor that owns the
+listening sockets, replaces a worker that dies and reloads the application on
+SIGHUP without dropping a connection (:mod:`pymongoose.servers.supervisor`); a
 WSGI one runs the application in ``--threads`` threads, an ASGI one on its event
 loop (uvloop when installed, unless ``--loop asyncio``). Ctrl-C or SIGTERM stops
 accepting, lets the requests in flight finish (``--grace`` seconds at most) and
@@ -28,18 +31,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import random
 import signal
-import socket
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
-from urllib.parse import urlsplit, urlunsplit
 
 from . import MG_EV_HTTP_MSG, HttpLimits, ListenError, Manager, TlsOpts, __version__
 from ._apps import load_app
-from .servers.listen import banner
+from ._listen_socket import DEFAULT_BACKLOG, MAX_BACKLOG
+from .servers.listen import banner, listening_socket, local_url, systemd_socket
+from .servers.supervisor import READY, REPLACE_ME, Notify, Supervisor
 
 logger = logging.getLogger("pymongoose.serve")
 
@@ -57,8 +59,19 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="where to listen (default: http://127.0.0.1:8000; port 0 picks a free one)")
     parser.add_argument("--threads", type=int, default=8, metavar="N",
                         help="WSGI: threads running the application, per process (default: 8)")
-    parser.add_argument("--workers", type=int, default=1, metavar="N",
-                        help="WSGI, ASGI: processes sharing the port (default: 1)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="WSGI, ASGI: processes sharing the listening socket, under a supervisor that "
+                             "replaces them and reloads on SIGHUP (default: one process, no supervisor)")
+    parser.add_argument("--uds", metavar="PATH", help="listen on a Unix domain socket at PATH instead")
+    parser.add_argument("--fd", type=int, metavar="N",
+                        help="listen on this inherited socket instead (systemd's LISTEN_FDS is used unasked)")
+    parser.add_argument("--max-requests", type=int, default=0, metavar="N",
+                        help="WSGI, ASGI: replace a worker once it has answered about N requests, its replacement "
+                             "serving first (implies --workers 1 unless given; default: never)")
+    parser.add_argument("--max-requests-jitter", type=int, default=0, metavar="N",
+                        help="add 0 to N to each worker's --max-requests, so that they are not all replaced at once")
+    parser.add_argument("--backlog", type=int, default=DEFAULT_BACKLOG, metavar="N",
+                        help=f"connections that may wait to be accepted (default: {DEFAULT_BACKLOG})")
     parser.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
                         help="WSGI, ASGI: how long requests in flight may take to finish on SIGTERM (default: 10)")
     parser.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
@@ -87,8 +100,20 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quiet:
         args.access_log, args.log_level = False, "warning"
-    if args.threads < 1 or args.workers < 1:
+    if args.threads < 1 or (args.workers is not None and args.workers < 1):
         parser.error("--threads and --workers must be at least 1")
+    if args.uds is not None and args.fd is not None:
+        parser.error("--uds and --fd: give one")
+    if not 1 <= args.backlog <= MAX_BACKLOG:
+        parser.error(f"--backlog must be from 1 to {MAX_BACKLOG}")
+    if args.max_requests < 0 or args.max_requests_jitter < 0:
+        parser.error("--max-requests and --max-requests-jitter must be at least 0")
+    if args.max_requests_jitter and not args.max_requests:
+        parser.error("--max-requests-jitter needs --max-requests")
+    if args.max_requests and args.workers is None:
+        args.workers = 1  # a worker is replaced by the supervisor
+    if args.fd is None and args.uds is None:
+        args.fd = systemd_socket()
     try:
         args.limits = HttpLimits(header_read_timeout=args.timeout_header_read,
                                  timeout_keep_alive=args.timeout_keep_alive)
@@ -96,8 +121,8 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
         parser.error(str(error).replace("header_read_timeout", "--timeout-header-read")
                      .replace("timeout_keep_alive", "--timeout-keep-alive"))
     args.tls = _tls_from_files(parser, args)
-    if args.workers > 1 and not (hasattr(os, "fork") and hasattr(socket, "SO_REUSEPORT")):
-        parser.error("--workers N needs fork() and SO_REUSEPORT, which this platform lacks (Windows): "
+    if args.workers is not None and not hasattr(os, "fork"):
+        parser.error("--workers needs fork(), which this platform lacks (Windows): "
                      "run one process, or several behind a proxy")
     return args
 
@@ -142,14 +167,21 @@ def _tls_from_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     if not args.ssl_certfile:
         parser.error("--ssl-keyfile and --ssl-ca-certs need --ssl-certfile")
     try:
-        tls = TlsOpts(cert=Path(args.ssl_certfile), key=Path(args.ssl_keyfile) if args.ssl_keyfile else None,
-                      ca=Path(args.ssl_ca_certs) if args.ssl_ca_certs else None)
+        tls = _read_tls(args)
     except OSError as error:
         parser.error(f"cannot read {error.filename}: {error.strerror}")
     scheme, separator, rest = args.listen.partition("://")
     if separator and scheme.lower() == "http":
         args.listen = f"https://{rest}"
     return tls
+
+
+def _read_tls(args: argparse.Namespace) -> Optional[TlsOpts]:
+    """The --ssl-* files' contents, read now (each worker reads them as it starts)."""
+    if not args.ssl_certfile:
+        return None
+    return TlsOpts(cert=Path(args.ssl_certfile), key=Path(args.ssl_keyfile) if args.ssl_keyfile else None,
+                   ca=Path(args.ssl_ca_certs) if args.ssl_ca_certs else None)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -178,180 +210,177 @@ def _serve_folder(args: argparse.Namespace) -> int:
 
     with Manager(handler) as manager:
         try:
-            listener = manager.listen(args.listen, http=True, limits=args.limits, tls=args.tls)
+            listener = manager.listen(args.listen, http=True, limits=args.limits, tls=args.tls, **_where(args))
         except (ListenError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
-        print(banner(f"Serving {root}", args.listen, listener), flush=True)
+        print(banner(f"Serving {root}", args.listen, listener, uds=args.uds), flush=True)
         manager.run(1000)  # until Ctrl-C or a service manager's SIGTERM
         print("Stopped.", flush=True)
     return 0
 
 
-def _fixed_port(url: str) -> str:
-    """``url`` with port 0 replaced by a free port: every worker process must listen
-    on the same one. The port stays reserved by a socket bound with SO_REUSEPORT,
-    kept open (never listening) while the workers run."""
-    parts = urlsplit(url)
-    if parts.port != 0:
-        return url
-    family = socket.AF_INET6 if ":" in (parts.hostname or "") else socket.AF_INET
-    reserve = socket.socket(family, socket.SOCK_STREAM)
-    reserve.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    reserve.bind((parts.hostname or "127.0.0.1", 0))
-    _fixed_port.reserved = reserve  # type: ignore[attr-defined]
-    host = f"[{parts.hostname}]" if family == socket.AF_INET6 else parts.hostname
-    return urlunsplit(parts._replace(netloc=f"{host}:{reserve.getsockname()[1]}"))
+def _where(args: argparse.Namespace) -> Dict[str, Any]:
+    """The listen options of one process serving alone."""
+    return {"uds": args.uds, "fd": args.fd, "backlog": args.backlog}
 
 
 def _serve_wsgi(args: argparse.Namespace) -> int:
     from .wsgi import WSGIServer
 
-    def process(app: Callable[..., Any], url: str) -> Callable[[], int]:
-        def one_process() -> int:
-            server = WSGIServer(app, workers=args.threads, multiprocess=args.workers > 1, access_log=args.access_log,
-                                **_timeouts(args))
-            try:
-                listener = server.listen(url, reuse_port=args.workers > 1, tls=args.tls)
-            except (ListenError, ValueError) as error:
-                print(f"error: {error}", file=sys.stderr)
-                server.close()
-                return 1
-            if not os.environ.get("PYMONGOOSE_WORKER"):
-                print(banner(f"Serving {args.wsgi}", url, listener, f"{args.threads} threads"), flush=True)
-            server.run(grace=args.grace)
-            return 0
-        return one_process
+    def work(app: Callable[..., Any], tls: Optional[TlsOpts], where: Dict[str, Any], notify: Notify) -> int:
+        server = WSGIServer(app, workers=args.threads, multiprocess=args.workers is not None,
+                            access_log=args.access_log, **_timeouts(args))
+        try:
+            listener = server.listen(args.listen, tls=tls, **where)
+        except (ListenError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            server.close()
+            return 1
+        if args.workers is None:
+            print(banner(f"Serving {args.wsgi}", args.listen, listener, f"{args.threads} threads", uds=args.uds),
+                  flush=True)
+        notify(READY)
+        recycle = _recycler(args, lambda: server.requests_served, notify)
+        if recycle is not None:
+            server.manager.timer_add(int(RECYCLE_CHECK * 1000), recycle, repeat=True)
+        server.run(grace=args.grace)
+        return 0
 
-    return _serve_app(args, args.wsgi, process, f" x {args.threads} threads")
+    return _serve_app(args, args.wsgi, work, f" x {args.threads} threads")
 
 
 def _serve_asgi(args: argparse.Namespace) -> int:
+    import asyncio
+
     from .asgi import LifespanError, run_loop, serve_async
 
-    def process(app: Callable[..., Any], url: str) -> Callable[[], int]:
-        def one_process() -> int:
-            try:
-                run_loop(serve_async(app, url, grace=args.grace, reuse_port=args.workers > 1, tls=args.tls,
-                                     quiet=bool(os.environ.get("PYMONGOOSE_WORKER")), lifespan=args.lifespan,
-                                     root_path=args.root_path, access_log=args.access_log, **_timeouts(args)),
-                         args.loop)
-            except LifespanError as error:
-                print(f"error: {error}", file=sys.stderr)
-                return 3
-            except (ListenError, ValueError) as error:
-                print(f"error: {error}", file=sys.stderr)
-                return 1
-            return 0
-        return one_process
+    def work(app: Callable[..., Any], tls: Optional[TlsOpts], where: Dict[str, Any], notify: Notify) -> int:
+        try:
+            run_loop(serve_async(app, args.listen, grace=args.grace, tls=tls, quiet=args.workers is not None,
+                                 lifespan=args.lifespan, root_path=args.root_path, access_log=args.access_log,
+                                 ready=lambda server: ready(server, notify), **where, **_timeouts(args)),
+                     args.loop)
+        except LifespanError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 3
+        except (ListenError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        return 0
 
-    return _serve_app(args, args.asgi, process, "")
+    def ready(server: Any, notify: Notify) -> None:
+        notify(READY)
+        recycle = _recycler(args, lambda: int(server.requests_served), notify)
+        if recycle is not None:
+            loop = asyncio.get_running_loop()
+
+            def check() -> None:
+                recycle()
+                loop.call_later(RECYCLE_CHECK, check)
+
+            loop.call_later(RECYCLE_CHECK, check)
+
+    return _serve_app(args, args.asgi, work, "")
+
+
+# How often a worker compares the requests it has answered with --max-requests.
+RECYCLE_CHECK = 0.1
+
+
+def _recycler(args: argparse.Namespace, served: Callable[[], int], notify: Notify) -> Optional[Callable[[], None]]:
+    """What a worker calls every RECYCLE_CHECK seconds to ask for its replacement,
+    once, after its share of --max-requests (None: no limit)."""
+    if not args.max_requests:
+        return None
+    limit = args.max_requests + random.randint(0, args.max_requests_jitter)
+    asked = False
+
+    def recycle() -> None:
+        nonlocal asked
+        if not asked and served() >= limit:
+            asked = True
+            notify(REPLACE_ME)
+
+    return recycle
 
 
 def _timeouts(args: argparse.Namespace) -> Dict[str, Any]:
     return {"header_read_timeout": args.timeout_header_read, "timeout_keep_alive": args.timeout_keep_alive}
 
 
-def _serve_app(args: argparse.Namespace, spec: str, process: Callable[[Callable[..., Any], str], Callable[[], int]],
-               per_process: str) -> int:
-    """Load the application named ``spec``, then run ``process(app, url)`` in this
-    process, or in ``--workers`` processes sharing one port."""
+Work = Callable[[Callable[..., Any], Optional[TlsOpts], Dict[str, Any], Notify], int]
+
+
+def _serve_app(args: argparse.Namespace, spec: str, work: Work, per_process: str) -> int:
+    """Serve the application named ``spec`` with ``work(app, tls, where, notify)``:
+    in this process, or (``--workers``) in worker processes that each load the
+    application and read the TLS files themselves, so that SIGHUP's new workers run
+    the application's code and certificates as they are now."""
+    if args.workers is None:
+        app = _load(spec)
+        if app is None:
+            return 2
+        signal.signal(signal.SIGHUP, _hup_alone)
+        return work(app, args.tls, _where(args), lambda _message: None)
     try:
-        app = load_app(spec)
+        sockets = _worker_sockets(args)
+    except (ListenError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    url = args.listen if args.uds is not None else local_url(args.listen, sockets[0])
+
+    def one_worker(notify: Notify, slot: int) -> int:
+        app = _load(spec)
+        if app is None:
+            return 2
+        try:
+            tls = _read_tls(args)
+        except OSError as error:
+            print(f"error: cannot read {error.filename}: {error.strerror}", file=sys.stderr)
+            return 1
+        return work(app, tls, {"fd": sockets[slot % len(sockets)]}, notify)
+
+    shown = f"{url.split('://', 1)[0]}+unix:{args.uds}" if args.uds is not None else url
+    processes = f"{args.workers} process{'es' if args.workers > 1 else ''}"
+    print(f"Serving {spec} on {shown} ({processes}{per_process}; Ctrl-C to stop, "
+          f"SIGHUP to reload)", flush=True)
+    try:
+        return Supervisor(args.workers, one_worker, stop_timeout=args.grace + 5).run()
+    finally:
+        for fd in sockets:
+            os.close(fd)
+
+
+def _worker_sockets(args: argparse.Namespace) -> List[int]:
+    """The listening sockets the workers take, opened here (see
+    :mod:`pymongoose.servers.supervisor`): one per worker on Linux, bound to one
+    port with SO_REUSEPORT (the kernel spreads connections evenly across them;
+    elsewhere it does not), or the one socket --uds or --fd gives."""
+    if args.uds is not None or args.fd is not None or not sys.platform.startswith("linux"):
+        return [listening_socket(args.listen, args.backlog, uds=args.uds, fd=args.fd)]
+    sockets = [listening_socket(args.listen, args.backlog, reuse_port=True)]
+    try:
+        port_fixed = local_url(args.listen, sockets[0])  # port 0: the one the first got
+        for _ in range(args.workers - 1):
+            sockets.append(listening_socket(port_fixed, args.backlog, reuse_port=True))
+    except BaseException:
+        for fd in sockets:
+            os.close(fd)
+        raise
+    return sockets
+
+
+def _load(spec: str) -> Optional[Callable[..., Any]]:
+    try:
+        return load_app(spec)
     except Exception as error:  # any import failure is the user's to see
         print(f"error: cannot load {spec}: {error}", file=sys.stderr)
-        return 2
-    url = _fixed_port(args.listen) if args.workers > 1 else args.listen
-    one_process = process(app, url)
-    if args.workers == 1:
-        return one_process()
-    print(f"Serving {spec} on {url} ({args.workers} processes{per_process}; Ctrl-C to stop)", flush=True)
-    return _supervise(args.workers, one_process)
+        return None
 
 
-def _supervise(count: int, run: Callable[[], int]) -> int:
-    """Fork ``count`` worker processes running ``run``; pass SIGINT/SIGTERM on to
-    them, restart one that dies unasked, and return once all have exited."""
-    stopping = False
-    children: Dict[int, bool] = {}
-    supervisor = os.getpid()
-
-    def spawn() -> None:
-        pid = os.fork()
-        if pid == 0:  # the worker
-            os.environ["PYMONGOOSE_WORKER"] = "1"
-            code = 1
-            try:
-                _stop_when_orphaned(supervisor)
-                code = run()
-            finally:
-                os._exit(code)
-        children[pid] = True
-
-    def stop(signum: int, _frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
-        for pid in children:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-
-    for _ in range(count):
-        spawn()
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    status = 0
-    while children:
-        try:
-            pid, wait_status = os.wait()
-        except ChildProcessError:
-            break
-        except InterruptedError:  # pragma: no cover (PEP 475 retries)
-            continue
-        children.pop(pid, None)
-        code = os.waitstatus_to_exitcode(wait_status) if hasattr(os, "waitstatus_to_exitcode") else wait_status
-        if not stopping and code in _STARTUP_FAILURES:  # another would fail alike
-            logger.error("worker %d could not start (exit status %s); stopping", pid, code)
-            stop(signal.SIGTERM, None)
-            status = code
-        elif not stopping:
-            logger.warning("worker %d exited (%s); starting another", pid, code)
-            spawn()
-        elif code != 0:
-            status = status or 1
-    return status
-
-
-def _stop_when_orphaned(supervisor: int) -> None:
-    """Have this worker stop gracefully (SIGTERM) when its supervisor dies, even by
-    SIGKILL: a worker left behind would keep serving the port. Linux's kernel does it
-    (PR_SET_PDEATHSIG); elsewhere a thread checks the parent once a second."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError, TypeError):  # not Linux
-        _watch_parent(supervisor, 1.0)
-        return
-    if os.getppid() != supervisor:  # it died before the call above
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _watch_parent(supervisor: int, interval: float) -> None:
-    """SIGTERM this process once its parent is no longer ``supervisor``."""
-    def watch() -> None:
-        while os.getppid() == supervisor:
-            time.sleep(interval)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="pymongoose-orphan-watch", daemon=True).start()
-
-
-# Exit statuses of a worker that could not start: listening failed (1), the
-# application could not be loaded (2), its lifespan startup failed (3).
-_STARTUP_FAILURES = (1, 2, 3)
+def _hup_alone(_signum: int, _frame: Any) -> None:
+    logger.warning("SIGHUP: reloading needs the supervisor (--workers N, 1 is fine); ignored")
 
 
 if __name__ == "__main__":

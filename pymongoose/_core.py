@@ -158,9 +158,12 @@ def _free_abandoned(pointer: Any, key: int, keepalive: Any) -> None:
 # ---- the core -------------------------------------------------------------------------
 
 
-def poll_until_signalled(poll: Callable[[int], None], poll_ms: int) -> None:
+def poll_until_signalled(poll: Callable[[int], None], poll_ms: int,
+                         then: Optional[Callable[[], None]] = None) -> None:
     """Call ``poll(poll_ms)`` until SIGINT or SIGTERM (on the main thread; from
-    another, until the poll raises), restoring the previous signal handlers."""
+    another, until the poll raises), then ``then()``, during which more of those
+    signals change nothing (a service manager may signal every process of a
+    service, and its supervisor again); then restore the previous handlers."""
     stop = threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():
@@ -169,6 +172,8 @@ def poll_until_signalled(poll: Callable[[int], None], poll_ms: int) -> None:
     try:
         while not stop.is_set():
             poll(poll_ms)
+        if then is not None:
+            then()
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)

@@ -7,6 +7,7 @@ chooses. They wait on conditions, never on fixed sleeps.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import os
 import queue
@@ -24,7 +25,9 @@ import pymongoose
 from pymongoose import Manager
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_TIMEOUT = 10.0
+# Under emulation (.ci/aarch64) everything takes several times longer: the
+# waits stretch by PYMONGOOSE_TEST_TIME_SCALE.
+DEFAULT_TIMEOUT = 10.0 * float(os.environ.get("PYMONGOOSE_TEST_TIME_SCALE", "1"))
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = DEFAULT_TIMEOUT, what: str = "condition") -> Any:
@@ -176,8 +179,8 @@ def run_python(*args: str, cwd: "Path | str | None" = None, **kwargs: Any) -> "s
 class Program:
     """A pymongoose program run as a subprocess, announcing its port on stdout."""
 
-    def __init__(self, *args: str, cwd: "Path | str | None" = None) -> None:
-        self.process = run_python(*args, cwd=cwd)
+    def __init__(self, *args: str, cwd: "Path | str | None" = None, **popen: Any) -> None:
+        self.process = run_python(*args, cwd=cwd, **popen)
         self.first_line = self._read_line()
         import re
 
@@ -528,3 +531,48 @@ def ws_frame(opcode: int, payload: bytes, fin: bool = True, length: Any = None) 
         header = bytes([first, 0x80 | 127]) + struct.pack("!Q", size)
     return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
+
+
+class SteadyLoad:
+    """Clients sending ``GET /`` without pause on ``threads`` threads, each on a new
+    connection, until stopped: what a server answered (bodies counted) and every
+    failure (a refused or reset connection, a response that is not 200)."""
+
+    def __init__(self, port: int, threads: int = 4) -> None:
+        self.port = port
+        self.bodies: "collections.Counter[str]" = collections.Counter()
+        self.failures: List[str] = []
+        self.last: List[str] = []  # the bodies of the latest 50 responses
+        self._lock = threading.Lock()
+        self._running = True
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self) -> None:
+        while self._running:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=DEFAULT_TIMEOUT) as s:
+                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    response = read_until_closed(s)
+                head, _, body = response.partition(b"\r\n\r\n")
+                outcome = body.decode() if head.startswith(b"HTTP/1.1 200 ") else f"not 200: {response[:60]!r}"
+            except OSError as error:
+                outcome = f"failed: {error!r}"
+            with self._lock:
+                if outcome.startswith(("not 200", "failed")):
+                    self.failures.append(outcome)
+                else:
+                    self.bodies[outcome] += 1
+                    self.last = (self.last + [outcome])[-50:]
+
+    def seen(self, condition: Callable[[str], bool]) -> bool:
+        """Whether every one of the latest 50 responses meets ``condition``."""
+        with self._lock:
+            return len(self.last) == 50 and all(condition(body) for body in self.last)
+
+    def stop(self) -> "collections.Counter[str]":
+        self._running = False
+        for thread in self._threads:
+            thread.join(DEFAULT_TIMEOUT * 2)
+        return self.bodies

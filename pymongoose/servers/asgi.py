@@ -61,7 +61,7 @@ from .asgi_http import BodyStream, HttpCycle
 from .asgi_websocket import WebSocketCycle
 from .config import DEFAULT_GRACE, DEFAULT_HIGH_WATER, DEFAULT_MAX_BODY, STREAM_BODY_OVER, ServerConfig
 from .lifespan import Lifespan
-from .listen import banner, open_listener
+from .listen import FRESH_WAIT, awaiting_requests, banner, open_listener
 from .tasks import TaskStarter, no_loop, task_starter
 
 __all__ = ["ASGIServer", "ClientDisconnected", "LifespanError", "serve", "serve_async", "run_loop",
@@ -92,8 +92,9 @@ class _Peer:
 
     def __init__(self, conn: Connection) -> None:
         remote, local = conn.remote_addr, conn.local_addr
-        self.client = (remote.ip, remote.port) if remote is not None else None
-        self.server = (local.ip, local.port) if local is not None else None
+        # Port 0: a Unix domain socket, which has no address to give (as in uvicorn).
+        self.client = (remote.ip, remote.port) if remote is not None and remote.port else None
+        self.server = (local.ip, local.port) if local is not None and local.port else None
         self.schemes = ("https", "wss") if conn.is_tls else ("http", "ws")
         self.cycle: Any = None
 
@@ -162,6 +163,7 @@ class ASGIServer:
         self._compression = bool(compression)
         self._high_water = high_water
         self._access_log = access_log
+        self.requests_served = 0  # HTTP responses completed
         self._eager = eager_tasks
         self._aio = AsyncManager(self._on_event, poll_interval=poll_interval, error_handler=error_handler)
         self._manager: Any = None
@@ -192,9 +194,11 @@ class ASGIServer:
     # ---- starting and stopping -----------------------------------------------------
 
     async def start(self, url: str = "http://127.0.0.1:8000", *, tls: Optional[TlsOpts] = None,
-                    reuse_port: bool = False) -> Connection:
+                    reuse_port: bool = False, fd: Optional[int] = None, uds: Optional[str] = None,
+                    backlog: Optional[int] = None) -> Connection:
         """Run the lifespan startup, then listen on ``url`` (``https://`` with
-        ``tls``; port 0 picks a free one). Returns the listener.
+        ``tls``; port 0 picks a free one; ``reuse_port``, ``fd``, ``uds``,
+        ``backlog``: see :meth:`Manager.listen`). Returns the listener.
 
         :raises LifespanError: the application's startup failed (nothing listens).
         :raises ListenError: the address cannot be listened on."""
@@ -208,14 +212,15 @@ class ASGIServer:
         await self._aio.__aenter__()
         self._manager = self._aio.manager
         try:
-            return self.listen(url, tls=tls, reuse_port=reuse_port)
+            return self.listen(url, tls=tls, reuse_port=reuse_port, fd=fd, uds=uds, backlog=backlog)
         except BaseException:
             await self.stop(0)
             raise
 
-    def listen(self, url: str, *, tls: Optional[TlsOpts] = None, reuse_port: bool = False) -> Connection:
+    def listen(self, url: str, *, tls: Optional[TlsOpts] = None, reuse_port: bool = False,
+               fd: Optional[int] = None, uds: Optional[str] = None, backlog: Optional[int] = None) -> Connection:
         """Listen on one more address, once started."""
-        listener = open_listener(self.manager, url, self._config, tls, reuse_port)
+        listener = open_listener(self.manager, url, self._config, tls, reuse_port, fd, uds, backlog)
         listener._set_mask(_HTTP_EVENTS)
         self._listeners.append(listener)
         return listener
@@ -236,8 +241,10 @@ class ASGIServer:
                 except MongooseError:
                     pass
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        while loop.time() < deadline and (self._busy() or self._unsent()):
+        began = loop.time()
+        deadline = began + grace
+        while loop.time() < deadline and (self._busy() or self._unsent() or
+                                          awaiting_requests(self.manager, loop.time() < began + FRESH_WAIT)):
             await asyncio.sleep(0.01)
         tasks = [cycle.task for cycle in self._cycles if cycle.task is not None and not cycle.task.done()]
         for task in tasks:
@@ -501,11 +508,14 @@ def _load(app: Union[ASGIApp, str]) -> ASGIApp:
 
 async def serve_async(app: Union[ASGIApp, str], url: str = "http://127.0.0.1:8000", *,
                       grace: float = DEFAULT_GRACE, tls: Optional[TlsOpts] = None, reuse_port: bool = False,
-                      quiet: bool = False, **options: Any) -> None:
+                      quiet: bool = False, fd: Optional[int] = None, uds: Optional[str] = None,
+                      backlog: Optional[int] = None, ready: Optional[Callable[[ASGIServer], None]] = None,
+                      **options: Any) -> None:
     """Serve ``app`` on the running loop until SIGINT or SIGTERM (or cancellation),
-    then stop gracefully."""
+    then stop gracefully. ``ready(server)`` is called once it listens (after the
+    lifespan startup) and its signal handlers are set."""
     server = ASGIServer(_load(app), **options)
-    listener = await server.start(url, tls=tls, reuse_port=reuse_port)
+    listener = await server.start(url, tls=tls, reuse_port=reuse_port, fd=fd, uds=uds, backlog=backlog)
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = []
@@ -513,14 +523,18 @@ async def serve_async(app: Union[ASGIApp, str], url: str = "http://127.0.0.1:800
         for number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(number, stopped.set)
             signals.append(number)
+    if ready is not None:
+        ready(server)
     if not quiet:
-        print(banner("pymongoose ASGI server", url, listener), flush=True)
+        print(banner("pymongoose ASGI server", url, listener, uds=uds), flush=True)
     try:
         await stopped.wait()
     finally:
-        for number in signals:
-            loop.remove_signal_handler(number)
-        await server.stop(grace)
+        try:
+            await server.stop(grace)  # a second SIGTERM (a service manager's) changes nothing
+        finally:
+            for number in signals:
+                loop.remove_signal_handler(number)
 
 
 def serve(app: Union[ASGIApp, str], url: str = "http://127.0.0.1:8000", *, loop: str = "auto",

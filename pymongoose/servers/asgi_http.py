@@ -29,6 +29,7 @@ class ServerSide(Protocol):
 
     _manager: Any
     _access_log: bool
+    requests_served: int
 
     def _mgr(self) -> Any: ...
 
@@ -169,6 +170,7 @@ class HttpCycle:
     def finished(self) -> None:
         self.done = True
         self.event.wake()
+        self.server.requests_served += 1
         stream = self.stream
         if stream is not None:
             stream.abandon()

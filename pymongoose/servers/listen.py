@@ -8,25 +8,52 @@ stream brings ``MG_EV_HTTP_HDRS`` into Python (:mod:`.intake`).
 
 from __future__ import annotations
 
-from typing import Optional
+import os
+import socket
+from typing import Any, List, Optional
+from urllib.parse import urlsplit, urlunsplit
 
 from .._binding import lib
+from .._listen_socket import adoptable, unix_listener
 from ..connection import Connection
+from ..errors import ListenError
 from ..manager import Manager
 from ..tls import TlsOpts
 from .config import STREAM_BODY_OVER, ServerConfig
 
 
 def open_listener(manager: Manager, url: str, config: ServerConfig, tls: Optional[TlsOpts],
-                  reuse_port: bool) -> Connection:
-    """Listen on ``url`` for a server configured by ``config``."""
+                  reuse_port: bool, fd: Optional[int] = None, uds: Optional[str] = None,
+                  backlog: Optional[int] = None) -> Connection:
+    """Listen on ``url`` for a server configured by ``config`` (``fd``, ``uds``,
+    ``backlog``: see :meth:`~pymongoose.Manager.listen`)."""
     listener = manager.listen(url, http=True, tls=tls, max_body=config.max_body, reuse_port=reuse_port,
-                              limits=config.limits)
+                              limits=config.limits, fd=fd, uds=uds, backlog=backlog)
     listener._call(lib.pm_conn_set_hdrs_over, STREAM_BODY_OVER)
     return listener
 
 
-def banner(what: str, url: str, listener: Connection, detail: str = "") -> str:
+# A server stopping gracefully waits this long at most for the first request of a
+# connection it accepted just before (connect() returns before the request is sent).
+FRESH_WAIT = 1.0
+
+
+def awaiting_requests(manager: Manager, fresh: bool) -> bool:
+    """Whether a connection of ``manager`` is receiving a request head, or (``fresh``)
+    was accepted and has received nothing yet: a server stopping answers those."""
+    return any(lib.pm_http_awaits_head(c, fresh) for c in _accepted(manager))
+
+
+def _accepted(manager: Manager) -> List[Any]:
+    pointers = []
+    for conn in manager.connections:
+        c = conn._c()
+        if c is not None and not conn.is_listening:
+            pointers.append(c)
+    return pointers
+
+
+def banner(what: str, url: str, listener: Connection, detail: str = "", uds: Optional[str] = None) -> str:
     """The line a server prints once it listens: ``what``, where, ``detail``.
 
     >>> class Address: ip, port, is_ipv6 = "::1", 8000, True
@@ -37,6 +64,70 @@ def banner(what: str, url: str, listener: Connection, detail: str = "") -> str:
     address = listener.local_addr
     scheme = url.split("://", 1)[0]
     where = "?"
+    if uds is not None:
+        return f"{what} on {scheme}+unix:{uds} ({detail + '; ' if detail else ''}Ctrl-C to stop)"
     if address is not None:
         where = f"[{address.ip}]:{address.port}" if address.is_ipv6 else f"{address.ip}:{address.port}"
     return f"{what} on {scheme}://{where}/ ({detail + '; ' if detail else ''}Ctrl-C to stop)"
+
+
+# systemd's socket activation (sd_listen_fds(3)): the first descriptor passed.
+SD_LISTEN_FDS_START = 3
+
+
+def systemd_socket() -> Optional[int]:
+    """The listening socket systemd passed this process, if it did (``LISTEN_FDS``
+    for this ``LISTEN_PID``); the variables are removed so that no child process
+    takes them for its own."""
+    count, pid = os.environ.get("LISTEN_FDS"), os.environ.get("LISTEN_PID")
+    if not count or pid != str(os.getpid()):
+        return None
+    for name in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+        os.environ.pop(name, None)
+    return SD_LISTEN_FDS_START if count.isdigit() and int(count) >= 1 else None
+
+
+def listening_socket(url: str, backlog: int, uds: Optional[str] = None, fd: Optional[int] = None,
+                     reuse_port: bool = False) -> int:
+    """A listening socket's descriptor, for worker processes to share: on ``uds``,
+    ``fd`` (a duplicate), or ``url``'s address (with ``SO_REUSEPORT``: others may
+    listen on it too).
+
+    :raises ListenError: it cannot be opened, with the cause.
+    """
+    if uds is not None:
+        return unix_listener(uds, backlog)
+    if fd is not None:
+        return adoptable(fd)
+    parts = urlsplit(url)
+    host = parts.hostname or "0.0.0.0"
+    try:
+        port = parts.port or 0
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                            flags=socket.AI_PASSIVE)[0]
+    except (ValueError, OSError) as error:
+        raise ListenError(f"Failed to listen on {url}: {error}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError as error:
+        sock.close()
+        raise ListenError(f"Failed to listen on {url}: {error.strerror}") from None
+    return sock.detach()
+
+
+def local_url(url: str, fd: int) -> str:
+    """``url`` with the address ``fd`` is bound to (port 0 resolved)."""
+    sock = socket.socket(fileno=os.dup(fd))
+    try:
+        name = sock.getsockname()
+    finally:
+        sock.close()
+    if not isinstance(name, tuple):
+        return url
+    host = f"[{name[0]}]" if sock.family == socket.AF_INET6 else name[0]
+    return urlunsplit(urlsplit(url)._replace(netloc=f"{host}:{name[1]}"))

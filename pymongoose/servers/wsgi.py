@@ -54,7 +54,7 @@ from .config import (
     STREAM_BODY_OVER,
     ServerConfig,
 )
-from .listen import banner, open_listener
+from .listen import FRESH_WAIT, awaiting_requests, banner, open_listener
 from .wsgi_environ import BodyStream, FileWrapper, build_environ
 
 __all__ = ["DEFAULT_HIGH_WATER", "STREAM_BODY_OVER", "FileWrapper", "WSGIServer", "serve"]
@@ -174,6 +174,7 @@ class WSGIServer:
         self._in_flight = 0
         self._idle = threading.Condition()
         self._stopping = False
+        self.requests_served = 0  # responses completed (approximate: counted on several threads)
 
     @property
     def manager(self) -> Manager:
@@ -186,11 +187,13 @@ class WSGIServer:
         return self._config
 
     def listen(self, url: str = "http://127.0.0.1:8000", *, tls: Optional[TlsOpts] = None,
-               reuse_port: bool = False) -> Connection:
+               reuse_port: bool = False, fd: Optional[int] = None, uds: Optional[str] = None,
+               backlog: Optional[int] = None) -> Connection:
         """Listen on ``url`` (``https://`` with ``tls``); port 0 picks a free one.
-        ``reuse_port``: other processes may listen on the same port (see
-        :meth:`Manager.listen`)."""
-        listener = open_listener(self._manager, url, self._config, tls, reuse_port)
+        ``reuse_port``: other processes may listen on the same port; ``fd``: on this
+        listening socket instead; ``uds``: on a Unix domain socket at this path;
+        ``backlog``: the accept queue's length (see :meth:`Manager.listen`)."""
+        listener = open_listener(self._manager, url, self._config, tls, reuse_port, fd, uds, backlog)
         self._listeners.append(listener)
         return listener
 
@@ -199,8 +202,8 @@ class WSGIServer:
         flight finish (up to ``grace`` seconds) and close. ``poll_ms``: the
         constructor's ``poll_interval`` unless given."""
         try:
-            poll_until_signalled(self._manager.poll, poll_ms or self._config.poll_interval)
-            self.shutdown(grace)
+            poll_until_signalled(self._manager.poll, poll_ms or self._config.poll_interval,
+                                 then=lambda: self.shutdown(grace))
         finally:
             self.close()
 
@@ -210,9 +213,11 @@ class WSGIServer:
         self._stopping = True
         for listener in self._listeners:
             listener.close()
-        deadline = time.monotonic() + grace
+        began = time.monotonic()
+        deadline = began + grace
         while time.monotonic() < deadline:
-            busy = self._in_flight or any(c.send_len for c in self._manager.connections if not c.is_listening)
+            busy = self._in_flight or any(c.send_len for c in self._manager.connections if not c.is_listening) \
+                or awaiting_requests(self._manager, time.monotonic() < began + FRESH_WAIT)
             if not busy:
                 break
             self._manager.poll(20)
@@ -515,6 +520,7 @@ class _Response:
     def _completed(self) -> None:
         exchange = self.exchange
         exchange.finished = True
+        self.server.requests_served += 1
         if self.server._config.access_log:
             environ = self.environ
             log_access(wsgi_access, _client(exchange.conn), environ["REQUEST_METHOD"], environ["RAW_URI"],
@@ -540,7 +546,7 @@ class _Response:
 
 def _client(conn: Connection) -> Optional[Tuple[str, int]]:
     remote = conn.remote_addr
-    return (remote.ip, remote.port) if remote is not None else None
+    return (remote.ip, remote.port) if remote is not None and remote.port else None  # port 0: a Unix socket
 
 
 def serve(app: WSGIApp, url: str = "http://127.0.0.1:8000", workers: int = 4,

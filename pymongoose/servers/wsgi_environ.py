@@ -9,7 +9,7 @@ import threading
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 from urllib.parse import unquote, urlsplit
 
-from ..connection import Connection
+from ..connection import Address, Connection
 from ..messages import HttpMessage
 from .config import BODY_PAUSE_OVER, BODY_RESUME_UNDER
 
@@ -150,6 +150,7 @@ class _ErrorStream:
 
 
 ERRORS = _ErrorStream()
+_UNIX_SERVER = {"http": Address("localhost", 80), "https": Address("localhost", 443)}
 
 
 def build_environ(conn: Connection, message: HttpMessage, stream: Optional[BodyStream], multithread: bool,
@@ -157,6 +158,9 @@ def build_environ(conn: Connection, message: HttpMessage, stream: Optional[BodyS
     """PEP 3333's environ for a request (``stream``: its body, still arriving; None:
     the message holds it whole)."""
     local, remote = conn.local_addr, conn.remote_addr
+    scheme = "https" if conn.is_tls else "http"
+    if local is None or not local.port:  # a Unix domain socket: no addresses (PEP 3333 wants a server)
+        local, remote = _UNIX_SERVER[scheme], None
     body = b"" if stream is not None else message.body_bytes
     method, uri, query, proto, headers = message.fields()
     environ: Dict[str, Any] = {
@@ -173,7 +177,7 @@ def build_environ(conn: Connection, message: HttpMessage, stream: Optional[BodyS
         "REMOTE_PORT": str(remote.port) if remote is not None else "",
         "CONTENT_LENGTH": str(stream.remaining) if stream is not None else str(len(body)) if body else "",
         "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "https" if conn.is_tls else "http",
+        "wsgi.url_scheme": scheme,
         "wsgi.input": stream if stream is not None else io.BytesIO(body),
         "wsgi.input_terminated": True,
         "wsgi.errors": ERRORS,
