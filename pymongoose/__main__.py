@@ -34,13 +34,17 @@ import os
 import random
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from . import MG_EV_HTTP_MSG, HttpLimits, ListenError, Manager, TlsOpts, __version__
-from ._apps import load_app
+from ._apps import load_app, read_env_file
 from ._listen_socket import DEFAULT_BACKLOG, MAX_BACKLOG
+from .servers import reloader
+from .servers.accesslog import FIELDS, AccessFormat, asgi_access, wsgi_access
 from .servers.listen import banner, listening_socket, local_url, systemd_socket
+from .servers.proxy import DEFAULT_FORWARDED_ALLOW_IPS, ProxyTrust
 from .servers.supervisor import READY, REPLACE_ME, Notify, Supervisor
 
 logger = logging.getLogger("pymongoose.serve")
@@ -55,6 +59,11 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     apps = parser.add_mutually_exclusive_group()
     apps.add_argument("--wsgi", metavar="MODULE:APP", help="serve this WSGI application instead of a folder")
     apps.add_argument("--asgi", metavar="MODULE:APP", help="serve this ASGI application instead of a folder")
+    parser.add_argument("--factory", action="store_true",
+                        help="WSGI, ASGI: MODULE:APP names a function that returns the application")
+    parser.add_argument("--env-file", metavar="FILE",
+                        help="WSGI, ASGI: set the NAME=value lines of this file in the environment (variables "
+                             "already set win) before the application is loaded; each worker reads it as it starts")
     parser.add_argument("--listen", default="http://127.0.0.1:8000", metavar="URL",
                         help="where to listen (default: http://127.0.0.1:8000; port 0 picks a free one)")
     parser.add_argument("--threads", type=int, default=8, metavar="N",
@@ -65,6 +74,14 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--uds", metavar="PATH", help="listen on a Unix domain socket at PATH instead")
     parser.add_argument("--fd", type=int, metavar="N",
                         help="listen on this inherited socket instead (systemd's LISTEN_FDS is used unasked)")
+    parser.add_argument("--reload", action="store_true",
+                        help="WSGI, ASGI: reload the application when a .py file under --reload-dir changes, for "
+                             "development (implies --workers 1 unless given)")
+    parser.add_argument("--reload-dir", action="append", metavar="DIR",
+                        help="a folder --reload watches (may be repeated; default: the current one)")
+    parser.add_argument("--limit-concurrency", type=int, metavar="N",
+                        help="WSGI, ASGI: answer 503 to a request that arrives while N are being handled, per "
+                             "process (default: no limit)")
     parser.add_argument("--max-requests", type=int, default=0, metavar="N",
                         help="WSGI, ASGI: replace a worker once it has answered about N requests, its replacement "
                              "serving first (implies --workers 1 unless given; default: never)")
@@ -79,17 +96,38 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--lifespan", choices=("auto", "on", "off"), default="auto",
                         help="ASGI: run the lifespan protocol (default: if the application supports it)")
     parser.add_argument("--root-path", default="", metavar="PATH",
-                        help="ASGI: the prefix the application is mounted under behind a proxy")
+                        help="WSGI, ASGI: the prefix the application is mounted under behind a proxy "
+                             "(WSGI: SCRIPT_NAME)")
+    parser.add_argument("--ws-max-size", type=int, metavar="BYTES",
+                        help="ASGI: the largest WebSocket message (close 1009 beyond; default: 16 MiB)")
+    parser.add_argument("--ws-ping-interval", type=float, metavar="SECONDS",
+                        help="ASGI: ping each WebSocket client this often (default: never)")
+    parser.add_argument("--ws-ping-timeout", type=float, metavar="SECONDS",
+                        help="ASGI: close (1011) a WebSocket whose client has not answered a ping this long "
+                             "(default: the interval)")
     parser.add_argument("--timeout-header-read", type=float, default=30.0, metavar="SECONDS",
                         help="close a connection whose request head has not arrived whole by then, with 408 "
                              "(default: 30)")
     parser.add_argument("--timeout-keep-alive", type=float, default=5.0, metavar="SECONDS",
                         help="close a connection idle that long between requests (default: 5)")
+    parser.add_argument("--proxy-headers", action=argparse.BooleanOptionalAction, default=False,
+                        help="WSGI, ASGI: take the client's address and scheme from Forwarded or X-Forwarded-For "
+                             "and X-Forwarded-Proto, sent by a proxy at --forwarded-allow-ips (default: off)")
+    parser.add_argument("--forwarded-allow-ips", default=os.environ.get("FORWARDED_ALLOW_IPS",
+                                                                        DEFAULT_FORWARDED_ALLOW_IPS),
+                        metavar="ADDRESSES", help="the proxies trusted: IP addresses and networks, comma-separated, "
+                        "or * (default: $FORWARDED_ALLOW_IPS, else 127.0.0.1,::1; a Unix socket's peer always)")
     parser.add_argument("--quiet", action="store_true", help="log warnings only, and no access lines")
     parser.add_argument("--log-level", choices=tuple(LOG_LEVELS), default="info",
                         help="the least severe messages logged (default: info)")
     parser.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True,
                         help="log one line per response (default: on)")
+    parser.add_argument("--access-log-format", metavar="FORMAT",
+                        help="WSGI, ASGI: the access line, a str.format string over: " + ", ".join(sorted(FIELDS))
+                        + ' (default: \'{client} - "{request}" {status} {bytes} {duration_ms:.1f}ms\')')
+    parser.add_argument("--access-log-file", metavar="FILE",
+                        help="WSGI, ASGI: write the access lines to FILE (appended; - for standard output) "
+                             "instead of the log (standard error)")
     parser.add_argument("--ssl-certfile", metavar="FILE", help="serve HTTPS with this certificate (PEM; may hold "
                         "the key too)")
     parser.add_argument("--ssl-keyfile", metavar="FILE", help="and this private key (PEM)")
@@ -106,12 +144,46 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
         parser.error("--uds and --fd: give one")
     if not 1 <= args.backlog <= MAX_BACKLOG:
         parser.error(f"--backlog must be from 1 to {MAX_BACKLOG}")
+    if args.env_file is not None:
+        try:
+            read_env_file(args.env_file)
+        except OSError as error:
+            parser.error(f"--env-file: cannot read {args.env_file}: {error.strerror}")
+        except ValueError as error:
+            parser.error(f"--env-file: {error}")
+    try:
+        ProxyTrust(args.forwarded_allow_ips)
+    except ValueError as error:
+        parser.error(str(error).replace("forwarded_allow_ips", "--forwarded-allow-ips"))
+    if args.access_log_format is not None:
+        try:
+            AccessFormat(args.access_log_format)
+        except ValueError as error:
+            parser.error(f"--access-log-format: {error}")
+    websocket_flags = [flag for flag, value in (("--ws-max-size", args.ws_max_size),
+                                                ("--ws-ping-interval", args.ws_ping_interval),
+                                                ("--ws-ping-timeout", args.ws_ping_timeout)) if value is not None]
+    if websocket_flags and not args.asgi:
+        parser.error(f"{', '.join(websocket_flags)}: WebSockets are served by --asgi only")
+    if args.ws_ping_timeout is not None and args.ws_ping_interval is None:
+        parser.error("--ws-ping-timeout needs --ws-ping-interval")
+    for flag, value in (("--ws-ping-interval", args.ws_ping_interval), ("--ws-ping-timeout", args.ws_ping_timeout),
+                        ("--ws-max-size", args.ws_max_size)):
+        if value is not None and value <= 0:
+            parser.error(f"{flag} must be above 0")
+    if args.limit_concurrency is not None and args.limit_concurrency < 1:
+        parser.error("--limit-concurrency must be at least 1")
     if args.max_requests < 0 or args.max_requests_jitter < 0:
         parser.error("--max-requests and --max-requests-jitter must be at least 0")
     if args.max_requests_jitter and not args.max_requests:
         parser.error("--max-requests-jitter needs --max-requests")
-    if args.max_requests and args.workers is None:
-        args.workers = 1  # a worker is replaced by the supervisor
+    if args.reload_dir and not args.reload:
+        parser.error("--reload-dir needs --reload")
+    for folder in args.reload_dir or ():
+        if not os.path.isdir(folder):
+            parser.error(f"--reload-dir {folder!r} is not a folder")
+    if (args.max_requests or args.reload) and args.workers is None:
+        args.workers = 1  # the supervisor replaces workers
     if args.fd is None and args.uds is None:
         args.fd = systemd_socket()
     try:
@@ -176,6 +248,15 @@ def _tls_from_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     return tls
 
 
+def _access_lines_to(path: str) -> None:
+    """Send the app servers' access lines to ``path`` ("-": standard output), not the log."""
+    handler = logging.StreamHandler(sys.stdout) if path == "-" else logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for logger_of_server in (wsgi_access, asgi_access):
+        logger_of_server.addHandler(handler)
+        logger_of_server.propagate = False
+
+
 def _read_tls(args: argparse.Namespace) -> Optional[TlsOpts]:
     """The --ssl-* files' contents, read now (each worker reads them as it starts)."""
     if not args.ssl_certfile:
@@ -188,6 +269,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run the server until interrupted; returns the exit status."""
     args = _parse(argv)
     logging.basicConfig(level=LOG_LEVELS[args.log_level], format="%(message)s")
+    if args.access_log_file is not None:
+        try:
+            _access_lines_to(args.access_log_file)
+        except OSError as error:
+            print(f"error: --access-log-file: cannot open {args.access_log_file}: {error.strerror}", file=sys.stderr)
+            return 2
     if args.wsgi:
         return _serve_wsgi(args)
     if args.asgi:
@@ -230,7 +317,7 @@ def _serve_wsgi(args: argparse.Namespace) -> int:
 
     def work(app: Callable[..., Any], tls: Optional[TlsOpts], where: Dict[str, Any], notify: Notify) -> int:
         server = WSGIServer(app, workers=args.threads, multiprocess=args.workers is not None,
-                            access_log=args.access_log, **_timeouts(args))
+                            access_log=args.access_log, root_path=args.root_path, **_server_options(args))
         try:
             listener = server.listen(args.listen, tls=tls, **where)
         except (ListenError, ValueError) as error:
@@ -257,9 +344,13 @@ def _serve_asgi(args: argparse.Namespace) -> int:
 
     def work(app: Callable[..., Any], tls: Optional[TlsOpts], where: Dict[str, Any], notify: Notify) -> int:
         try:
+            websocket = {"ws_ping_interval": args.ws_ping_interval, "ws_ping_timeout": args.ws_ping_timeout}
+            if args.ws_max_size is not None:
+                websocket["max_message_size"] = args.ws_max_size
             run_loop(serve_async(app, args.listen, grace=args.grace, tls=tls, quiet=args.workers is not None,
                                  lifespan=args.lifespan, root_path=args.root_path, access_log=args.access_log,
-                                 ready=lambda server: ready(server, notify), **where, **_timeouts(args)),
+                                 **websocket,
+                                 ready=lambda server: ready(server, notify), **where, **_server_options(args)),
                      args.loop)
         except LifespanError as error:
             print(f"error: {error}", file=sys.stderr)
@@ -305,8 +396,11 @@ def _recycler(args: argparse.Namespace, served: Callable[[], int], notify: Notif
     return recycle
 
 
-def _timeouts(args: argparse.Namespace) -> Dict[str, Any]:
-    return {"header_read_timeout": args.timeout_header_read, "timeout_keep_alive": args.timeout_keep_alive}
+def _server_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """The options both servers take, from their flags."""
+    return {"header_read_timeout": args.timeout_header_read, "timeout_keep_alive": args.timeout_keep_alive,
+            "proxy_headers": args.proxy_headers, "forwarded_allow_ips": args.forwarded_allow_ips,
+            "limit_concurrency": args.limit_concurrency, "access_log_format": args.access_log_format}
 
 
 Work = Callable[[Callable[..., Any], Optional[TlsOpts], Dict[str, Any], Notify], int]
@@ -318,7 +412,7 @@ def _serve_app(args: argparse.Namespace, spec: str, work: Work, per_process: str
     application and read the TLS files themselves, so that SIGHUP's new workers run
     the application's code and certificates as they are now."""
     if args.workers is None:
-        app = _load(spec)
+        app = _load(args, spec)
         if app is None:
             return 2
         signal.signal(signal.SIGHUP, _hup_alone)
@@ -331,7 +425,7 @@ def _serve_app(args: argparse.Namespace, spec: str, work: Work, per_process: str
     url = args.listen if args.uds is not None else local_url(args.listen, sockets[0])
 
     def one_worker(notify: Notify, slot: int) -> int:
-        app = _load(spec)
+        app = _load(args, spec)
         if app is None:
             return 2
         try:
@@ -345,9 +439,13 @@ def _serve_app(args: argparse.Namespace, spec: str, work: Work, per_process: str
     processes = f"{args.workers} process{'es' if args.workers > 1 else ''}"
     print(f"Serving {spec} on {shown} ({processes}{per_process}; Ctrl-C to stop, "
           f"SIGHUP to reload)", flush=True)
+    watching = threading.Event()
+    if args.reload:
+        reloader.watch([os.path.abspath(folder) for folder in args.reload_dir or [os.getcwd()]], watching)
     try:
         return Supervisor(args.workers, one_worker, stop_timeout=args.grace + 5).run()
     finally:
+        watching.set()
         for fd in sockets:
             os.close(fd)
 
@@ -371,9 +469,14 @@ def _worker_sockets(args: argparse.Namespace) -> List[int]:
     return sockets
 
 
-def _load(spec: str) -> Optional[Callable[..., Any]]:
+def _load(args: argparse.Namespace, spec: str) -> Optional[Callable[..., Any]]:
+    """The application, --env-file's variables set first; None once the reason is
+    printed."""
     try:
-        return load_app(spec)
+        if args.env_file is not None:
+            for name, value in read_env_file(args.env_file).items():
+                os.environ.setdefault(name, value)
+        return load_app(spec, factory=args.factory)
     except Exception as error:  # any import failure is the user's to see
         print(f"error: cannot load {spec}: {error}", file=sys.stderr)
         return None

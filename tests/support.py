@@ -44,6 +44,15 @@ def wait_for(condition: Callable[[], Any], timeout: float = DEFAULT_TIMEOUT, wha
         delay = min(delay * 2, 0.02)
 
 
+def quietly(call: Callable[..., Any], *args: Any) -> Any:
+    """``call(*args)``, or None when it raises OSError or returns something empty:
+    for wait_for, while a server is starting."""
+    try:
+        return call(*args) or None
+    except OSError:
+        return None
+
+
 def poll_until(manager: Manager, condition: Callable[[], Any], timeout: float = DEFAULT_TIMEOUT,
                what: str = "condition") -> Any:
     """Poll ``manager`` on this thread until condition() is truthy."""
@@ -172,8 +181,9 @@ def run_python(*args: str, cwd: "Path | str | None" = None, **kwargs: Any) -> "s
 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     kwargs["cwd"] = str(cwd) if cwd is not None else tempfile.gettempdir()
+    # A session of its own: Program can kill what it started (workers too) at the end.
     return subprocess.Popen([sys.executable, *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kwargs)
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True, **kwargs)
 
 
 class Program:
@@ -218,9 +228,11 @@ class Program:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.communicate()
+        try:  # the program and any worker process it started
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.communicate()
 
 
 class Workers:

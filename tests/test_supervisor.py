@@ -17,7 +17,7 @@ from typing import Any, Iterator, List
 
 import pytest
 
-from support import DEFAULT_TIMEOUT, Program, SteadyLoad, free_port, read_until_closed, run_python, wait_for
+from support import DEFAULT_TIMEOUT, Program, SteadyLoad, free_port, quietly, read_until_closed, run_python, wait_for
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="workers need fork()")
 
@@ -180,19 +180,13 @@ def test_uds_serves_on_a_unix_domain_socket(tmp_path: Path, kind: str, workers: 
         assert process.stdout is not None
         assert f"http+unix:{path}" in process.stdout.readline()
         wait_for(path.exists, what="the socket file")
-        response = wait_for(lambda: _quietly(unix_get, path), what="an answer")
+        response = wait_for(lambda: quietly(unix_get, path), what="an answer")
         assert response.startswith(b"HTTP/1.1 200 OK") and b"\r\n\r\none " in response
     finally:
         process.send_signal(signal.SIGTERM)
         out, _ = process.communicate(timeout=DEFAULT_TIMEOUT * 2)
     assert process.returncode == 0, out
 
-
-def _quietly(call: Any, *args: Any) -> Any:
-    try:
-        return call(*args)
-    except OSError:
-        return None
 
 
 def get(port: int) -> bytes:
@@ -255,7 +249,7 @@ def test_under_systemd_socket_activate(tmp_path: Path) -> None:
                                 sys.executable, "-m", "pymongoose", "--wsgi", "app:app", "--workers", "2"],
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        response = wait_for(lambda: _quietly(get, port), what="an answer")  # the first connection starts it
+        response = wait_for(lambda: quietly(get, port), what="an answer")  # the first connection starts it
         assert b"\r\n\r\none " in response
     finally:
         process.send_signal(signal.SIGTERM)
@@ -318,3 +312,55 @@ def test_max_requests_flags_are_checked(args: List[str], words: str) -> None:
     process = run_python("-m", "pymongoose", "--wsgi", "app:app", *args)
     out, _ = process.communicate(timeout=DEFAULT_TIMEOUT)
     assert process.returncode == 2 and words in out, out
+
+
+def test_sighup_reads_the_tls_files_again(tmp_path: Path) -> None:
+    import ssl
+
+    from support import TestPKI
+
+    pki = TestPKI(tmp_path / "pki")
+    first, second = pki.issue("localhost"), pki.issue("renewed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_bytes(first[0].read_bytes())
+    key.write_bytes(first[1].read_bytes())
+    write_app(tmp_path, "wsgi", "one")
+    with Program("-m", "pymongoose", "--wsgi", "app:app", "--listen", "http://127.0.0.1:0", "--workers", "1",
+                 "--ssl-certfile", str(cert), "--ssl-keyfile", str(key), cwd=tmp_path) as server:
+        assert server.first_line.count("https://") == 1
+
+        def der(pem: str) -> bytes:  # openssl ca writes the certificate's text before it
+            return ssl.PEM_cert_to_DER_cert(pem[pem.index("-----BEGIN CERTIFICATE-----"):])
+
+        def presented() -> bytes:
+            return der(ssl.get_server_certificate(("127.0.0.1", server.port)))
+
+        assert presented() == der(first[0].read_text())
+        cert.write_bytes(second[0].read_bytes())  # renewed in place, as certbot does
+        key.write_bytes(second[1].read_bytes())
+        server.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: presented() == der(second[0].read_text()), what="the renewed certificate")
+
+
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+def test_reload_serves_the_changed_code_and_drops_nothing(tmp_path: Path, served: Any, kind: str) -> None:
+    # watchfiles tells of the change where it is installed (the CPython tests);
+    # elsewhere the folder is scanned.
+    write_app(tmp_path, kind, "one")
+    server = served(kind, "--reload")
+    assert "1 process" in server.first_line
+    load = SteadyLoad(server.port, threads=2)
+    wait_for(lambda: load.seen(lambda body: body.startswith("one ")), what="the first code to be served")
+    write_app(tmp_path, kind, "three")
+    wait_for(lambda: load.seen(lambda body: body.startswith("three ")), timeout=DEFAULT_TIMEOUT * 2,
+             what="the changed code to be served")
+    load.stop()
+    assert load.failures == []
+
+
+def test_reload_dir_is_checked(tmp_path: Path) -> None:
+    for args, words in ((["--reload-dir", str(tmp_path)], "--reload-dir needs --reload"),
+                        (["--reload", "--reload-dir", str(tmp_path / "nope")], "is not a folder")):
+        process = run_python("-m", "pymongoose", "--wsgi", "app:app", *args)
+        out, _ = process.communicate(timeout=DEFAULT_TIMEOUT)
+        assert process.returncode == 2 and words in out, out

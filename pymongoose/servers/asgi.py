@@ -33,6 +33,7 @@ import logging
 import re
 import signal
 import threading
+import time
 from typing import Any, Awaitable, Callable, Dict, List, MutableMapping, Optional, Set, Tuple, Union
 from urllib.parse import unquote_to_bytes
 
@@ -62,6 +63,7 @@ from .asgi_websocket import WebSocketCycle
 from .config import DEFAULT_GRACE, DEFAULT_HIGH_WATER, DEFAULT_MAX_BODY, STREAM_BODY_OVER, ServerConfig
 from .lifespan import Lifespan
 from .listen import FRESH_WAIT, awaiting_requests, banner, open_listener
+from .proxy import DEFAULT_FORWARDED_ALLOW_IPS, ProxyTrust
 from .tasks import TaskStarter, no_loop, task_starter
 
 __all__ = ["ASGIServer", "ClientDisconnected", "LifespanError", "serve", "serve_async", "run_loop",
@@ -95,8 +97,40 @@ class _Peer:
         # Port 0: a Unix domain socket, which has no address to give (as in uvicorn).
         self.client = (remote.ip, remote.port) if remote is not None and remote.port else None
         self.server = (local.ip, local.port) if local is not None and local.port else None
-        self.schemes = ("https", "wss") if conn.is_tls else ("http", "ws")
+        self.schemes = _SECURE if conn.is_tls else _PLAIN
         self.cycle: Any = None
+
+
+_SECURE, _PLAIN = ("https", "wss"), ("http", "ws")
+
+
+def _keepalive(interval: Optional[float], timeout: Optional[float]) -> Optional[Tuple[float, float]]:
+    """(interval, timeout) of the server's WebSocket pings, checked; None: no pings.
+    A timeout alone is refused: without an interval no ping is sent."""
+    if interval is None:
+        if timeout is not None:
+            raise ValueError("ws_ping_timeout needs ws_ping_interval")
+        return None
+    for value, name in ((interval, "ws_ping_interval"), (timeout, "ws_ping_timeout")):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise ValueError(f"{name} must be a number of seconds above 0, not {value!r}")
+    return float(interval), float(timeout if timeout is not None else interval)
+
+
+def _behind_proxy(proxy: ProxyTrust, peer: Optional[Tuple[str, int]],
+                  headers: List[Tuple[bytes, bytes]]) -> Tuple[Optional[Tuple[str, int]], Optional[bool]]:
+    """The client and whether it came over HTTPS, as a trusted proxy's headers say."""
+    found: Dict[bytes, List[str]] = {}
+    for name, value in headers:
+        if name in _PROXY_HEADERS:
+            found.setdefault(name, []).append(value.decode("latin-1"))
+    if not found:
+        return peer, None
+    forwarded, for_, proto = (",".join(found[name]) if name in found else None for name in _PROXY_HEADERS)
+    return proxy.resolve(peer, forwarded, for_, proto)
+
+
+_PROXY_HEADERS = (b"forwarded", b"x-forwarded-for", b"x-forwarded-proto")
 
 
 def _headers(head: bytes, end: int) -> List[Tuple[bytes, bytes]]:
@@ -125,13 +159,17 @@ class ASGIServer:
     under). ``lifespan``: ``"auto"`` runs the lifespan protocol if the application
     speaks it, ``"on"`` requires it, ``"off"`` skips it. ``max_message_size`` bounds a
     WebSocket message (close 1009 beyond it); ``compression`` agrees to
-    permessage-deflate when a client offers it. ``error_handler`` is the Manager's
+    permessage-deflate when a client offers it. ``ws_ping_interval``: ping each
+    WebSocket client that often (seconds; None: never), closing with 1011 one that
+    has not answered within ``ws_ping_timeout`` (the interval unless given). ``error_handler`` is the Manager's
     (exceptions from the server's own handlers, not the application's: those are
     logged and answered 500). ``eager_tasks``: start each request's task at once
     where the interpreter allows (see :mod:`.tasks`). The options shared with
     :class:`~pymongoose.wsgi.WSGIServer` (``max_body``, ``high_water``, ``max_head``,
     ``max_target``, ``header_read_timeout``, ``timeout_keep_alive``, ``access_log``,
-    ``poll_interval``) are described by :class:`~pymongoose.servers.config.ServerConfig`.
+    ``poll_interval``, ``proxy_headers``, ``forwarded_allow_ips``, ``limit_concurrency``,
+    ``access_log_format``) are described by
+    :class:`~pymongoose.servers.config.ServerConfig`.
 
     >>> server = ASGIServer(app)                            # doctest: +SKIP
     >>> listener = await server.start("http://127.0.0.1:0")  # doctest: +SKIP
@@ -145,7 +183,10 @@ class ASGIServer:
                  high_water: int = DEFAULT_HIGH_WATER, poll_interval: int = 100, access_log: bool = False,
                  max_head: int = 64 * 1024, max_target: int = 8 * 1024,
                  header_read_timeout: Optional[float] = 30.0, timeout_keep_alive: Optional[float] = 5.0,
-                 eager_tasks: bool = True) -> None:
+                 eager_tasks: bool = True, proxy_headers: bool = False,
+                 forwarded_allow_ips: str = DEFAULT_FORWARDED_ALLOW_IPS,
+                 limit_concurrency: Optional[int] = None, access_log_format: Optional[str] = None,
+                 ws_ping_interval: Optional[float] = None, ws_ping_timeout: Optional[float] = None) -> None:
         if not callable(app):
             raise TypeError("app must be an ASGI application (an async callable)")
         if lifespan not in ("auto", "on", "off"):
@@ -155,11 +196,17 @@ class ASGIServer:
         self._config = ServerConfig(max_body=max_body, high_water=high_water, max_head=max_head,
                                     max_target=max_target, header_read_timeout=header_read_timeout,
                                     timeout_keep_alive=timeout_keep_alive, access_log=access_log,
-                                    poll_interval=poll_interval)
+                                    poll_interval=poll_interval, proxy_headers=proxy_headers,
+                                    forwarded_allow_ips=forwarded_allow_ips, limit_concurrency=limit_concurrency,
+                                    access_log_format=access_log_format)
+        self._proxy = self._config.proxy
+        self._access_line = self._config.access_line
+        self._limit = limit_concurrency
         self._app = app
         self._root_path = root_path
         self._lifespan_mode = lifespan
         self._max_message = message_size_arg(max_message_size)
+        self._ping = _keepalive(ws_ping_interval, ws_ping_timeout)
         self._compression = bool(compression)
         self._high_water = high_water
         self._access_log = access_log
@@ -211,6 +258,8 @@ class ASGIServer:
             await self._lifespan.startup()
         await self._aio.__aenter__()
         self._manager = self._aio.manager
+        if self._ping is not None:
+            self._manager.timer_add(int(min(self._ping) * 1000), self._keepalive, repeat=True)
         try:
             return self.listen(url, tls=tls, reuse_port=reuse_port, fd=fd, uds=uds, backlog=backlog)
         except BaseException:
@@ -259,6 +308,13 @@ class ASGIServer:
 
     shutdown = stop  # the WSGI server's verb
 
+    def _keepalive(self) -> None:
+        assert self._ping is not None
+        now = time.monotonic()
+        for cycle in self._cycles:
+            if isinstance(cycle, WebSocketCycle):
+                cycle.keepalive(now, *self._ping)
+
     def _busy(self) -> bool:
         return any(isinstance(cycle, HttpCycle) and not (cycle.done or cycle.gone) for cycle in self._cycles)
 
@@ -290,6 +346,9 @@ class ASGIServer:
                 peer.cycle.closed()
 
     def _request(self, conn: Connection, message: HttpMessage, stream: Optional[BodyStream] = None) -> None:
+        if self._limit is not None and len(self._cycles) >= self._limit:
+            writer.busy(self._mgr(), conn.id, message.proto.upper() == "HTTP/1.0")
+            return
         peer = conn.userdata
         if peer is None:
             peer = conn.userdata = _Peer(conn)
@@ -308,16 +367,20 @@ class ASGIServer:
         path = (unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path).decode("utf-8", "replace")
         headers = _headers(head, end)
         http_version = "1.1" if proto == b"HTTP/1.1" else proto[5:].decode("latin-1")
-        schemes = peer.schemes
+        schemes, client = peer.schemes, peer.client
+        if self._proxy is not None:
+            client, secure = _behind_proxy(self._proxy, client, headers)
+            if secure is not None:
+                schemes = _SECURE if secure else _PLAIN
         if b"ebsocket" in head and method == b"GET" and _UPGRADE_WEBSOCKET.search(head):
-            self._websocket(conn, peer, head, raw_path, path, query, headers, http_version, schemes[1])
+            self._websocket(conn, peer, head, raw_path, path, query, headers, http_version, schemes[1], client)
             return
         scope = {
             "type": "http",
             "asgi": _SPEC_HTTP,
             "http_version": http_version,
             "server": peer.server,
-            "client": peer.client,
+            "client": client,
             "scheme": schemes[0],
             "method": method.decode("latin-1"),
             "root_path": self._root_path,
@@ -335,7 +398,8 @@ class ASGIServer:
         cycle.task = self._start_task(self._run_http(cycle))
 
     def _websocket(self, conn: Connection, peer: _Peer, head: bytes, raw_path: bytes, path: str,
-                   query: bytes, headers: List[Tuple[bytes, bytes]], http_version: str, scheme: str) -> None:
+                   query: bytes, headers: List[Tuple[bytes, bytes]], http_version: str, scheme: str,
+                   client: Optional[Tuple[str, int]]) -> None:
         subprotocols = [token.strip().decode("latin-1") for name, value in headers
                         if name == b"sec-websocket-protocol" for token in value.split(b",") if token.strip()]
         scope: Scope = {
@@ -344,7 +408,7 @@ class ASGIServer:
             "http_version": http_version,
             "scheme": scheme,
             "server": peer.server,
-            "client": peer.client,
+            "client": client,
             "root_path": self._root_path,
             "path": path,
             "raw_path": raw_path,

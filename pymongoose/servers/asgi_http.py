@@ -17,7 +17,7 @@ from typing import Any, Deque, List, MutableMapping, Optional, Protocol
 from .._loop import call_on_loop
 from ..connection import Connection
 from . import intake, writer
-from .accesslog import asgi_access, log_access
+from .accesslog import AccessFormat, asgi_access, log_access
 from .config import BODY_PAUSE_OVER
 
 Scope = MutableMapping[str, Any]
@@ -29,6 +29,7 @@ class ServerSide(Protocol):
 
     _manager: Any
     _access_log: bool
+    _access_line: Optional[AccessFormat]
     requests_served: int
 
     def _mgr(self) -> Any: ...
@@ -180,7 +181,7 @@ class HttpCycle:
             if scope["query_string"]:
                 target += "?" + scope["query_string"].decode("latin-1")
             log_access(asgi_access, scope["client"], scope["method"], target, scope["http_version"], self.status,
-                       self.sent, self.began)
+                       self.sent, self.began, self.server._access_line)
 
     def closed(self) -> None:
         self.gone = True

@@ -16,7 +16,7 @@ from .._binding import ffi, lib
 from .._loop import call_on_loop
 from ..connection import Connection
 from ..errors import ClientDisconnected
-from ..events import WEBSOCKET_OP_BINARY, WEBSOCKET_OP_CLOSE, WEBSOCKET_OP_TEXT
+from ..events import WEBSOCKET_OP_BINARY, WEBSOCKET_OP_CLOSE, WEBSOCKET_OP_PING, WEBSOCKET_OP_PONG, WEBSOCKET_OP_TEXT
 from ..messages import WsMessage
 from ..websocket import extra_header_lines
 from . import intake
@@ -44,7 +44,7 @@ class WebSocketCycle:
     """One WebSocket, from the upgrade request to its close."""
 
     __slots__ = ("server", "conn", "scope", "head", "state", "inbox", "sizes", "inbox_size", "paused", "event",
-                 "close_code", "close_reason", "sent_close", "task", "http")
+                 "close_code", "close_reason", "sent_close", "task", "http", "pinged")
 
     _CONNECTING, _OPEN, _CLOSED, _DENIED = range(4)
 
@@ -64,6 +64,7 @@ class WebSocketCycle:
         self.sent_close = False
         self.task: Optional[asyncio.Task[None]] = None
         self.http: Optional[HttpCycle] = None  # a denial response (websocket.http.response)
+        self.pinged: Optional[float] = None  # when the server's ping unanswered yet was sent
 
     # -- the loop side
 
@@ -81,7 +82,9 @@ class WebSocketCycle:
         self.event.wake()
 
     def on_control(self, message: WsMessage) -> None:
-        if message.flags & 15 == WEBSOCKET_OP_CLOSE and self.close_code is None:
+        if message.flags & 15 == WEBSOCKET_OP_PONG:
+            self.pinged = None
+        elif message.flags & 15 == WEBSOCKET_OP_CLOSE and self.close_code is None:
             data = message.data
             self.close_code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
             self.close_reason = data[2:].decode("utf-8", "replace")
@@ -207,6 +210,21 @@ class WebSocketCycle:
         server = self.server
         return int(lib.pm_ws_accept(mgr, self.conn.id, self.head, len(self.head), lines, server._max_message,
                                     server._compression))
+
+    def keepalive(self, now: float, interval: float, timeout: float) -> None:
+        """On the loop, every so often: ping the client when ``interval`` has passed
+        since the last answered ping; close (1011) if one is unanswered ``timeout``
+        after it was sent."""
+        if self.state != self._OPEN or self.sent_close:
+            return
+        if self.pinged is None:
+            if self._send_frame(b"", WEBSOCKET_OP_PING) >= 0:
+                self.pinged = now
+        elif now - self.pinged >= timeout:
+            self.sent_close = True
+            if self.close_code is None:
+                self.close_code, self.close_reason = 1011, "keepalive ping timeout"
+            self._send_close((1011).to_bytes(2, "big") + b"keepalive ping timeout")
 
     def _send_close(self, payload: bytes) -> None:
         mgr = self.server._mgr()

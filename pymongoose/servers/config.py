@@ -14,6 +14,8 @@ from typing import Optional
 
 from .._args import int_arg
 from ..http import MAX_BODY_CEILING, HttpLimits
+from .accesslog import AccessFormat
+from .proxy import DEFAULT_FORWARDED_ALLOW_IPS, ProxyTrust
 
 # A request body larger than this, with a Content-Length, reaches the application as
 # it arrives (intake.py); smaller ones, and chunked ones, are buffered whole first.
@@ -35,6 +37,12 @@ class ServerConfig:
     """The options of :class:`~pymongoose.wsgi.WSGIServer` and
     :class:`~pymongoose.asgi.ASGIServer` that mean the same thing on both.
 
+    ``proxy_headers``: believe ``Forwarded`` / ``X-Forwarded-For`` /
+    ``X-Forwarded-Proto`` from the addresses in ``forwarded_allow_ips``
+    (:mod:`.proxy`) for the client's address and scheme. ``limit_concurrency``:
+    answer ``503 Service Unavailable`` (and close) to a request that arrives while
+    that many are being handled (ASGI: WebSockets open count too); None: no limit.
+    ``access_log_format``: the access line's format (:mod:`.accesslog`).
     ``max_body``: the largest request body (413 beyond). ``high_water``: bytes a
     streamed response may queue for a slow client before the application waits.
     ``max_head``, ``max_target``, ``header_read_timeout``, ``timeout_keep_alive``:
@@ -51,12 +59,30 @@ class ServerConfig:
     timeout_keep_alive: Optional[float] = 5.0
     access_log: bool = False
     poll_interval: int = 100
+    proxy_headers: bool = False
+    forwarded_allow_ips: str = DEFAULT_FORWARDED_ALLOW_IPS
+    limit_concurrency: Optional[int] = None
+    access_log_format: Optional[str] = None
 
     def __post_init__(self) -> None:
         int_arg(self.max_body, "max_body", 1, MAX_BODY_CEILING)
+        ProxyTrust(self.forwarded_allow_ips)  # checks it
+        if self.limit_concurrency is not None:
+            int_arg(self.limit_concurrency, "limit_concurrency", 1)
+        _ = self.access_line  # checks the format
         int_arg(self.high_water, "high_water", 1)
         int_arg(self.poll_interval, "poll_interval", 1, 60_000)
         _ = self.limits  # checks the rest
+
+    @property
+    def access_line(self) -> Optional[AccessFormat]:
+        """The access log line's format; None: the default one."""
+        return AccessFormat(self.access_log_format) if self.access_log_format is not None else None
+
+    @property
+    def proxy(self) -> Optional[ProxyTrust]:
+        """Whose proxy headers to believe; None: nobody's."""
+        return ProxyTrust(self.forwarded_allow_ips) if self.proxy_headers else None
 
     @property
     def limits(self) -> HttpLimits:

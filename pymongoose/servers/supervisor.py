@@ -297,7 +297,9 @@ class Supervisor:
 
 
 def _exit_quietly(_signum: int, _frame: object) -> None:
-    raise SystemExit(0)  # asked to stop before serving: nothing to finish
+    # Asked to stop before serving: nothing to finish. Not SystemExit: raised inside
+    # a callback from C, it would be reported there and the worker would go on.
+    os._exit(0)
 
 
 def _kill(pid: int, number: int) -> None:
@@ -318,25 +320,28 @@ def _drain(fd: int) -> None:
 def stop_when_orphaned(supervisor: int) -> None:
     """Have this worker stop gracefully (SIGTERM) when its supervisor dies, even by
     SIGKILL: a worker left behind would keep serving the port. Linux's kernel does it
-    (PR_SET_PDEATHSIG); elsewhere a thread checks the parent once a second."""
+    at once (PR_SET_PDEATHSIG); a thread also checks the parent once a second, for
+    other systems and for emulators that do not pass the request on."""
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError, TypeError):  # not Linux
-        watch_parent(supervisor, 1.0)
-        return
-    if os.getppid() != supervisor:  # it died before the call above
-        os.kill(os.getpid(), signal.SIGTERM)
+        pass
+    watch_parent(supervisor, 1.0)
 
 
 def watch_parent(supervisor: int, interval: float) -> None:
-    """SIGTERM this process once its parent is no longer ``supervisor``."""
+    """SIGTERM this process once its parent is no longer ``supervisor`` (and again
+    every few intervals while it lives on: more SIGTERMs do not cut a graceful stop
+    short)."""
     def watch() -> None:
         while os.getppid() == supervisor:
             time.sleep(interval)
-        os.kill(os.getpid(), signal.SIGTERM)
+        while True:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(interval * 5)
 
     threading.Thread(target=watch, name="pymongoose-orphan-watch", daemon=True).start()
 

@@ -37,6 +37,8 @@ _NULL = ffi.NULL
 
 _ERROR_HEADERS = b"content-type\0text/plain; charset=utf-8\0connection\0close"
 _ERROR_BODY = b"Internal Server Error\n"
+_BUSY_HEADERS = b"content-type\0text/plain; charset=utf-8\0retry-after\0" b"1\0connection\0close"
+_BUSY_BODY = b"Service Unavailable\n"
 
 
 def pack_headers(headers: Iterable[Tuple[Any, Any]]) -> Tuple[bytes, int]:
@@ -99,6 +101,13 @@ def send_body(mgr: Any, conn_id: int, framing: int, body: bytes, more: bool) -> 
     """Queue a further piece of the body; ``more`` false ends the response. Returns
     the bytes waiting to be sent on the connection, or -1 once it has closed."""
     return -1 if mgr is None else int(_pm_response_body(mgr, conn_id, framing, body, len(body), more))
+
+
+def busy(mgr: Any, conn_id: int, http10: bool) -> None:
+    """Answer 503 (the server's concurrency limit is reached) and close."""
+    if mgr is not None:
+        _pm_response_start(mgr, conn_id, 503, _NULL, 0, _BUSY_HEADERS, len(_BUSY_HEADERS), 3, _BUSY_BODY,
+                           len(_BUSY_BODY), False, http10)
 
 
 def fail(mgr: Any, conn_id: int, framing: int, http10: bool) -> None:

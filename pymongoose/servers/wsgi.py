@@ -55,6 +55,7 @@ from .config import (
     ServerConfig,
 )
 from .listen import FRESH_WAIT, awaiting_requests, banner, open_listener
+from .proxy import DEFAULT_FORWARDED_ALLOW_IPS
 from .wsgi_environ import BodyStream, FileWrapper, build_environ
 
 __all__ = ["DEFAULT_HIGH_WATER", "STREAM_BODY_OVER", "FileWrapper", "WSGIServer", "serve"]
@@ -134,10 +135,13 @@ class WSGIServer:
     ``error_handler`` is the Manager's (called with exceptions from the server's
     own handlers; the application's are logged and answered 500).
     ``stream_timeout``: how long a streamed response may wait for a slow client
-    before it is dropped. The options shared with :class:`~pymongoose.asgi.ASGIServer`
-    (``max_body``, ``high_water``, ``max_head``, ``max_target``,
+    before it is dropped. ``root_path``: the prefix a proxy mounts the application
+    under (``/app``): ``SCRIPT_NAME``, taken off ``PATH_INFO``. The options shared
+    with :class:`~pymongoose.asgi.ASGIServer` (``max_body``, ``high_water``, ``max_head``, ``max_target``,
     ``header_read_timeout``, ``timeout_keep_alive``, ``access_log``,
-    ``poll_interval``) are described by :class:`~pymongoose.servers.config.ServerConfig`.
+    ``poll_interval``, ``proxy_headers``, ``forwarded_allow_ips``, ``limit_concurrency``,
+    ``access_log_format``) are described by
+    :class:`~pymongoose.servers.config.ServerConfig`.
 
     >>> server = WSGIServer(app, workers=8, timeout_keep_alive=5)  # doctest: +SKIP
     >>> server.listen("http://0.0.0.0:8000")                       # doctest: +SKIP
@@ -149,15 +153,27 @@ class WSGIServer:
                  high_water: int = DEFAULT_HIGH_WATER, multiprocess: bool = False, max_head: int = 64 * 1024,
                  max_target: int = 8 * 1024, header_read_timeout: Optional[float] = 30.0,
                  timeout_keep_alive: Optional[float] = 5.0, access_log: bool = False,
-                 poll_interval: int = 100) -> None:
+                 poll_interval: int = 100, proxy_headers: bool = False,
+                 forwarded_allow_ips: str = DEFAULT_FORWARDED_ALLOW_IPS, root_path: str = "",
+                 limit_concurrency: Optional[int] = None, access_log_format: Optional[str] = None) -> None:
         if not callable(app):
             raise TypeError("app must be a WSGI application (a callable)")
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an int >= 1, not {workers!r}")
+        if not isinstance(root_path, str):
+            raise TypeError(f"root_path must be a str, not {type(root_path).__name__}")
+        if root_path and (not root_path.startswith("/") or root_path.endswith("/")):
+            raise ValueError(f"root_path must start with / and not end with one, like '/app', not {root_path!r}")
         self._config = ServerConfig(max_body=max_body, high_water=high_water, max_head=max_head,
                                     max_target=max_target, header_read_timeout=header_read_timeout,
                                     timeout_keep_alive=timeout_keep_alive, access_log=access_log,
-                                    poll_interval=poll_interval)
+                                    poll_interval=poll_interval, proxy_headers=proxy_headers,
+                                    forwarded_allow_ips=forwarded_allow_ips, limit_concurrency=limit_concurrency,
+                                    access_log_format=access_log_format)
+        self._proxy = self._config.proxy
+        self._access_line = self._config.access_line
+        self._limit = limit_concurrency
+        self._root_path = root_path
         self._app = app
         self._workers = workers
         self._stream_timeout = stream_timeout
@@ -271,7 +287,8 @@ class WSGIServer:
         if length is None:
             return
         stream = BodyStream(length, lambda: self._post(intake.resume, conn))
-        environ = build_environ(conn, message, stream, self._workers > 1, self._multiprocess)
+        environ = build_environ(conn, message, stream, self._workers > 1, self._multiprocess, self._proxy,
+                                self._root_path)
         first = intake.take_over(conn, message, length)
         self._inputs[conn.id] = stream
         self._feed(conn, stream, first)
@@ -286,9 +303,14 @@ class WSGIServer:
             intake.hand_back(conn, exchange is not None and not exchange.finished)
 
     def _start(self, conn: Connection, message: HttpMessage) -> None:
-        self._begin(conn, message, build_environ(conn, message, None, self._workers > 1, self._multiprocess))
+        environ = build_environ(conn, message, None, self._workers > 1, self._multiprocess, self._proxy,
+                                self._root_path)
+        self._begin(conn, message, environ)
 
     def _begin(self, conn: Connection, message: HttpMessage, environ: Dict[str, Any]) -> None:
+        if self._limit is not None and self._in_flight >= self._limit:
+            writer.busy(self._mgr(), conn.id, message.proto.upper() == "HTTP/1.0")
+            return
         exchange = _Exchange(conn, message.proto.upper() == "HTTP/1.0",
                              time.perf_counter() if self._config.access_log else 0.0)
         self._exchanges[conn.id] = exchange
@@ -523,8 +545,10 @@ class _Response:
         self.server.requests_served += 1
         if self.server._config.access_log:
             environ = self.environ
-            log_access(wsgi_access, _client(exchange.conn), environ["REQUEST_METHOD"], environ["RAW_URI"],
-                       environ["SERVER_PROTOCOL"][5:], self.status or 0, exchange.queued, exchange.started)
+            client = (environ["REMOTE_ADDR"], int(environ["REMOTE_PORT"])) if environ["REMOTE_ADDR"] else None
+            log_access(wsgi_access, client, environ["REQUEST_METHOD"], environ["RAW_URI"],
+                       environ["SERVER_PROTOCOL"][5:], self.status or 0, exchange.queued, exchange.started,
+                       self.server._access_line)
 
     def _fail(self, head_sent: bool) -> None:
         """The error policy (:func:`writer.fail`)."""
@@ -542,11 +566,6 @@ class _Response:
             result.close()
         except Exception:
             logger.exception("close() of the WSGI application's result failed")
-
-
-def _client(conn: Connection) -> Optional[Tuple[str, int]]:
-    remote = conn.remote_addr
-    return (remote.ip, remote.port) if remote is not None and remote.port else None  # port 0: a Unix socket
 
 
 def serve(app: WSGIApp, url: str = "http://127.0.0.1:8000", workers: int = 4,

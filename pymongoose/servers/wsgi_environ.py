@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 from ..connection import Address, Connection
 from ..messages import HttpMessage
 from .config import BODY_PAUSE_OVER, BODY_RESUME_UNDER
+from .proxy import ProxyTrust
 
 logger = logging.getLogger("pymongoose.wsgi")
 
@@ -154,9 +155,10 @@ _UNIX_SERVER = {"http": Address("localhost", 80), "https": Address("localhost", 
 
 
 def build_environ(conn: Connection, message: HttpMessage, stream: Optional[BodyStream], multithread: bool,
-                  multiprocess: bool) -> Dict[str, Any]:
+                  multiprocess: bool, proxy: Optional[ProxyTrust] = None, root_path: str = "") -> Dict[str, Any]:
     """PEP 3333's environ for a request (``stream``: its body, still arriving; None:
-    the message holds it whole)."""
+    the message holds it whole; ``proxy``: whose proxy headers to believe;
+    ``root_path``: ``SCRIPT_NAME``, taken off the front of ``PATH_INFO`` when there)."""
     local, remote = conn.local_addr, conn.remote_addr
     scheme = "https" if conn.is_tls else "http"
     if local is None or not local.port:  # a Unix domain socket: no addresses (PEP 3333 wants a server)
@@ -197,4 +199,17 @@ def build_environ(conn: Connection, message: HttpMessage, stream: Optional[BodyS
         environ[key] = environ[key] + "," + value if key in environ else value
     if "HTTP_HOST" in environ:
         environ["SERVER_NAME"] = urlsplit("//" + environ["HTTP_HOST"]).hostname or environ["SERVER_NAME"]
+    if root_path:
+        environ["SCRIPT_NAME"] = root_path
+        path = environ["PATH_INFO"]
+        if path == root_path or path.startswith(root_path + "/"):
+            environ["PATH_INFO"] = path[len(root_path):]
+    if proxy is not None:
+        client, secure = proxy.resolve((remote.ip, remote.port) if remote is not None else None,
+                                       environ.get("HTTP_FORWARDED"), environ.get("HTTP_X_FORWARDED_FOR"),
+                                       environ.get("HTTP_X_FORWARDED_PROTO"))
+        if client is not None:
+            environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = client[0], str(client[1])
+        if secure is not None:
+            environ["wsgi.url_scheme"] = "https" if secure else "http"
     return environ
