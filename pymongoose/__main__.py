@@ -41,16 +41,24 @@ from typing import Any, Callable, Dict, List, Optional
 from . import MG_EV_HTTP_MSG, HttpLimits, ListenError, Manager, TlsOpts, __version__
 from ._apps import load_app, read_env_file
 from ._listen_socket import DEFAULT_BACKLOG, MAX_BACKLOG
-from .servers import reloader
+from .servers import metrics, reloader
 from .servers.accesslog import FIELDS, AccessFormat, asgi_access, wsgi_access
 from .servers.listen import banner, listening_socket, local_url, systemd_socket
+from .servers.metrics import Region, SharedCounters
 from .servers.proxy import DEFAULT_FORWARDED_ALLOW_IPS, ProxyTrust
-from .servers.supervisor import READY, REPLACE_ME, Notify, Supervisor
+from .servers.supervisor import READY, REPLACE_ME, Notify, Place, Supervisor
 
 logger = logging.getLogger("pymongoose.serve")
 
 
 def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
+    """The command line's options, checked (a usage error exits with status 2)."""
+    parser = _parser()
+    _defaults_from_environment(parser)
+    return _checked(parser, parser.parse_args(argv))
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pymongoose",
         description="Serve a folder, a WSGI application or an ASGI application over HTTP with Mongoose.",
@@ -79,6 +87,9 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
                              "development (implies --workers 1 unless given)")
     parser.add_argument("--reload-dir", action="append", metavar="DIR",
                         help="a folder --reload watches (may be repeated; default: the current one)")
+    parser.add_argument("--metrics", metavar="URL",
+                        help="WSGI, ASGI: serve Prometheus metrics of all the workers at this http://HOST:PORT/PATH "
+                             "(implies --workers 1 unless given; default: none)")
     parser.add_argument("--limit-concurrency", type=int, metavar="N",
                         help="WSGI, ASGI: answer 503 to a request that arrives while N are being handled, per "
                              "process (default: no limit)")
@@ -134,8 +145,12 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     parser.add_argument("--ssl-ca-certs", metavar="FILE",
                         help="require client certificates issued by these CAs (mutual TLS)")
     parser.add_argument("--version", action="version", version=f"pymongoose {__version__}")
-    _defaults_from_environment(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _checked(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` checked together, and completed: the defaults that depend on other
+    flags, systemd's socket, the TLS files' contents."""
     if args.quiet:
         args.access_log, args.log_level = False, "warning"
     if args.threads < 1 or (args.workers is not None and args.workers < 1):
@@ -182,7 +197,12 @@ def _parse(argv: Optional[List[str]]) -> argparse.Namespace:
     for folder in args.reload_dir or ():
         if not os.path.isdir(folder):
             parser.error(f"--reload-dir {folder!r} is not a folder")
-    if (args.max_requests or args.reload) and args.workers is None:
+    if args.metrics is not None:
+        try:
+            metrics.check_url(args.metrics)
+        except ValueError as error:
+            parser.error(str(error))
+    if (args.max_requests or args.reload or args.metrics) and args.workers is None:
         args.workers = 1  # the supervisor replaces workers
     if args.fd is None and args.uds is None:
         args.fd = systemd_socket()
@@ -315,9 +335,11 @@ def _where(args: argparse.Namespace) -> Dict[str, Any]:
 def _serve_wsgi(args: argparse.Namespace) -> int:
     from .wsgi import WSGIServer
 
-    def work(app: Callable[..., Any], tls: Optional[TlsOpts], where: Dict[str, Any], notify: Notify) -> int:
+    def work(app: Callable[..., Any], tls: Optional[TlsOpts], where: Dict[str, Any], notify: Notify,
+             metrics: Optional[Region]) -> int:
         server = WSGIServer(app, workers=args.threads, multiprocess=args.workers is not None,
                             access_log=args.access_log, root_path=args.root_path, **_server_options(args))
+        server.metrics = metrics
         try:
             listener = server.listen(args.listen, tls=tls, **where)
         except (ListenError, ValueError) as error:
@@ -328,9 +350,9 @@ def _serve_wsgi(args: argparse.Namespace) -> int:
             print(banner(f"Serving {args.wsgi}", args.listen, listener, f"{args.threads} threads", uds=args.uds),
                   flush=True)
         notify(READY)
-        recycle = _recycler(args, lambda: server.requests_served, notify)
-        if recycle is not None:
-            server.manager.timer_add(int(RECYCLE_CHECK * 1000), recycle, repeat=True)
+        tick = _ticker(args, server, notify)
+        if tick is not None:
+            server.manager.timer_add(int(TICK * 1000), tick, repeat=True)
         server.run(grace=args.grace)
         return 0
 
@@ -342,7 +364,8 @@ def _serve_asgi(args: argparse.Namespace) -> int:
 
     from .asgi import LifespanError, run_loop, serve_async
 
-    def work(app: Callable[..., Any], tls: Optional[TlsOpts], where: Dict[str, Any], notify: Notify) -> int:
+    def work(app: Callable[..., Any], tls: Optional[TlsOpts], where: Dict[str, Any], notify: Notify,
+             metrics: Optional[Region]) -> int:
         try:
             websocket = {"ws_ping_interval": args.ws_ping_interval, "ws_ping_timeout": args.ws_ping_timeout}
             if args.ws_max_size is not None:
@@ -350,7 +373,8 @@ def _serve_asgi(args: argparse.Namespace) -> int:
             run_loop(serve_async(app, args.listen, grace=args.grace, tls=tls, quiet=args.workers is not None,
                                  lifespan=args.lifespan, root_path=args.root_path, access_log=args.access_log,
                                  **websocket,
-                                 ready=lambda server: ready(server, notify), **where, **_server_options(args)),
+                                 ready=lambda server: ready(server, notify, metrics), **where,
+                                 **_server_options(args)),
                      args.loop)
         except LifespanError as error:
             print(f"error: {error}", file=sys.stderr)
@@ -360,40 +384,46 @@ def _serve_asgi(args: argparse.Namespace) -> int:
             return 1
         return 0
 
-    def ready(server: Any, notify: Notify) -> None:
+    def ready(server: Any, notify: Notify, metrics: Optional[Region]) -> None:
+        server.metrics = metrics  # before the loop runs: no request has been read yet
         notify(READY)
-        recycle = _recycler(args, lambda: int(server.requests_served), notify)
-        if recycle is not None:
+        tick = _ticker(args, server, notify)
+        if tick is not None:
             loop = asyncio.get_running_loop()
 
-            def check() -> None:
-                recycle()
-                loop.call_later(RECYCLE_CHECK, check)
+            def again() -> None:
+                tick()
+                loop.call_later(TICK, again)
 
-            loop.call_later(RECYCLE_CHECK, check)
+            loop.call_later(TICK, again)
 
     return _serve_app(args, args.asgi, work, "")
 
 
-# How often a worker compares the requests it has answered with --max-requests.
-RECYCLE_CHECK = 0.1
+# How often a worker compares the requests it has answered with --max-requests,
+# and samples its gauges for --metrics.
+TICK = 0.1
 
 
-def _recycler(args: argparse.Namespace, served: Callable[[], int], notify: Notify) -> Optional[Callable[[], None]]:
-    """What a worker calls every RECYCLE_CHECK seconds to ask for its replacement,
-    once, after its share of --max-requests (None: no limit)."""
-    if not args.max_requests:
+def _ticker(args: argparse.Namespace, server: Any, notify: Notify) -> Optional[Callable[[], None]]:
+    """What a worker calls every TICK seconds (None: nothing to do): ask for its
+    replacement, once, after its share of --max-requests; sample the gauges of
+    --metrics (its connections and the requests in flight)."""
+    limit = args.max_requests + random.randint(0, args.max_requests_jitter) if args.max_requests else None
+    metrics: Optional[Region] = server.metrics
+    if limit is None and metrics is None:
         return None
-    limit = args.max_requests + random.randint(0, args.max_requests_jitter)
     asked = False
 
-    def recycle() -> None:
+    def tick() -> None:
         nonlocal asked
-        if not asked and served() >= limit:
+        if limit is not None and not asked and server.requests_served >= limit:
             asked = True
             notify(REPLACE_ME)
+        if metrics is not None:
+            metrics.sample(sum(not conn.is_listening for conn in server.manager.connections), server.in_flight)
 
-    return recycle
+    return tick
 
 
 def _server_options(args: argparse.Namespace) -> Dict[str, Any]:
@@ -403,11 +433,11 @@ def _server_options(args: argparse.Namespace) -> Dict[str, Any]:
             "limit_concurrency": args.limit_concurrency, "access_log_format": args.access_log_format}
 
 
-Work = Callable[[Callable[..., Any], Optional[TlsOpts], Dict[str, Any], Notify], int]
+Work = Callable[[Callable[..., Any], Optional[TlsOpts], Dict[str, Any], Notify, Optional[Region]], int]
 
 
 def _serve_app(args: argparse.Namespace, spec: str, work: Work, per_process: str) -> int:
-    """Serve the application named ``spec`` with ``work(app, tls, where, notify)``:
+    """Serve the application named ``spec`` with ``work(app, tls, where, notify, metrics)``:
     in this process, or (``--workers``) in worker processes that each load the
     application and read the TLS files themselves, so that SIGHUP's new workers run
     the application's code and certificates as they are now."""
@@ -416,7 +446,7 @@ def _serve_app(args: argparse.Namespace, spec: str, work: Work, per_process: str
         if app is None:
             return 2
         signal.signal(signal.SIGHUP, _hup_alone)
-        return work(app, args.tls, _where(args), lambda _message: None)
+        return work(app, args.tls, _where(args), lambda _message: None, None)
     try:
         sockets = _worker_sockets(args)
     except (ListenError, ValueError) as error:
@@ -424,7 +454,7 @@ def _serve_app(args: argparse.Namespace, spec: str, work: Work, per_process: str
         return 1
     url = args.listen if args.uds is not None else local_url(args.listen, sockets[0])
 
-    def one_worker(notify: Notify, slot: int) -> int:
+    def one_worker(notify: Notify, place: Place) -> int:
         app = _load(args, spec)
         if app is None:
             return 2
@@ -433,19 +463,33 @@ def _serve_app(args: argparse.Namespace, spec: str, work: Work, per_process: str
         except OSError as error:
             print(f"error: cannot read {error.filename}: {error.strerror}", file=sys.stderr)
             return 1
-        return work(app, tls, {"fd": sockets[slot % len(sockets)]}, notify)
+        return work(app, tls, {"fd": sockets[place.slot % len(sockets)]}, notify, place.metrics)
 
+    counters, endpoint = None, None
+    if args.metrics is not None:
+        counters = SharedCounters(2 * args.workers + 2)  # a reload's overlap, replacements
+        try:
+            endpoint = metrics.serve(args.metrics, counters, lambda: len(supervisor.workers))
+        except ListenError as error:
+            print(f"error: --metrics: {error}", file=sys.stderr)
+            return 1
     shown = f"{url.split('://', 1)[0]}+unix:{args.uds}" if args.uds is not None else url
     processes = f"{args.workers} process{'es' if args.workers > 1 else ''}"
     print(f"Serving {spec} on {shown} ({processes}{per_process}; Ctrl-C to stop, "
-          f"SIGHUP to reload)", flush=True)
+          f"SIGHUP to reload{'; metrics on ' + args.metrics if args.metrics else ''})",
+          flush=True)
     watching = threading.Event()
     if args.reload:
         reloader.watch([os.path.abspath(folder) for folder in args.reload_dir or [os.getcwd()]], watching)
+    supervisor = Supervisor(args.workers, one_worker, stop_timeout=args.grace + 5, counters=counters,
+                            private=[endpoint.fileno()] if endpoint is not None else [])
     try:
-        return Supervisor(args.workers, one_worker, stop_timeout=args.grace + 5).run()
+        return supervisor.run()
     finally:
         watching.set()
+        if endpoint is not None:
+            endpoint.shutdown()
+            endpoint.server_close()
         for fd in sockets:
             os.close(fd)
 

@@ -588,3 +588,29 @@ class SteadyLoad:
         for thread in self._threads:
             thread.join(DEFAULT_TIMEOUT * 2)
         return self.bodies
+
+
+# An ASGI application that echoes each WebSocket message as bytes (a module's text).
+WS_ECHO_APP = '''
+async def app(scope, receive, send):
+    assert scope["type"] == "websocket"
+    await receive()
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        await send({"type": "websocket.send", "bytes": message.get("bytes") or message["text"].encode()})
+'''
+
+
+def open_websocket(port: int) -> socket.socket:
+    """A raw socket that has done the WebSocket handshake with a server on ``port``."""
+    client = socket.create_connection(("127.0.0.1", port), timeout=DEFAULT_TIMEOUT)
+    client.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += client.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return client

@@ -10,7 +10,7 @@ from typing import Any, Iterator, List
 
 import pytest
 
-from support import DEFAULT_TIMEOUT, Program, raw_request, run_python, wait_for
+from support import DEFAULT_TIMEOUT, WS_ECHO_APP, Program, open_websocket, raw_request, run_python, wait_for
 
 WSGI_APP = '''
 import os, time
@@ -148,28 +148,13 @@ def test_access_log_flags_are_checked(args: List[str], words: str) -> None:
     assert process.returncode == 2 and words in out, out
 
 
-WS_APP = '''
-async def app(scope, receive, send):
-    assert scope["type"] == "websocket"
-    await receive()
-    await send({"type": "websocket.accept"})
-    while True:
-        message = await receive()
-        if message["type"] == "websocket.disconnect":
-            return
-        await send({"type": "websocket.send", "bytes": message.get("bytes") or message["text"].encode()})
-'''
-
-UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-
 
 @pytest.fixture
 def websocket_server(tmp_path: Path) -> Iterator[Any]:
     started: List[Program] = []
 
     def run(*flags: str) -> Program:
-        (tmp_path / "app.py").write_text(WS_APP)
+        (tmp_path / "app.py").write_text(WS_ECHO_APP)
         program = Program("-m", "pymongoose", "--asgi", "app:app", "--listen", "http://127.0.0.1:0", "--lifespan",
                           "off", *flags, cwd=tmp_path)
         started.append(program)
@@ -198,18 +183,6 @@ def frames_until(client: Any, wanted: int, seconds: float) -> List[Any]:
         if any(first & 15 == wanted for first, _ in frames):
             return frames
     return server_frames(data) if data else []
-
-
-def open_websocket(port: int) -> Any:
-    import socket
-
-    client = socket.create_connection(("127.0.0.1", port), timeout=DEFAULT_TIMEOUT)
-    client.sendall(UPGRADE)
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += client.recv(1)
-    assert head.startswith(b"HTTP/1.1 101")
-    return client
 
 
 def test_ws_ping_interval_pings_and_closes_1011_when_no_pong_comes(websocket_server: Any) -> None:

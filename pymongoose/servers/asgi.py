@@ -63,6 +63,7 @@ from .asgi_websocket import WebSocketCycle
 from .config import DEFAULT_GRACE, DEFAULT_HIGH_WATER, DEFAULT_MAX_BODY, STREAM_BODY_OVER, ServerConfig
 from .lifespan import Lifespan
 from .listen import FRESH_WAIT, awaiting_requests, banner, open_listener
+from .metrics import Region
 from .proxy import DEFAULT_FORWARDED_ALLOW_IPS, ProxyTrust
 from .tasks import TaskStarter, no_loop, task_starter
 
@@ -161,9 +162,9 @@ class ASGIServer:
     WebSocket message (close 1009 beyond it); ``compression`` agrees to
     permessage-deflate when a client offers it. ``ws_ping_interval``: ping each
     WebSocket client that often (seconds; None: never), closing with 1011 one that
-    has not answered within ``ws_ping_timeout`` (the interval unless given). ``error_handler`` is the Manager's
-    (exceptions from the server's own handlers, not the application's: those are
-    logged and answered 500). ``eager_tasks``: start each request's task at once
+    has not answered within ``ws_ping_timeout`` (the interval unless given).
+    ``error_handler`` is the Manager's (exceptions from the server's own handlers,
+    not the application's: those are logged and answered 500). ``eager_tasks``: start each request's task at once
     where the interpreter allows (see :mod:`.tasks`). The options shared with
     :class:`~pymongoose.wsgi.WSGIServer` (``max_body``, ``high_water``, ``max_head``,
     ``max_target``, ``header_read_timeout``, ``timeout_keep_alive``, ``access_log``,
@@ -211,6 +212,7 @@ class ASGIServer:
         self._high_water = high_water
         self._access_log = access_log
         self.requests_served = 0  # HTTP responses completed
+        self.metrics: Optional[Region] = None  # where to count for --metrics (:mod:`.metrics`)
         self._eager = eager_tasks
         self._aio = AsyncManager(self._on_event, poll_interval=poll_interval, error_handler=error_handler)
         self._manager: Any = None
@@ -259,7 +261,7 @@ class ASGIServer:
         await self._aio.__aenter__()
         self._manager = self._aio.manager
         if self._ping is not None:
-            self._manager.timer_add(int(min(self._ping) * 1000), self._keepalive, repeat=True)
+            self._manager.timer_add(max(10, int(min(self._ping) * 1000)), self._keepalive, repeat=True)
         try:
             return self.listen(url, tls=tls, reuse_port=reuse_port, fd=fd, uds=uds, backlog=backlog)
         except BaseException:
@@ -314,6 +316,11 @@ class ASGIServer:
         for cycle in self._cycles:
             if isinstance(cycle, WebSocketCycle):
                 cycle.keepalive(now, *self._ping)
+
+    @property
+    def in_flight(self) -> int:
+        """HTTP requests and WebSockets the application is handling now."""
+        return len(self._cycles)
 
     def _busy(self) -> bool:
         return any(isinstance(cycle, HttpCycle) and not (cycle.done or cycle.gone) for cycle in self._cycles)

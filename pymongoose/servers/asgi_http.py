@@ -19,6 +19,7 @@ from ..connection import Connection
 from . import intake, writer
 from .accesslog import AccessFormat, asgi_access, log_access
 from .config import BODY_PAUSE_OVER
+from .metrics import Region
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -31,6 +32,7 @@ class ServerSide(Protocol):
     _access_log: bool
     _access_line: Optional[AccessFormat]
     requests_served: int
+    metrics: Optional[Region]
 
     def _mgr(self) -> Any: ...
 
@@ -95,7 +97,7 @@ class HttpCycle:
         self.event = Signal()            # wakes receive() and send() waiting on the loop
         self.task: Optional[asyncio.Task[None]] = None
         self.sent = 0                     # body bytes queued, for the access log
-        self.began = time.perf_counter() if server._access_log else 0.0
+        self.began = time.perf_counter() if server._access_log or server.metrics else 0.0
 
     async def receive(self) -> Message:
         body = self.body
@@ -171,7 +173,10 @@ class HttpCycle:
     def finished(self) -> None:
         self.done = True
         self.event.wake()
-        self.server.requests_served += 1
+        server = self.server
+        server.requests_served += 1
+        if server.metrics is not None:
+            server.metrics.request_done(self.status, time.perf_counter() - self.began)
         stream = self.stream
         if stream is not None:
             stream.abandon()

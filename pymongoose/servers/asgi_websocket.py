@@ -76,6 +76,8 @@ class WebSocketCycle:
             self.inbox.append({"type": "websocket.receive", "bytes": data})
         self.sizes.append(len(data))
         self.inbox_size += len(data)
+        if self.server.metrics is not None:
+            self.server.metrics.websocket(received=True)
         if self.inbox_size > _INBOX_HIGH and not self.paused:
             self.paused = True
             self.conn.is_full = True
@@ -136,6 +138,8 @@ class WebSocketCycle:
             pending = call_on_loop(self.server._manager, self._send_frame, payload, op)
             if pending < 0:
                 raise ClientDisconnected(f"WebSocket connection {self.conn.id} is closed")
+            if self.server.metrics is not None:
+                self.server.metrics.websocket(received=False)
             if pending > self.server._high_water:
                 await self.server._room(self.conn, self)
         elif kind == "websocket.accept":

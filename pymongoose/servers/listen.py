@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Any, List, Optional
+from typing import Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from .._binding import lib
@@ -41,16 +41,11 @@ FRESH_WAIT = 1.0
 def awaiting_requests(manager: Manager, fresh: bool) -> bool:
     """Whether a connection of ``manager`` is receiving a request head, or (``fresh``)
     was accepted and has received nothing yet: a server stopping answers those."""
-    return any(lib.pm_http_awaits_head(c, fresh) for c in _accepted(manager))
-
-
-def _accepted(manager: Manager) -> List[Any]:
-    pointers = []
     for conn in manager.connections:
         c = conn._c()
-        if c is not None and not conn.is_listening:
-            pointers.append(c)
-    return pointers
+        if c is not None and lib.pm_http_awaits_head(c, fresh):  # False for a listener
+            return True
+    return False
 
 
 def banner(what: str, url: str, listener: Connection, detail: str = "", uds: Optional[str] = None) -> str:

@@ -32,7 +32,9 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from .metrics import Region, SharedCounters
 
 logger = logging.getLogger("pymongoose.serve")
 
@@ -55,23 +57,37 @@ class _Worker:
     pipe: int  # the read end of its pipe
     generation: int
     slot: int  # which of the count places it fills (and which listening socket it takes)
+    region: Optional[int] = None  # its counters for --metrics (metrics.SharedCounters)
     ready: bool = False
     stopping: bool = False
     replaces: Optional[int] = None  # the pid this one is to replace once it serves
 
 
+class Place(NamedTuple):
+    """Where a worker stands: ``slot`` (0 to count - 1), the place it fills (its
+    replacements, and its successor after a reload, fill it too), and the counters
+    it keeps for --metrics (None: no metrics)."""
+
+    slot: int
+    metrics: Optional[Region]
+
+
 class Supervisor:
-    """Run ``count`` copies of ``work(notify, slot)`` in forked processes; see the
+    """Run ``count`` copies of ``work(notify, place)`` in forked processes; see the
     module.
 
     ``work`` runs in each worker and returns its exit status; it calls
-    ``notify(READY)`` once it serves. ``slot`` (0 to count - 1) is the place the
-    worker fills: its replacements, and its successor after a reload, fill it too.
+    ``notify(READY)`` once it serves. ``counters``: the shared memory each worker
+    counts in for --metrics. ``private``: descriptors of the supervisor's own that
+    a worker closes first.
     """
 
-    def __init__(self, count: int, work: Callable[[Notify, int], int], stop_timeout: float = 15.0) -> None:
+    def __init__(self, count: int, work: Callable[[Notify, Place], int], stop_timeout: float = 15.0,
+                 counters: Optional[SharedCounters] = None, private: Sequence[int] = ()) -> None:
         self.count = count
         self.work = work
+        self.counters = counters
+        self.private = tuple(private)
         self.stop_timeout = stop_timeout  # from SIGTERM to SIGKILL, for a worker that does not stop
         self._kill_at: Optional[float] = None
         self.workers: Dict[int, _Worker] = {}
@@ -142,12 +158,11 @@ class Supervisor:
             self._respawns.remove((when, failed))
             if failed.replaces is None or failed.replaces in self.workers:
                 self._spawn(failed.generation, failed.slot, replaces=failed.replaces)
-        if self._reload:
+        if self._reload and self.pending is None:  # one during a reload: another after it
             self._reload = False
-            if self.pending is None:
-                self.pending = self.generation + 1
-                logger.info("SIGHUP: starting %d new worker(s)", self.count)
-                self._spawn(self.pending, 0)
+            self.pending = self.generation + 1
+            logger.info("SIGHUP: starting %d new worker(s)", self.count)
+            self._spawn(self.pending, 0)
         starting = self.pending if self.pending is not None else self.generation
         members = [worker for worker in self.workers.values()
                    if worker.generation == starting and not worker.stopping and worker.replaces is None]
@@ -243,16 +258,20 @@ class Supervisor:
     # ---- workers -------------------------------------------------------------------
 
     def _spawn(self, generation: int, slot: int, replaces: Optional[int] = None) -> None:
+        region = self.counters.take() if self.counters is not None else None
+        if self.counters is not None and region is None:
+            logger.warning("--metrics: no counters left for a new worker; it is not counted")
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(read_end)
-            os._exit(self._worker_main(write_end, slot))
+            metrics = self.counters.region(region) if self.counters is not None and region is not None else None
+            os._exit(self._worker_main(write_end, Place(slot, metrics)))
         os.close(write_end)
-        self.workers[pid] = _Worker(pid, read_end, generation, slot, replaces=replaces)
+        self.workers[pid] = _Worker(pid, read_end, generation, slot, region=region, replaces=replaces)
         self._selector.register(read_end, selectors.EVENT_READ)
 
-    def _worker_main(self, pipe: int, slot: int) -> int:
+    def _worker_main(self, pipe: int, place: Place) -> int:
         """In the forked worker: undo the supervisor's signal set-up, then work."""
         code = 1
         try:
@@ -262,7 +281,7 @@ class Supervisor:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the supervisor's to act on
             self._selector.close()
-            for fd in (*self._wake, *(worker.pipe for worker in self.workers.values())):
+            for fd in (*self._wake, *self.private, *(worker.pipe for worker in self.workers.values())):
                 os.close(fd)
             os.environ["PYMONGOOSE_WORKER"] = "1"
             stop_when_orphaned(self._supervisor)
@@ -275,7 +294,7 @@ class Supervisor:
                     except OSError:  # the supervisor has gone: orphaned, stopping
                         pass
 
-            code = self.work(notify, slot)
+            code = self.work(notify, place)
         except SystemExit as leaving:
             code = leaving.code if isinstance(leaving.code, int) else 1
         except BaseException:  # the worker's last word before os._exit
@@ -294,6 +313,8 @@ class Supervisor:
         except (KeyError, ValueError):
             pass
         os.close(worker.pipe)
+        if self.counters is not None and worker.region is not None:
+            self.counters.give_back(worker.region)
 
 
 def _exit_quietly(_signum: int, _frame: object) -> None:
@@ -346,4 +367,5 @@ def watch_parent(supervisor: int, interval: float) -> None:
     threading.Thread(target=watch, name="pymongoose-orphan-watch", daemon=True).start()
 
 
-__all__: List[str] = ["READY", "REPLACE_ME", "STARTUP_FAILURES", "Notify", "Supervisor", "stop_when_orphaned"]
+__all__: List[str] = ["READY", "REPLACE_ME", "STARTUP_FAILURES", "Notify", "Place", "Supervisor",
+                      "stop_when_orphaned"]

@@ -55,6 +55,7 @@ from .config import (
     ServerConfig,
 )
 from .listen import FRESH_WAIT, awaiting_requests, banner, open_listener
+from .metrics import Region
 from .proxy import DEFAULT_FORWARDED_ALLOW_IPS
 from .wsgi_environ import BodyStream, FileWrapper, build_environ
 
@@ -191,6 +192,7 @@ class WSGIServer:
         self._idle = threading.Condition()
         self._stopping = False
         self.requests_served = 0  # responses completed (approximate: counted on several threads)
+        self.metrics: Optional[Region] = None  # where to count for --metrics (:mod:`.metrics`)
 
     @property
     def manager(self) -> Manager:
@@ -239,6 +241,11 @@ class WSGIServer:
             self._manager.poll(20)
 
     stop = shutdown  # the ASGI server's verb
+
+    @property
+    def in_flight(self) -> int:
+        """Requests the application is handling now."""
+        return self._in_flight
 
     def close(self) -> None:
         """Close every connection and the manager; workers still running finish alone."""
@@ -312,7 +319,7 @@ class WSGIServer:
             writer.busy(self._mgr(), conn.id, message.proto.upper() == "HTTP/1.0")
             return
         exchange = _Exchange(conn, message.proto.upper() == "HTTP/1.0",
-                             time.perf_counter() if self._config.access_log else 0.0)
+                             time.perf_counter() if self._config.access_log or self.metrics else 0.0)
         self._exchanges[conn.id] = exchange
         with self._idle:
             self._in_flight += 1
@@ -542,7 +549,10 @@ class _Response:
     def _completed(self) -> None:
         exchange = self.exchange
         exchange.finished = True
-        self.server.requests_served += 1
+        server = self.server
+        server.requests_served += 1
+        if server.metrics is not None:
+            server.metrics.request_done(self.status or 0, time.perf_counter() - exchange.started)
         if self.server._config.access_log:
             environ = self.environ
             client = (environ["REMOTE_ADDR"], int(environ["REMOTE_PORT"])) if environ["REMOTE_ADDR"] else None
