@@ -463,7 +463,21 @@ def _serve_app(args: argparse.Namespace, spec: str, work: Work, per_process: str
         except OSError as error:
             print(f"error: cannot read {error.filename}: {error.strerror}", file=sys.stderr)
             return 1
-        return work(app, tls, {"fd": sockets[place.slot % len(sockets)]}, notify, place.metrics)
+        released = False
+
+        def notify_and_release(message: bytes) -> None:
+            nonlocal released
+            if message == READY and not released:
+                # Its listener holds a duplicate of its own socket: the sockets it was
+                # born with go, so that stopping it releases its hold on the port
+                # (once the supervisor is gone too, a connection is refused rather
+                # than left waiting on a socket nobody accepts from).
+                released = True
+                for fd in sockets:
+                    os.close(fd)
+            notify(message)
+
+        return work(app, tls, {"fd": sockets[place.slot % len(sockets)]}, notify_and_release, place.metrics)
 
     counters, endpoint = None, None
     if args.metrics is not None:

@@ -547,11 +547,14 @@ def ws_frame(opcode: int, payload: bytes, fin: bool = True, length: Any = None) 
 
 class SteadyLoad:
     """Clients sending ``GET /`` without pause on ``threads`` threads, each on a new
-    connection, until stopped: what a server answered (bodies counted) and every
-    failure (a refused or reset connection, a response that is not 200)."""
+    connection (``keep_alive``: on one connection per thread, as long as the server
+    keeps it, as browsers and proxies do), until stopped: what a server answered
+    (bodies counted) and every failure (a refused or reset connection, a response
+    that is not 200)."""
 
-    def __init__(self, port: int, threads: int = 4) -> None:
+    def __init__(self, port: int, threads: int = 4, keep_alive: bool = False) -> None:
         self.port = port
+        self.keep_alive = keep_alive
         self.bodies: "collections.Counter[str]" = collections.Counter()
         self.failures: List[str] = []
         self.last: List[str] = []  # the bodies of the latest 50 responses
@@ -562,15 +565,27 @@ class SteadyLoad:
             thread.start()
 
     def _run(self) -> None:
+        import http.client
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=DEFAULT_TIMEOUT)
         while self._running:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=DEFAULT_TIMEOUT) as s:
-                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                    response = read_until_closed(s)
-                head, _, body = response.partition(b"\r\n\r\n")
-                outcome = body.decode() if head.startswith(b"HTTP/1.1 200 ") else f"not 200: {response[:60]!r}"
-            except OSError as error:
+                if self.keep_alive:
+                    connection.request("GET", "/")
+                    reply = connection.getresponse()
+                    body = reply.read()
+                    if reply.will_close:  # the server said so: a new connection for the next
+                        connection.close()
+                    outcome = body.decode() if reply.status == 200 else f"not 200: {reply.status}"
+                else:
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=DEFAULT_TIMEOUT) as s:
+                        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                        response = read_until_closed(s)
+                    head, _, body = response.partition(b"\r\n\r\n")
+                    outcome = body.decode() if head.startswith(b"HTTP/1.1 200 ") else f"not 200: {response[:60]!r}"
+            except (OSError, http.client.HTTPException) as error:
                 outcome = f"failed: {error!r}"
+                connection.close()
             with self._lock:
                 if outcome.startswith(("not 200", "failed")):
                     self.failures.append(outcome)

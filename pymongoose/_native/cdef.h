@@ -403,6 +403,8 @@ int pm_response_check(int status, const char *reason, size_t reason_len, const c
 int pm_response_start(struct mg_mgr *mgr, unsigned long id, int status, const char *reason,
                       size_t reason_len, const char *kv, size_t kv_len, unsigned pairs,
                       const char *body, size_t body_len, bool more, bool http10);
+// A graceful stop: every response from now on says "connection: close" and closes.
+void pm_http_closing(struct mg_mgr *mgr);
 // A further piece of the body; `more` false ends the response. Returns the bytes
 // waiting to be sent on the connection, or -1 once it has closed.
 long pm_response_body(struct mg_mgr *mgr, unsigned long id, int framing, const char *body,
@@ -467,9 +469,9 @@ void pm_conn_set_http_limits(struct mg_connection *c, uint32_t max_head, uint32_
                              uint32_t header_timeout_ms, uint32_t keepalive_timeout_ms);
 // MG_EV_HTTP_HDRS only for a request body declared over `size` bytes (0: always).
 void pm_conn_set_hdrs_over(struct mg_connection *c, size_t size);
-// A server stopping gracefully waits for this connection's request head: part of
-// one has arrived, or (fresh) nothing has since it was accepted.
-bool pm_http_awaits_head(struct mg_connection *c, bool fresh);
+// A server stopping gracefully waits for this connection: a request is arriving or
+// being answered, or (between) none has since it was accepted or last answered.
+bool pm_http_unfinished(struct mg_connection *c, bool between);
 // After a handler read a request body itself: the HTTP parser takes the next request.
 void pm_http_resume(struct mg_connection *c, bool response_pending);
 // One chunk of a chunked response read from a file: bytes sent, 0 at its end,

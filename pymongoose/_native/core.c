@@ -229,6 +229,7 @@ struct pm_mgr {
   uint64_t next_deadline;     // the earliest connection timeout seen by the last
                               //   poll's MG_EV_POLL pass (0: none), for its wait
   struct pm_tls_sessions *tls_sessions;  // TLS clients' sessions, to resume (tls.c)
+  bool http_closing;          // servers.c: each response from now on closes its connection
 };
 
 /* Mongoose's wall clock is its monotonic clock plus a boot timestamp that only an

@@ -268,12 +268,14 @@ static void pm_http_after(struct mg_connection *c, struct pm_conn *st) {
   }
 }
 
-/* Whether an accepted HTTP connection waits for a request head that a server
- * stopping gracefully should let arrive and answer: part of one is in, or (with
- * fresh) the connection was accepted and nothing has arrived yet, as happens when
- * the stop comes between a client's connect and its request. */
-bool pm_http_awaits_head(struct mg_connection *c, bool fresh) {
+/* Whether a server stopping gracefully should wait for this accepted HTTP
+ * connection and answer it (with "connection: close"): a request is arriving or
+ * being answered, or (with `between`) none is: the connection was accepted, or its
+ * last response sent, and the client's next request may be on its way (the stop
+ * came between a connect, or a response, and the request that follows). */
+bool pm_http_unfinished(struct mg_connection *c, bool between) {
   const struct pm_conn *st = pm_own_state(c);
   if (st == NULL || !c->is_accepted || c->is_websocket || c->is_closing || c->is_draining) return false;
-  return st->http_phase == PM_HTTP_HEAD || (fresh && st->http_phase == PM_HTTP_FRESH);
+  return st->http_phase == PM_HTTP_HEAD || st->http_phase == PM_HTTP_BUSY ||
+         (between && (st->http_phase == PM_HTTP_FRESH || st->http_phase == PM_HTTP_IDLE));
 }

@@ -63,6 +63,14 @@ static void pm_response_complete(struct mg_connection *c, struct pm_conn *st, in
   if (st != NULL) pm_http_after(c, st);
 }
 
+#define PM_CLOSE_LINE "connection: close\r\n"
+
+/* From now on every response the servers start on this manager closes its
+ * connection once sent, saying so (a graceful stop). */
+void pm_http_closing(struct mg_mgr *mgr) {
+  ((struct pm_mgr *) mgr)->http_closing = true;
+}
+
 /* Queues the head of a response, with `body` (its whole body, or its first piece
  * when `more` follows); `reason` NULL means the standard one for `status`. Returns
  * how the rest of the body will be framed (a PM_BODY_* value; PM_BODY_COMPLETE
@@ -81,9 +89,14 @@ int pm_response_start(struct mg_mgr *mgr, unsigned long id, int status, const ch
   bool head_only, no_body;
   int framing;
   char *p;
+  bool closing;
   if (lines_len < 0 || (kv_len == 0 && pairs != 0)) return -1;
   if (!pm_status_ok(status, reason, reason_len)) return -1;
   if (c == NULL) return -2;
+  // A server stopping gracefully: the client is told this response is the
+  // connection's last, rather than finding it closed under its next request.
+  closing = ((struct pm_mgr *) mgr)->http_closing && status >= 200 && !(flags & PM_CLOSES);
+  if (closing) flags |= PM_CLOSES;
   st = (struct pm_conn *) c->fn_data;
   head_only = st != NULL && st->http_head;
   no_body = head_only || status < 200 || status == 204 || status == 304;
@@ -112,7 +125,8 @@ int pm_response_start(struct mg_mgr *mgr, unsigned long id, int status, const ch
     reason_len = strlen(reason);
   }
   // "HTTP/1.x " NNN " " reason CRLF date length headers CRLF
-  head_len = 9 + 3 + 1 + reason_len + 2 + date_len + length_len + (size_t) lines_len + 2;
+  head_len = 9 + 3 + 1 + reason_len + 2 + date_len + length_len + (size_t) lines_len + 2 +
+             (closing ? sizeof(PM_CLOSE_LINE) - 1 : 0);
   start = c->send.len;
   if (mg_iobuf_add(&c->send, start, NULL, head_len + body_len) == 0) {
     mg_error(c, "OOM");
@@ -127,6 +141,7 @@ int pm_response_start(struct mg_mgr *mgr, unsigned long id, int status, const ch
   memcpy(p, date, date_len), p += date_len;
   memcpy(p, length, length_len), p += length_len;
   if (kv_len > 0) p = pm_headers_copy(p, kv, kv_len);
+  if (closing) memcpy(p, PM_CLOSE_LINE, sizeof(PM_CLOSE_LINE) - 1), p += sizeof(PM_CLOSE_LINE) - 1;
   memcpy(p, "\r\n", 2), p += 2;
   c->send.len = (size_t) (p - (char *) c->send.buf);
   if (no_body || body_len == 0) {

@@ -62,7 +62,7 @@ from .asgi_http import BodyStream, HttpCycle
 from .asgi_websocket import WebSocketCycle
 from .config import DEFAULT_GRACE, DEFAULT_HIGH_WATER, DEFAULT_MAX_BODY, STREAM_BODY_OVER, ServerConfig
 from .lifespan import Lifespan
-from .listen import FRESH_WAIT, awaiting_requests, banner, open_listener
+from .listen import BETWEEN_WAIT, banner, open_listener, unfinished
 from .metrics import Region
 from .proxy import DEFAULT_FORWARDED_ALLOW_IPS, ProxyTrust
 from .tasks import TaskStarter, no_loop, task_starter
@@ -285,6 +285,7 @@ class ASGIServer:
         for listener in self._listeners:
             listener.close()
         self._listeners.clear()
+        writer.closing(self._mgr())
         for cycle in list(self._cycles):
             if isinstance(cycle, WebSocketCycle) and cycle.state == cycle._OPEN and not cycle.sent_close:
                 try:
@@ -295,7 +296,7 @@ class ASGIServer:
         began = loop.time()
         deadline = began + grace
         while loop.time() < deadline and (self._busy() or self._unsent() or
-                                          awaiting_requests(self.manager, loop.time() < began + FRESH_WAIT)):
+                                          unfinished(self.manager, loop.time() < began + BETWEEN_WAIT)):
             await asyncio.sleep(0.01)
         tasks = [cycle.task for cycle in self._cycles if cycle.task is not None and not cycle.task.done()]
         for task in tasks:

@@ -33,17 +33,20 @@ def open_listener(manager: Manager, url: str, config: ServerConfig, tls: Optiona
     return listener
 
 
-# A server stopping gracefully waits this long at most for the first request of a
-# connection it accepted just before (connect() returns before the request is sent).
-FRESH_WAIT = 1.0
+# A server stopping gracefully waits this long at most for the next request of a
+# connection it has just accepted (connect() returns before the request is sent)
+# or answered (a keep-alive client sends its next one at once): that request is
+# answered with "connection: close" (writer.closing), and the client goes elsewhere.
+BETWEEN_WAIT = 1.0
 
 
-def awaiting_requests(manager: Manager, fresh: bool) -> bool:
-    """Whether a connection of ``manager`` is receiving a request head, or (``fresh``)
-    was accepted and has received nothing yet: a server stopping answers those."""
+def unfinished(manager: Manager, between: bool) -> bool:
+    """Whether a connection of ``manager`` is receiving a request or its response
+    is not all queued, or (``between``) is between requests: a server stopping
+    waits for those (even while the application has not yet seen the request)."""
     for conn in manager.connections:
         c = conn._c()
-        if c is not None and lib.pm_http_awaits_head(c, fresh):  # False for a listener
+        if c is not None and lib.pm_http_unfinished(c, between):  # False for a listener
             return True
     return False
 

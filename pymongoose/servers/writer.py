@@ -103,6 +103,14 @@ def send_body(mgr: Any, conn_id: int, framing: int, body: bytes, more: bool) -> 
     return -1 if mgr is None else int(_pm_response_body(mgr, conn_id, framing, body, len(body), more))
 
 
+def closing(mgr: Any) -> None:
+    """A graceful stop: every response from now on says ``connection: close`` and
+    closes its connection once sent, rather than the client finding it closed under
+    its next request."""
+    if mgr is not None:
+        lib.pm_http_closing(mgr)
+
+
 def busy(mgr: Any, conn_id: int, http10: bool) -> None:
     """Answer 503 (the server's concurrency limit is reached) and close."""
     if mgr is not None:

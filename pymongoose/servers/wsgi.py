@@ -54,7 +54,7 @@ from .config import (
     STREAM_BODY_OVER,
     ServerConfig,
 )
-from .listen import FRESH_WAIT, awaiting_requests, banner, open_listener
+from .listen import BETWEEN_WAIT, banner, open_listener, unfinished
 from .metrics import Region
 from .proxy import DEFAULT_FORWARDED_ALLOW_IPS
 from .wsgi_environ import BodyStream, FileWrapper, build_environ
@@ -231,11 +231,12 @@ class WSGIServer:
         self._stopping = True
         for listener in self._listeners:
             listener.close()
+        writer.closing(self._mgr())
         began = time.monotonic()
         deadline = began + grace
         while time.monotonic() < deadline:
             busy = self._in_flight or any(c.send_len for c in self._manager.connections if not c.is_listening) \
-                or awaiting_requests(self._manager, time.monotonic() < began + FRESH_WAIT)
+                or unfinished(self._manager, time.monotonic() < began + BETWEEN_WAIT)
             if not busy:
                 break
             self._manager.poll(20)
