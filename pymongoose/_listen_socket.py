@@ -20,6 +20,7 @@ import errno
 import os
 import socket
 import stat
+from typing import Any
 
 from ._args import int_arg
 from .errors import ListenError
@@ -63,13 +64,37 @@ def unix_listener(path: str, backlog: int) -> int:
         raise ValueError(f"uds must be a non-empty str, not {path!r}")
     _check_posix("uds")
     _remove_stale(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    return _listening(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), path, backlog, path)
+
+
+def tcp_listener(host: str, port: int, backlog: int, reuse_port: bool = False) -> int:
+    """Bind and listen on ``host``:``port`` (with ``reuse_port``: SO_REUSEPORT, other
+    sockets may listen there too); return its descriptor."""
+    where = f"{host}:{port}"
     try:
-        sock.bind(path)
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                            flags=socket.AI_PASSIVE)[0]
+    except OSError as error:
+        raise ListenError(f"Failed to listen on {where}: {error}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    except OSError:
+        sock.close()
+        raise
+    return _listening(sock, address, backlog, where)
+
+
+def _listening(sock: socket.socket, address: Any, backlog: int, where: str) -> int:
+    """``sock`` bound to ``address`` and listening, as a descriptor (closed on failure)."""
+    try:
+        sock.bind(address)
         sock.listen(backlog)
     except OSError as error:
         sock.close()
-        raise ListenError(f"Failed to listen on {path}: {error.strerror}") from None
+        raise ListenError(f"Failed to listen on {where}: {error.strerror}") from None
     return sock.detach()
 
 

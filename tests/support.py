@@ -629,3 +629,12 @@ def open_websocket(port: int) -> socket.socket:
         head += client.recv(1)
     assert head.startswith(b"HTTP/1.1 101"), head
     return client
+
+
+def refused(*args: str, cwd: "Path | str | None" = None) -> str:
+    """``python -m pymongoose ARGS`` exits with status 2 at once (a usage error, or an
+    application that cannot be loaded): what it printed."""
+    process = run_python("-m", "pymongoose", *args, cwd=cwd)
+    out, _ = process.communicate(timeout=DEFAULT_TIMEOUT)
+    assert process.returncode == 2, out
+    return out

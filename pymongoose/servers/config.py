@@ -9,7 +9,7 @@ ValueError: high_water must be >= 1, not 0
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from .._args import int_arg
@@ -63,26 +63,22 @@ class ServerConfig:
     forwarded_allow_ips: str = DEFAULT_FORWARDED_ALLOW_IPS
     limit_concurrency: Optional[int] = None
     access_log_format: Optional[str] = None
+    # Made from the options above, once (checking them): whose proxy headers to
+    # believe (None: nobody's), the access line's format (None: the default one).
+    proxy: Optional[ProxyTrust] = field(init=False, repr=False, compare=False)
+    access_line: Optional[AccessFormat] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         int_arg(self.max_body, "max_body", 1, MAX_BODY_CEILING)
-        ProxyTrust(self.forwarded_allow_ips)  # checks it
+        trusted = ProxyTrust(self.forwarded_allow_ips)
+        object.__setattr__(self, "proxy", trusted if self.proxy_headers else None)
+        line = AccessFormat(self.access_log_format) if self.access_log_format is not None else None
+        object.__setattr__(self, "access_line", line)
         if self.limit_concurrency is not None:
             int_arg(self.limit_concurrency, "limit_concurrency", 1)
-        _ = self.access_line  # checks the format
         int_arg(self.high_water, "high_water", 1)
         int_arg(self.poll_interval, "poll_interval", 1, 60_000)
         _ = self.limits  # checks the rest
-
-    @property
-    def access_line(self) -> Optional[AccessFormat]:
-        """The access log line's format; None: the default one."""
-        return AccessFormat(self.access_log_format) if self.access_log_format is not None else None
-
-    @property
-    def proxy(self) -> Optional[ProxyTrust]:
-        """Whose proxy headers to believe; None: nobody's."""
-        return ProxyTrust(self.forwarded_allow_ips) if self.proxy_headers else None
 
     @property
     def limits(self) -> HttpLimits:

@@ -14,7 +14,7 @@ from typing import Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from .._binding import lib
-from .._listen_socket import adoptable, unix_listener
+from .._listen_socket import adoptable, tcp_listener, unix_listener
 from ..connection import Connection
 from ..errors import ListenError
 from ..manager import Manager
@@ -98,24 +98,11 @@ def listening_socket(url: str, backlog: int, uds: Optional[str] = None, fd: Opti
     if fd is not None:
         return adoptable(fd)
     parts = urlsplit(url)
-    host = parts.hostname or "0.0.0.0"
     try:
         port = parts.port or 0
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                            flags=socket.AI_PASSIVE)[0]
-    except (ValueError, OSError) as error:
+    except ValueError as error:
         raise ListenError(f"Failed to listen on {url}: {error}") from None
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(address)
-        sock.listen(backlog)
-    except OSError as error:
-        sock.close()
-        raise ListenError(f"Failed to listen on {url}: {error.strerror}") from None
-    return sock.detach()
+    return tcp_listener(parts.hostname or "0.0.0.0", port, backlog, reuse_port)
 
 
 def local_url(url: str, fd: int) -> str:
