@@ -186,6 +186,22 @@ def run_python(*args: str, cwd: "Path | str | None" = None, **kwargs: Any) -> "s
                             stderr=subprocess.STDOUT, text=True, start_new_session=True, **kwargs)
 
 
+def socket_activated(port: int, command: List[str], cwd: Path) -> "subprocess.Popen[str]":
+    """Run ``command`` in ``cwd`` under ``systemd-socket-activate``, listening on
+    127.0.0.1:``port``: it starts on the first connection, with the socket as fd 3.
+
+    That tool passes on no environment but what it is told: here the import path
+    (with ``cwd`` on it, for the app) and what a sanitizer build needs to load
+    (LD_PRELOAD and the sanitizers' options), so the child imports what we test."""
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(cwd)) if p)
+    passed = {"PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
+    passed.update((name, value) for name, value in os.environ.items()
+                  if name in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS") or name.startswith("PYMONGOOSE_"))
+    return subprocess.Popen(["systemd-socket-activate", "-l", f"127.0.0.1:{port}",
+                             *(f"--setenv={name}={value}" for name, value in passed.items()), *command],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 class Program:
     """A pymongoose program run as a subprocess, announcing its port on stdout."""
 

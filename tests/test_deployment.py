@@ -17,7 +17,7 @@ from typing import Iterator, List
 
 import pytest
 
-from support import DEFAULT_TIMEOUT, REPO, free_port, quietly, raw_request, wait_for
+from support import DEFAULT_TIMEOUT, REPO, free_port, quietly, raw_request, socket_activated, wait_for
 
 DEPLOY = REPO / "docs" / "deploy"
 
@@ -61,10 +61,7 @@ def test_the_systemd_units_verify(tmp_path: Path) -> None:
 def test_the_service_command_serves_under_socket_activation(tmp_path: Path) -> None:
     (tmp_path / "myapp.py").write_text(APP)
     port = free_port()
-    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(tmp_path)) if p)
-    command = [sys.executable, *exec_start()[1:]]
-    process = subprocess.Popen(["systemd-socket-activate", "-l", f"127.0.0.1:{port}", f"--setenv=PYTHONPATH={path}",
-                                *command], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = socket_activated(port, [sys.executable, *exec_start()[1:]], tmp_path)
     try:
         request = b"GET / HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n"
         response = wait_for(lambda: quietly(raw_request, port, request), what="an answer")
@@ -75,6 +72,7 @@ def test_the_service_command_serves_under_socket_activation(tmp_path: Path) -> N
     finally:
         process.send_signal(signal.SIGTERM)
         out, _ = process.communicate(timeout=DEFAULT_TIMEOUT * 3)
+        print(out)  # shown when the test fails
     assert process.returncode == 0, out
 
 

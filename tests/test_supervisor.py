@@ -26,6 +26,7 @@ from support import (
     read_until_closed,
     refused,
     run_python,
+    socket_activated,
     wait_for,
 )
 
@@ -258,17 +259,15 @@ def test_systemd_socket_activation_is_used_unasked(tmp_path: Path, workers: Any)
 def test_under_systemd_socket_activate(tmp_path: Path) -> None:
     write_app(tmp_path, "wsgi", "one")
     port = free_port()
-    # It passes on only the environment it is told to: the import path, here.
-    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(tmp_path)) if p)
-    process = subprocess.Popen(["systemd-socket-activate", "-l", f"127.0.0.1:{port}", f"--setenv=PYTHONPATH={path}",
-                                sys.executable, "-m", "pymongoose", "--wsgi", "app:app", "--workers", "2"],
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = socket_activated(port, [sys.executable, "-m", "pymongoose", "--wsgi", "app:app", "--workers", "2"],
+                               tmp_path)
     try:
         response = wait_for(lambda: quietly(get, port), what="an answer")  # the first connection starts it
         assert b"\r\n\r\none " in response
     finally:
         process.send_signal(signal.SIGTERM)
         out, _ = process.communicate(timeout=DEFAULT_TIMEOUT * 2)
+        print(out)  # shown when the test fails
     assert process.returncode == 0, out
     assert f"127.0.0.1:{port}" in out
 
