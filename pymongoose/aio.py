@@ -32,6 +32,8 @@ from .events import MG_EV_CLOSE, MG_EV_CONNECT, MG_EV_ERROR, MG_EV_MQTT_OPEN, MG
 from .manager import Manager
 from .timers import Timer
 
+__all__ = ["AsyncManager"]
+
 
 class _SocketWatch:
     """The poll() build's stand-in for the epoll descriptor: the loop watches each

@@ -1,6 +1,6 @@
 """Serve an ASGI 3 application (Starlette, FastAPI, Quart, Django's ASGI...) with Mongoose.
 
-The public name of :mod:`pymongoose.servers.asgi`; see there.
+The public name of ``pymongoose.servers.asgi``; see there.
 
     from pymongoose.asgi import serve
     from myapp import app

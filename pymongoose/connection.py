@@ -28,6 +28,8 @@ _pm_send = lib.pm_send  # bound once: the hot path skips a lookup on lib
 
 logger = logging.getLogger("pymongoose")
 
+#: The type of a handler: called as ``handler(conn, event, data)`` on the polling
+#: thread; what ``data`` is depends on the event (see :mod:`pymongoose.events`).
 EventHandler = Callable[["Connection", int, Any], None]
 
 

@@ -4,6 +4,11 @@ Each one derives from :class:`MongooseError` and from the builtin that the Cytho
 binding raised in the same situation, so callers may catch either.
 """
 
+__all__ = [
+    "MongooseError", "ManagerClosedError", "ListenError", "ConnectError", "ConnectionClosedError",
+    "MessageExpiredError", "WrongThreadError", "LifespanError", "ClientDisconnected", "InvalidResponseError",
+]
+
 
 class MongooseError(Exception):
     """Base class of every pymongoose exception."""

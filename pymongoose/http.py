@@ -20,6 +20,8 @@ from ._loop import call_owning_loop, on_loop
 from ._text import BytesLike, to_bytes, to_cstr
 from .messages import HttpMessage
 
+__all__ = ["HttpLimits", "DEFAULT_MAX_BODY", "MAX_BODY_CEILING"]
+
 _pm_http_respond = lib.pm_http_respond  # bound once: the hot path skips a lookup on lib
 
 _NULL = ffi.NULL
@@ -27,10 +29,11 @@ _NULL = ffi.NULL
 _TOKEN = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _DEFAULT_REPLY_HEADERS = b"Content-Type: text/plain; charset=utf-8\r\n"
 
-# The largest request body a listener takes unless told (``max_body=``): Mongoose's
-# own limit on a buffered request. Larger ones are answered 413 (_native/httpd.c).
+#: The largest request body a listener takes unless told (``max_body=``): Mongoose's
+#: own limit on a buffered request. Larger ones are answered 413 (_native/httpd.c).
 DEFAULT_MAX_BODY = 3 * 1024 * 1024
-MAX_BODY_CEILING = 1024 * 1024 * 1024  # what Mongoose's buffers can hold, with room
+#: The largest ``max_body`` a listener accepts: what Mongoose's buffers can hold, with room.
+MAX_BODY_CEILING = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from ._args import int_arg, keyword_aliases
 from ._binding import ffi, lib
 from ._text import to_bytes, to_cstr
 
+__all__ = ["json_get", "json_get_num", "json_get_bool", "json_get_long", "json_get_str"]
+
 JsonText = Union[str, bytes]
 
 

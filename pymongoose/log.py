@@ -22,6 +22,8 @@ from ._args import int_arg
 from ._binding import ffi, lib
 from .events import MG_LL_DEBUG, MG_LL_ERROR, MG_LL_INFO, MG_LL_NONE, MG_LL_VERBOSE
 
+__all__ = ["log_set", "log_get"]
+
 mongoose_logger = logging.getLogger("pymongoose.mongoose")
 
 # Mongoose levels -> logging levels. VERBOSE is below DEBUG.

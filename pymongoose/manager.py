@@ -43,6 +43,8 @@ from .tls import TlsOpts, c_tls_opts, default_client_tls, set_connection_tls
 from .urls import url_host, url_is_ssl
 from .websocket import DEFAULT_MAX_MESSAGE_SIZE, compression_arg, extra_header_lines, message_size_arg
 
+__all__ = ["Manager"]
+
 logger = logging.getLogger("pymongoose")
 
 _HTTP_SCHEMES = ("http://", "https://", "ws://", "wss://")

@@ -23,6 +23,8 @@ from ._text import decode, from_mg_str, to_cstr
 from .errors import MessageExpiredError
 from .mqtt import MQTT_CMD_SUBSCRIBE, MQTT_CMD_UNSUBSCRIBE, parse_subscribe, read_props
 
+__all__ = ["HttpMessage", "WsMessage", "MqttMessage"]
+
 _NULL = ffi.NULL
 _cast = ffi.cast
 _new = ffi.new

@@ -17,6 +17,8 @@ from ._args import int_arg
 from ._binding import ffi, lib
 from ._text import BytesLike, decode, from_mg_str, to_bytes
 
+__all__ = ["http_parse_multipart", "iter_multipart"]
+
 Part = Dict[str, Any]
 
 

@@ -39,10 +39,15 @@ __all__ = ["Rpc", "RpcReq", "PARSE_ERROR", "INVALID_REQUEST", "METHOD_NOT_FOUND"
 
 logger = logging.getLogger("pymongoose")
 
+#: JSON-RPC error code: the request is not valid JSON.
 PARSE_ERROR = -32700
+#: JSON-RPC error code: the JSON is not a valid request object.
 INVALID_REQUEST = -32600
+#: JSON-RPC error code: no such method.
 METHOD_NOT_FOUND = -32601
+#: JSON-RPC error code: the method's parameters are wrong.
 INVALID_PARAMS = -32602
+#: JSON-RPC error code: the method raised.
 INTERNAL_ERROR = -32603
 
 RpcHandler = Callable[["RpcReq"], object]

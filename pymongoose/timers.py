@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Protocol
 
+__all__ = ["Timer"]
+
 
 class TimerOwner(Protocol):
     """What a timer uses of its manager (Manager, higher up, provides it)."""

@@ -27,6 +27,8 @@ from ._text import to_bytes
 from .errors import MongooseError
 from .log import capture_errors
 
+__all__ = ["TLS_BACKEND", "TlsError", "TlsOpts"]
+
 PemInput = Union[str, bytes, "os.PathLike[str]", None]
 
 #: The TLS library built in: ``"mbedtls"`` (mbed TLS 3.6: TLS 1.2 and 1.3, RSA and

@@ -13,6 +13,10 @@ from typing import Any, Callable
 from ._binding import ffi, lib
 from ._text import BytesLike, decode, from_mg_str, to_bytes, to_cstr
 
+__all__ = [
+    "url_encode", "url_decode", "url_host", "url_port", "url_user", "url_pass", "url_uri", "url_is_ssl",
+]
+
 
 def url_encode(data: BytesLike) -> str:
     """Percent-encode everything but unreserved characters (RFC 3986)."""

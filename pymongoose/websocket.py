@@ -38,14 +38,17 @@ from .events import (
 from .http import format_headers
 from .messages import HttpMessage
 
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE"]
+
 _pm_ws_send = lib.pm_ws_send  # bound once: the hot path skips a lookup on lib
 
 _OPCODES = frozenset({WEBSOCKET_OP_CONTINUE, WEBSOCKET_OP_TEXT, WEBSOCKET_OP_BINARY, WEBSOCKET_OP_CLOSE,
                       WEBSOCKET_OP_PING, WEBSOCKET_OP_PONG})
 
 
-# A message larger than this fails its connection with close code 1009 (RFC 6455
-# 7.4.1), as soon as the frame header announcing it arrives.
+#: A message larger than this fails its connection with close code 1009 (RFC 6455
+#: 7.4.1), as soon as the frame header announcing it arrives (``max_message_size=``
+#: changes it).
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 # Mongoose's frame parser takes frames up to 1 GiB; a message is at least one frame.
 _MESSAGE_SIZE_CEILING = 1024 * 1024 * 1024

@@ -1,6 +1,6 @@
 """Serve a WSGI application (PEP 3333: Flask, Django, Bottle...) with Mongoose.
 
-The public name of :mod:`pymongoose.servers.wsgi`; see there.
+The public name of ``pymongoose.servers.wsgi``; see there.
 
     from pymongoose.wsgi import serve
     from myapp import app

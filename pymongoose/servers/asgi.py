@@ -165,7 +165,7 @@ class ASGIServer:
     has not answered within ``ws_ping_timeout`` (the interval unless given).
     ``error_handler`` is the Manager's (exceptions from the server's own handlers,
     not the application's: those are logged and answered 500). ``eager_tasks``: start each request's task at once
-    where the interpreter allows (see :mod:`.tasks`). The options shared with
+    where the interpreter allows (see ``servers/tasks.py``). The options shared with
     :class:`~pymongoose.wsgi.WSGIServer` (``max_body``, ``high_water``, ``max_head``,
     ``max_target``, ``header_read_timeout``, ``timeout_keep_alive``, ``access_log``,
     ``poll_interval``, ``proxy_headers``, ``forwarded_allow_ips``, ``limit_concurrency``,

@@ -39,16 +39,16 @@ class ServerConfig:
 
     ``proxy_headers``: believe ``Forwarded`` / ``X-Forwarded-For`` /
     ``X-Forwarded-Proto`` from the addresses in ``forwarded_allow_ips``
-    (:mod:`.proxy`) for the client's address and scheme. ``limit_concurrency``:
+    (``servers/proxy.py``) for the client's address and scheme. ``limit_concurrency``:
     answer ``503 Service Unavailable`` (and close) to a request that arrives while
     that many are being handled (ASGI: WebSockets open count too); None: no limit.
-    ``access_log_format``: the access line's format (:mod:`.accesslog`).
+    ``access_log_format``: the access line's format (``servers/accesslog.py``).
     ``max_body``: the largest request body (413 beyond). ``high_water``: bytes a
     streamed response may queue for a slow client before the application waits.
     ``max_head``, ``max_target``, ``header_read_timeout``, ``timeout_keep_alive``:
     see :class:`~pymongoose.HttpLimits` (the servers close idle keep-alive
     connections after 5 s, as uvicorn does). ``access_log``: one line per response
-    (:mod:`.accesslog`). ``poll_interval``: the longest the loop sleeps, in ms.
+    (``servers/accesslog.py``). ``poll_interval``: the longest the loop sleeps, in ms.
     """
 
     max_body: int = DEFAULT_MAX_BODY
