@@ -191,7 +191,7 @@ MONGOOSE_DEFINES = [
 ] + ([("_CRT_RAND_S", None)] if TARGET == "win32" else [])  # Mongoose's random numbers: rand_s()
 
 WARNINGS = ["-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-unused-function"]
-# A sanitizer build (see README): PYMONGOOSE_SANITIZE=address,undefined
+# A sanitizer build (see docs/reliability.md): PYMONGOOSE_SANITIZE=address,undefined
 SANITIZE = os.environ.get("PYMONGOOSE_SANITIZE", "")
 
 

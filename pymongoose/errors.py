@@ -47,7 +47,7 @@ class MessageExpiredError(MongooseError, RuntimeError):
 
 class WrongThreadError(MongooseError, RuntimeError):
     """Kept for programs that catch it: calls from other threads are now carried
-    over to the polling thread (see the README's Threads section) instead."""
+    over to the polling thread (see docs/threads.md) instead."""
 
 
 class LifespanError(MongooseError, RuntimeError):

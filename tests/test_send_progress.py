@@ -99,7 +99,7 @@ def download(url: str, pki: TestPKI) -> bytes:
 
 
 def streaming_handler(path: Path, refill_on: Tuple[int, ...]) -> Callable[..., None]:
-    """The README's backpressure pattern: a chunked response topped up to 256 KiB
+    """The backpressure pattern of docs/http.md: a chunked response topped up to 256 KiB
     on each of the ``refill_on`` events."""
     streams: Dict[int, Any] = {}
 
@@ -152,10 +152,10 @@ def test_served_folder_leaves_without_waiting_for_the_timeout(slow_server: Any, 
             assert_no_spin(loop, before)
 
 
-# The README's pattern, and the same on MG_EV_WRITE alone. (On MG_EV_POLL alone a
+# docs/http.md's pattern, and the same on MG_EV_WRITE alone. (On MG_EV_POLL alone a
 # refill waits for the loop to turn, a poll's timeout when nothing else happens:
 # MG_EV_POLL comes once per iteration.)
-@pytest.mark.parametrize("refill_on", [(MG_EV_WRITE, MG_EV_POLL), (MG_EV_WRITE,)], ids=["README", "MG_EV_WRITE"])
+@pytest.mark.parametrize("refill_on", [(MG_EV_WRITE, MG_EV_POLL), (MG_EV_WRITE,)], ids=["docs", "MG_EV_WRITE"])
 def test_backpressure_pattern(slow_server: Any, big_file: Path, pki: TestPKI, refill_on: Tuple[int, ...]) -> None:
     url, loop = slow_server(streaming_handler(big_file, refill_on))
     before = loop.polls

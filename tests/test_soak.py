@@ -1,7 +1,7 @@
 """Resources under sustained load: memory stays flat, no file descriptor leaks, and
 thousands of connections are held and served at once.
 
-CI runs reduced sizes; the full soak is a documented command (README, "Reliability"):
+CI runs reduced sizes; the full soak is a documented command (docs/reliability.md):
 
     PYMONGOOSE_SOAK_REQUESTS=300000 PYMONGOOSE_SOAK_CYCLES=20000 \
     PYMONGOOSE_SOAK_CONNECTIONS=10000 .venv-test/bin/pytest tests/test_soak.py
