@@ -13,6 +13,7 @@ object once, in its home module; this extension
 
 import functools
 import importlib
+import pkgutil
 from typing import Any, Dict, List, Optional, Tuple
 
 from docutils import nodes
@@ -23,20 +24,25 @@ from sphinx.util import logging
 
 logger = logging.getLogger(__name__)
 
-PUBLIC_MODULES = [
-    "pymongoose", "pymongoose.aio", "pymongoose.asgi", "pymongoose.connection", "pymongoose.errors",
-    "pymongoose.events", "pymongoose.http", "pymongoose.jsonpath", "pymongoose.log", "pymongoose.manager",
-    "pymongoose.messages", "pymongoose.mqtt", "pymongoose.multipart", "pymongoose.rpc", "pymongoose.timers",
-    "pymongoose.tls", "pymongoose.urls", "pymongoose.utils", "pymongoose.websocket", "pymongoose.wsgi",
-]
+def public_modules() -> List[str]:
+    """The package and each module of it whose name has no underscore (``servers``
+    is the servers' internals; ``pymongoose.wsgi`` and ``pymongoose.asgi`` are
+    their public names). Each must define ``__all__``: that is what "public" means."""
+    import pymongoose
+
+    return ["pymongoose", *(f"pymongoose.{info.name}" for info in pkgutil.iter_modules(pymongoose.__path__)
+                            if not info.name.startswith("_") and info.name != "servers")]
 
 
 @functools.lru_cache(maxsize=None)
 def exported() -> Dict[str, List[Tuple[str, Any]]]:
     """Each exported name -> the (module, object) pairs that export it."""
     names: Dict[str, List[Tuple[str, Any]]] = {}
-    for module_name in PUBLIC_MODULES:
+    for module_name in public_modules():
         module = importlib.import_module(module_name)
+        if not hasattr(module, "__all__"):
+            logger.warning(f"public module {module_name} defines no __all__")
+            continue
         for name in module.__all__:
             if not name.startswith("__"):
                 names.setdefault(name, []).append((module_name, getattr(module, name)))
