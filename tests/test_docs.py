@@ -75,7 +75,7 @@ def python_blocks(page: Path) -> Iterator[Example]:
             index += 1
             continue
         end = next(i for i in range(index + 1, len(lines)) if lines[i].strip() == "```")
-        if fence["language"] in ("python", "py", "pycon"):
+        if fence["language"] in ("python", "py"):
             previous = next((lines[i] for i in range(index - 1, -1, -1) if lines[i].strip()), "")
             marker = _MARKER.match(previous)
             code = textwrap.dedent("\n".join(lines[index + 1:end]))
