@@ -21,6 +21,35 @@ class Patch(NamedTuple):
 
 PATCHES: List[Patch] = [
     Patch(
+        name="bzero-memset",
+        why=(
+            "mg_bzero clears memory one volatile byte at a time, so that the compiler "
+            "cannot drop it; Mongoose calls it on every buffer it trims, twice per "
+            "HTTP request (about 700 instructions of a keep-alive request's 21,000). "
+            "memset followed by a compiler barrier that takes the buffer cannot be "
+            "dropped either, and runs a word or a vector at a time."
+        ),
+        old="""\
+void mg_bzero(volatile unsigned char *buf, size_t len) {
+  if (buf != NULL) {
+    while (len--) *buf++ = 0;
+  }
+}
+""",
+        new="""\
+void mg_bzero(volatile unsigned char *buf, size_t len) {
+  if (buf != NULL) {
+#if defined(__GNUC__)  // pymongoose: see vendor/mongoose_patches.py
+    memset((unsigned char *) buf, 0, len);
+    __asm__ __volatile__("" : : "r"(buf) : "memory");
+#else
+    while (len--) *buf++ = 0;
+#endif
+  }
+}
+""",
+    ),
+    Patch(
         name="epoll-mod-recorded",
         why=(
             "pymongoose registers sockets for writability only while they need it "
