@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from threading import get_ident
-from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, Mapping, NoReturn, Optional, Sequence, Tuple, Union
 
 from ._args import int_arg
 from ._binding import ffi, lib
@@ -23,6 +23,7 @@ from .messages import HttpMessage
 __all__ = ["HttpLimits", "DEFAULT_MAX_BODY", "MAX_BODY_CEILING"]
 
 _pm_http_respond = lib.pm_http_respond  # bound once: the hot path skips a lookup on lib
+_BAD_STATUS = lib.PM_BAD_STATUS
 
 _NULL = ffi.NULL
 # RFC 9110 token characters, for header names.
@@ -149,9 +150,11 @@ def header_pairs(headers: Headers) -> Tuple[bytes, int]:
     return b"\0".join(fields), len(fields) // 2
 
 
-def _status(status_code: Any) -> int:
-    """An HTTP status given as an int subclass (HTTPStatus.OK...), as a plain int."""
-    return int_arg(status_code, "status_code")
+def _check_status(status_code: Any) -> NoReturn:
+    """Raise the error a status code C refused deserves: TypeError for anything
+    that is not an int (bool included), ValueError for one outside 100-999."""
+    int_arg(status_code, "status_code")
+    raise ValueError(f"status_code must be a 3-digit HTTP status, not {status_code}")
 
 
 def _check_header_lines(lines: str) -> None:
@@ -185,33 +188,36 @@ class HttpMethods(ConnectionBase):
 
         >>> conn.reply(200, '{"ok": true}', {"Content-Type": "application/json"})  # doctest: +SKIP
         """
-        # The hot path of every server: checks are ordered for the common case, and
-        # the loop-ownership check of @on_loop is made inline.
+        # The hot path of every server: the loop-ownership check of @on_loop is made
+        # inline, and the status code is checked by C (cffi converts it; anything
+        # that is not an int in range takes _reply_refused's path to a clear error).
         manager = self._manager
         if manager._owner != get_ident():
             call_owning_loop(manager, HttpMethods.reply, self, status_code, body, headers)
             return
-        if type(status_code) is not int:
-            status_code = _status(status_code)
-        if not 100 <= status_code <= 999:
-            raise ValueError(f"status_code must be a 3-digit HTTP status, not {status_code}")
         if type(body) is str:
-            payload = body.encode()
-        else:
-            payload = body if type(body) is bytes else to_bytes(body, "body")
+            body = body.encode()
+        elif type(body) is not bytes:
+            body = to_bytes(body, "body")
         if headers is None:
             kv, kv_len, pairs = _NULL, 0, 0
         else:
             kv, pairs = header_pairs(headers)
             kv_len = len(kv)
-        mgr = manager._ptr
-        sent = 0 if mgr is None else _pm_http_respond(mgr, self._id, status_code, kv, kv_len, pairs,
-                                                          payload, len(payload))
+        try:  # a closed manager's pointer is None, which C takes as NULL: not sent
+            sent = _pm_http_respond(manager._ptr, self._id, status_code, kv, kv_len, pairs, body, len(body))
+        except (TypeError, OverflowError):
+            sent = _BAD_STATUS
+        if sent <= 0:
+            self._reply_refused(sent, status_code, headers)
+
+    def _reply_refused(self, sent: int, status_code: Any, headers: Optional[Headers]) -> None:
+        if sent == _BAD_STATUS:
+            _check_status(status_code)
         if sent < 0:
             format_headers(headers)  # raises ValueError naming the header
             raise ValueError("invalid headers")  # pragma: no cover (format_headers raised)
-        if not sent:
-            self._dropped("reply")
+        self._dropped("reply")
 
     @on_loop
     def http_chunk(self, data: BytesLike) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from http import HTTPStatus
 from typing import Any, Dict, List
 
 import pytest
@@ -175,16 +176,20 @@ def test_reply_rejects_bad_arguments(serve: Any) -> None:
     def handler(conn: Any, event: int, data: Any) -> None:
         if event != MG_EV_HTTP_MSG:
             return
-        for args in [("200", "x"), (42, "x"), (200, 3.5), (200, "x", ["not", "a", "dict"])]:
+        for args in [("200", "x"), (42, "x"), (200, 3.5), (200, "x", ["not", "a", "dict"]), (True, "x"),
+                     (None, "x"), (1000, "x"), (-200, "x"), (2**40, "x"), (200.0, "x")]:
             try:
                 conn.reply(*args)
             except (TypeError, ValueError) as exc:
                 errors.append(exc)
-        conn.reply(200, "done")
+        conn.reply(HTTPStatus.CREATED, "done")  # an int subclass is an int
 
     server = serve(handler)
-    assert requests.get(server.url, timeout=DEFAULT_TIMEOUT).text == "done"
-    assert [type(e) for e in errors] == [TypeError, ValueError, TypeError, TypeError]
+    r = requests.get(server.url, timeout=DEFAULT_TIMEOUT)
+    assert (r.status_code, r.text) == (201, "done")  # nothing else was sent
+    assert [type(e) for e in errors] == [TypeError, ValueError, TypeError, TypeError, TypeError,
+                                         TypeError, ValueError, ValueError, ValueError, TypeError]
+    assert all("status_code" in str(e) for i, e in enumerate(errors) if i not in (2, 3))  # body, headers
 
 
 def test_chunked_response(serve: Any) -> None:

@@ -497,7 +497,9 @@ void pm_error(struct mg_connection *c, const char *message);
 
 // A complete response (or, with "Transfer-Encoding: chunked", its head and body as
 // a first chunk). Headers as "name\0value\0..." (pairs of them; kv NULL: none),
-// checked while copied. 1: queued; 0: the connection has closed; -1: headers refused.
+// checked while copied. 1: queued; 0: the connection has closed (or mgr is NULL);
+// PM_BAD_STATUS: status outside 100-999; -1: headers refused.
+#define PM_BAD_STATUS ...
 int pm_http_respond(struct mg_mgr *mgr, unsigned long id, int status, const char *kv,
                     size_t kv_len, unsigned pairs, const char *body, size_t body_len);
 // A handler consumed a request's input in MG_EV_HTTP_HDRS: Mongoose's HTTP

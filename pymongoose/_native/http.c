@@ -6,6 +6,7 @@
 #define PM_IS_HEAD 4u
 #define PM_HAS_LENGTH 8u
 #define PM_CLOSES 16u
+#define PM_BAD_STATUS (-2)  // pm_http_respond: a status outside 100-999
 
 /* RFC 9110 token characters, allowed in header names. */
 static bool pm_is_tchar(unsigned char ch) {
@@ -103,16 +104,18 @@ static size_t pm_decimal(char *out, unsigned long v) {
  * chunked" only the head is sent, then body as a first chunk if it is not empty.
  * The answer to a HEAD request has the head alone (with the body's length).
  *
- * Returns 1 when queued, 0 (sending nothing) when the connection has closed, -1
- * (sending nothing) when the headers are refused. */
+ * Returns 1 when queued; sending nothing, 0 when the connection has closed (or mgr
+ * is NULL: a closed manager), PM_BAD_STATUS for a status outside 100-999, -1 when
+ * the headers are refused. */
 int pm_http_respond(struct mg_mgr *mgr, unsigned long id, int status, const char *kv,
                     size_t kv_len, unsigned pairs, const char *body, size_t body_len) {
-  struct mg_connection *c = pm_conn(mgr, id);
+  struct mg_connection *c = mgr == NULL ? NULL : pm_conn(mgr, id);
   const struct pm_conn *st;
   const char *reason;
   size_t reason_len, head_len, start, lines_len = 0, default_len = 0;
   unsigned flags = 0;
   char *p;
+  if (status < 100 || status > 999) return PM_BAD_STATUS;
   if (kv != NULL) {
     long n = pm_headers_check(kv, kv_len, pairs, &flags);
     if (n < 0) return -1;
