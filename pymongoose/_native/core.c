@@ -68,6 +68,10 @@ static void pm_tls_sessions_free(struct pm_tls_sessions *sessions);
 
 #define PM_EV_TIMER (-1)
 #define PM_EV_FLUSH (-2)  // no event: only deliver the queued ones
+// MG_EV_HTTP_MSG crosses as one of these, so that Python routes it with one
+// comparison: alone, or (pm_hdrs_join) after its MG_EV_HTTP_HDRS, same message.
+#define PM_EV_HTTP_MSG (-3)
+#define PM_EV_HTTP_HDRS_MSG (-4)
 
 enum { PM_PROTO_TCP, PM_PROTO_HTTP, PM_PROTO_MQTT, PM_PROTO_SNTP };
 
@@ -190,8 +194,7 @@ static void pm_table_del(struct pm_table *t, unsigned long id) {
 // WebSocket messages through.
 #define PM_RECV_MAX ((size_t) 3 * 1024 * 1024)
 #define PM_PAYLOADS_MAX (256 * 1024)  // deferred payload bytes before a crossing is forced
-#define PM_QUEUE_HAS_PAYLOADS (1u << 16)  // flag in pm_on_event's queued: see payloads
-#define PM_QUEUE_HDRS_FIRST (1u << 17)  // flag in pm_on_event's queued: see pm_hdrs_join
+#define PM_QUEUE_HAS_PAYLOADS (1u << 16)  // added to pm_on_event's queued: see payloads
 
 /* Frames of events being delivered to Python, and the queue of deferred events.
  * The struct and its token array are allocated and owned by the Python Manager;
@@ -211,6 +214,7 @@ struct pm_frames {
   int64_t queue[3 * PM_QUEUE_MAX];
   char *payloads;
   size_t payloads_len, payloads_cap, handed;
+  bool has_messages;  // a WebSocket message is queued (its payload may be empty)
   // For tests: when set, every event bound for Python, deferred or not, is also
   // recorded here as (id, ev) in the order Mongoose raised it.
   int64_t *trace;

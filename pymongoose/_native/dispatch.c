@@ -63,11 +63,13 @@ static int64_t pm_event_number(int ev, const void *ev_data) {
 
 /* Calls Python inside a numbered frame (see struct pm_frames), handing over the
  * deferred events first. Python's last argument is the event's number
- * (pm_event_number) or, for the others, the frame token that message views check. */
+ * (pm_event_number) or, for the others, the frame token that message views check.
+ * MG_EV_HTTP_MSG crosses as PM_EV_HTTP_MSG, or as PM_EV_HTTP_HDRS_MSG when
+ * hdrs_joined (pm_hdrs_join). */
 static void pm_forward(struct mg_mgr *mgr, unsigned long id, int ev, void *ev_data,
-                       unsigned flags) {
+                       bool hdrs_joined) {
   struct pm_frames *f = ((struct pm_mgr *) mgr)->frames;
-  unsigned depth = f->depth, queued = f->queued | flags;
+  unsigned depth = f->depth, queued = f->queued;
   int64_t extra = pm_event_number(ev, ev_data);
   uint64_t token = 0;
   if (depth < PM_MAX_FRAMES) {
@@ -77,13 +79,15 @@ static void pm_forward(struct mg_mgr *mgr, unsigned long id, int ev, void *ev_da
   f->depth = depth + 1;
   f->queued = 0;  // Python copies the queue out before it runs any handler
   f->handed = f->payloads_len;
-  if (f->payloads_len > 0) {
+  if (f->has_messages) {
     f->payloads_len = 0;
-    queued |= PM_QUEUE_HAS_PAYLOADS;
+    f->has_messages = false;
+    queued += PM_QUEUE_HAS_PAYLOADS;
   }
   if (pm_data_kind(ev) == PM_DATA_WS) {
     ev_data = ((struct mg_ws_message *) ev_data)->data.buf;  // the payload, to copy
   }
+  if (ev == MG_EV_HTTP_MSG) ev = hdrs_joined ? PM_EV_HTTP_HDRS_MSG : PM_EV_HTTP_MSG;
   pm_on_event((uintptr_t) mgr->userdata, queued, id, ev, (uintptr_t) ev_data,
               extra < 0 ? (int64_t) token : extra);
   f->depth = depth;
@@ -93,7 +97,7 @@ static void pm_forward(struct mg_mgr *mgr, unsigned long id, int ev, void *ev_da
 /* Delivers the deferred events now, if there are any. */
 static void pm_flush(struct mg_mgr *mgr) {
   if (((struct pm_mgr *) mgr)->frames->queued > 0 && mgr->userdata != NULL) {
-    pm_forward(mgr, 0, PM_EV_FLUSH, NULL, 0);
+    pm_forward(mgr, 0, PM_EV_FLUSH, NULL, false);
   }
 }
 
@@ -140,6 +144,7 @@ static bool pm_defer_payload(struct mg_mgr *mgr, const struct mg_str *data) {
   }
   if (data->len > 0) memcpy(f->payloads + f->payloads_len, data->buf, data->len);
   f->payloads_len += data->len;
+  f->has_messages = true;
   return true;
 }
 
@@ -237,16 +242,15 @@ static void pm_event_handler(struct mg_connection *c, int ev, void *ev_data) {
     } else if (!pm_deferrable(c, ev, ev_data) || !pm_defer(&pm->mgr, c->id, ev, ev_data)) {
       // MG_EV_OPEN and MG_EV_CLOSE carry no data: Python gets the connection instead.
       bool bookend = ev == MG_EV_OPEN || ev == MG_EV_CLOSE;
-      pm_forward(&pm->mgr, c->id, ev, bookend ? (void *) c : ev_data,
-                 hdrs_waiting && ev == MG_EV_HTTP_MSG ? PM_QUEUE_HDRS_FIRST : 0);
+      pm_forward(&pm->mgr, c->id, ev, bookend ? (void *) c : ev_data, hdrs_waiting);
     }
   } else if (hdrs_waiting && ev == MG_EV_HTTP_MSG && pm->mgr.userdata != NULL) {
-    pm_forward(&pm->mgr, c->id, MG_EV_HTTP_HDRS, ev_data, 0);  // the message stays in C
+    pm_forward(&pm->mgr, c->id, MG_EV_HTTP_HDRS, ev_data, false);  // the message stays in C
   }
   if (st->http_close) pm_http_after(c, st);
   // The messages this read brought are all parsed: deliver them before Mongoose
   // writes (see pm_deferrable), whether or not MG_EV_READ itself was wanted.
-  if (ev == MG_EV_READ && pm->frames->payloads_len > 0) pm_flush(&pm->mgr);
+  if (ev == MG_EV_READ && pm->frames->has_messages) pm_flush(&pm->mgr);
   if (ev == MG_EV_CLOSE) {
     pm_table_del(&pm->conns, c->id);
     c->fn_data = NULL;

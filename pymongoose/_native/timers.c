@@ -11,7 +11,7 @@ struct pm_timer {
 
 static void pm_timer_fn(void *arg) {
   struct pm_timer *t = (struct pm_timer *) arg;
-  if (t->mgr->userdata != NULL) pm_forward(t->mgr, t->id, PM_EV_TIMER, NULL, 0);
+  if (t->mgr->userdata != NULL) pm_forward(t->mgr, t->id, PM_EV_TIMER, NULL, false);
 }
 
 bool pm_timer_add(struct mg_mgr *mgr, uint64_t period_ms, bool repeat,
