@@ -101,6 +101,7 @@ _EV_TIMER = lib.PM_EV_TIMER
 _EV_HTTP_MSG = lib.PM_EV_HTTP_MSG
 _EV_HTTP_HDRS_MSG = lib.PM_EV_HTTP_HDRS_MSG
 _HAS_PAYLOADS = lib.PM_QUEUE_HAS_PAYLOADS  # added to the count; no count reaches it
+_QUEUED_WS_MSG = lib.PM_QUEUE_WS_MSG  # plus a message's flags
 _new_object = object.__new__
 # How _run_queued reads the queue's integers. On CPython, ffi.unpack converts them
 # one by one through cffi's backend (about 400 ns for a crossing's 15 here); a
@@ -405,9 +406,9 @@ class LoopCore:
                 self._handler_raised(exc, conn, ev)
 
     def _run_queued_messages(self, queued: int) -> None:
-        """_run_queued for a batch with WebSocket messages: the data of an
-        MG_EV_WS_MSG is a message whose payload is the next (number >> 8) bytes of
-        the batch's payloads, its flags the number's low byte."""
+        """_run_queued for a batch with WebSocket messages, queued as
+        (id, _QUEUED_WS_MSG + flags, end): the message's payload is the batch's
+        payloads from where the previous one's ended to ``end``."""
         frames = self._frames  # copied before any handler runs, as the queue
         payloads = _unpack(frames.payloads, frames.handed) if frames.handed else b""  # all may be empty
         view = self._queue_view
@@ -417,12 +418,12 @@ class LoopCore:
         conns = self._conns
         narrowed = self._narrowed
         for conn_id, ev, number in zip(items, items, items):
-            if ev == MG_EV_WS_MSG:
-                end = offset + (number >> 8)
+            if ev >= _QUEUED_WS_MSG:
                 data = _new_object(WsMessage)
-                data.data = payloads[offset:end]
-                data.flags = number & 0xFF
-                offset = end
+                data.data = payloads[offset:number]
+                data.flags = ev - _QUEUED_WS_MSG
+                offset = number
+                ev = MG_EV_WS_MSG
             else:
                 data = None if ev == MG_EV_POLL else number
             try:

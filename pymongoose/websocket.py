@@ -113,13 +113,10 @@ class WebSocketMethods(ConnectionBase):
         if manager._owner != get_ident():  # @on_loop's check, inline: a hot path
             queued: bool = call_owning_loop(manager, WebSocketMethods.ws_send, self, data, op)
             return queued
-        if type(data) is str:
-            payload = data.encode()
-        else:
-            payload = data if type(data) is bytes else to_bytes(data, "data")
-        mgr = manager._ptr
-        try:
-            sent = 0 if mgr is None else _pm_ws_send(mgr, self._id, payload, len(payload), op)
+        if type(data) is not bytes:
+            data = data.encode() if type(data) is str else to_bytes(data, "data")
+        try:  # a closed manager's pointer is None, which C takes as NULL: not sent
+            sent = _pm_ws_send(manager._ptr, self._id, data, len(data), op)
         except TypeError:  # op is not an int
             sent = -1
         if sent > 0:

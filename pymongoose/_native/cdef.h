@@ -285,11 +285,13 @@ void mg_hmac_sha256(uint8_t dst[32], uint8_t *key, size_t keysz, uint8_t *data,
 // message view is valid while token[its frame's depth] still holds its frame token.
 // queue holds deferred events (MG_EV_POLL, MG_EV_WRITE, MG_EV_READ after a protocol
 // handler, small MG_EV_WS_MSG) as (id, ev, number) triples, handed to Python with
-// the next crossing. When queued has PM_QUEUE_HAS_PAYLOADS, the batch's WebSocket
+// the next crossing (a WebSocket message as (id, PM_QUEUE_WS_MSG + its flags, the
+// end of its payload)). When queued has PM_QUEUE_HAS_PAYLOADS, the batch's WebSocket
 // payloads are the first handed bytes of payloads, back to back, in queue order.
 #define PM_MAX_FRAMES ...
 #define PM_QUEUE_MAX ...
 #define PM_QUEUE_HAS_PAYLOADS ...
+#define PM_QUEUE_WS_MSG ...
 struct pm_frames {
   unsigned depth;
   uint64_t *token;  // PM_MAX_FRAMES of them
@@ -374,7 +376,8 @@ bool pm_mgr_wake(struct mg_mgr *mgr);
 
 /* ---- ws.c: WebSocket ------------------------------------------------------- */
 
-// 1: queued; 0: the connection has closed; -1: op is not a WebSocket opcode.
+// 1: queued; 0: the connection has closed (or mgr is NULL); -1: op is not a
+// WebSocket opcode.
 int pm_ws_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len,
                int op);
 // max_message: the largest message accepted (close 1009 beyond); 0: 16 MiB.

@@ -195,6 +195,9 @@ static void pm_table_del(struct pm_table *t, unsigned long id) {
 #define PM_RECV_MAX ((size_t) 3 * 1024 * 1024)
 #define PM_PAYLOADS_MAX (256 * 1024)  // deferred payload bytes before a crossing is forced
 #define PM_QUEUE_HAS_PAYLOADS (1u << 16)  // added to pm_on_event's queued: see payloads
+// A deferred MG_EV_WS_MSG is queued as (id, PM_QUEUE_WS_MSG + its flags, where its
+// payload ends in payloads): Python makes the message with no bit operations.
+#define PM_QUEUE_WS_MSG 256
 
 /* Frames of events being delivered to Python, and the queue of deferred events.
  * The struct and its token array are allocated and owned by the Python Manager;

@@ -159,8 +159,13 @@ static bool pm_defer(struct mg_mgr *mgr, unsigned long id, int ev, void *ev_data
   }
   slot = &f->queue[3 * f->queued++];
   slot[0] = (int64_t) id;
-  slot[1] = ev;
-  slot[2] = pm_event_number(ev, ev_data);
+  if (ev == MG_EV_WS_MSG) {  // see PM_QUEUE_WS_MSG
+    slot[1] = PM_QUEUE_WS_MSG + ((struct mg_ws_message *) ev_data)->flags;
+    slot[2] = (int64_t) f->payloads_len;
+  } else {
+    slot[1] = ev;
+    slot[2] = pm_event_number(ev, ev_data);
+  }
   return true;
 }
 

@@ -274,7 +274,7 @@ int pm_ws_send(struct mg_mgr *mgr, unsigned long id, const void *buf, size_t len
       op != WEBSOCKET_OP_CLOSE && op != WEBSOCKET_OP_PING && op != WEBSOCKET_OP_PONG) {
     return -1;
   }
-  if ((c = pm_conn(mgr, id)) == NULL) return 0;
+  if (mgr == NULL || (c = pm_conn(mgr, id)) == NULL) return 0;
   struct pm_conn *st = (struct pm_conn *) c->fn_data;
   if (st->ws_deflate != NULL && (op == WEBSOCKET_OP_TEXT || op == WEBSOCKET_OP_BINARY) &&
       pm_deflate_message(st->ws_deflate, buf, len)) {
