@@ -23,7 +23,6 @@ import argparse
 import collections
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,23 +30,7 @@ import time
 from pathlib import Path
 from typing import Dict, Tuple
 
-HERE = Path(__file__).resolve().parent
-
-# wrk (one thread) exits once it has seen the given number of responses.
-COUNT_LUA = """
-local wanted, seen = 50000, 0
-function init(args) if args[1] then wanted = tonumber(args[1]) end end
-function response(status, headers, body)
-  seen = seen + 1
-  if seen >= wanted then os.exit(0) end
-end
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from run import COUNT_LUA, HERE, free_port  # benchmarks/run.py: the same wrk script and ports
 
 
 def profile(args: argparse.Namespace, requests: int, out: Path, script: Path) -> None:

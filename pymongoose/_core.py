@@ -100,6 +100,7 @@ _unpack = ffi.unpack
 _EV_TIMER = lib.PM_EV_TIMER
 _EV_HTTP_MSG = lib.PM_EV_HTTP_MSG
 _EV_HTTP_HDRS_MSG = lib.PM_EV_HTTP_HDRS_MSG
+assert _EV_HTTP_HDRS_MSG < _EV_HTTP_MSG < lib.PM_EV_FLUSH and _EV_HTTP_MSG < _EV_TIMER < 0  # pm_on_event's order
 _HAS_PAYLOADS = lib.PM_QUEUE_HAS_PAYLOADS  # added to the count; no count reaches it
 _QUEUED_WS_MSG = lib.PM_QUEUE_WS_MSG  # plus a message's flags
 _new_object = object.__new__
@@ -119,17 +120,15 @@ def pm_on_event(owner, queued, conn_id, ev, ev_data, extra):  # type: ignore[no-
     manager = _managers[owner]()
     if manager is None:  # collected: its finalizer disowns it before C can call again
         return
-    if ev < 0:
-        if ev <= _EV_HTTP_MSG:  # the common crossing of an HTTP server or client
-            manager._run_request(queued, conn_id, ev_data, extra, ev == _EV_HTTP_HDRS_MSG)
-            return
-        if queued:
-            manager._run_queued(queued)
-        if ev == _EV_TIMER:
-            manager._fire_timer(conn_id)
+    if ev <= _EV_HTTP_MSG:  # the common crossing of an HTTP server or client
+        manager._run_request(queued, conn_id, ev_data, extra, ev == _EV_HTTP_HDRS_MSG)
         return
     if queued:
         manager._run_queued(queued)
+    if ev < 0:  # a timer, or only the deferred events (PM_EV_FLUSH)
+        if ev == _EV_TIMER:
+            manager._fire_timer(conn_id)
+        return
     conn = manager._conns.get(conn_id)
     plan: Any = _PLAN[ev] if ev < 64 else _NONE
     if plan is _NONE:
