@@ -4,6 +4,7 @@
     python3 benchmarks/instructions.py --events http        # events=[MG_EV_HTTP_MSG]
     python3 benchmarks/instructions.py --binding cymongoose
     python3 benchmarks/instructions.py --python /usr/bin/python3 --kind plain
+    python3 benchmarks/instructions.py --python .work/cpython/bin/python --kind asgi  # asgi_app.py, Starlette
 
 req/s and CPU time swing by 10-50% between rounds on a shared machine; the number
 of instructions a request costs does not (two runs of the same build agree to a
@@ -23,6 +24,7 @@ import argparse
 import collections
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -36,21 +38,37 @@ from run import COUNT_LUA, HERE, free_port  # benchmarks/run.py: the same wrk sc
 def profile(args: argparse.Namespace, requests: int, out: Path, script: Path) -> None:
     """Run the server under callgrind until wrk has seen ``requests`` responses."""
     port = free_port()
-    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", args.python,
-               str(HERE / "server.py"), args.kind, str(port), "--binding", args.binding]
-    if args.binding == "pymongoose":
-        command += ["--events", args.events]
-    env = dict(os.environ, PYTHONPATH=str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", args.python]
+    if args.kind == "asgi":
+        command += ["-m", "pymongoose", "--asgi", args.app, "--listen", f"http://127.0.0.1:{port}",
+                    "--loop", args.loop, "--quiet"]
+    else:
+        command += [str(HERE / "server.py"), args.kind, str(port), "--binding", args.binding]
+        if args.binding == "pymongoose":
+            command += ["--events", args.events]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE.parent), str(HERE), os.environ.get("PYTHONPATH", "")]))
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+                              cwd=HERE)
     try:
-        assert server.stdout is not None
-        if server.stdout.readline().strip() != "ready":
-            raise SystemExit("the server did not start (run server.py alone to see why)")
+        if not wait_until_serving(server, port):
+            raise SystemExit("the server did not start (run it alone to see why)")
         subprocess.run(["wrk", "-t1", "-c50", "-d600s", "-s", str(script), f"http://127.0.0.1:{port}/",
                         "--", str(requests)], check=True, stdout=subprocess.DEVNULL)
     finally:
         server.terminate()  # server.py exits on SIGTERM; callgrind writes its file then
         server.wait(60)
+
+
+def wait_until_serving(server: "subprocess.Popen[str]", port: int) -> bool:
+    """True once ``port`` takes connections (the server under valgrind starts slowly)."""
+    deadline = time.monotonic() + 120
+    while server.poll() is None and time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.2)
+    return False
 
 
 def costs(path: Path) -> Tuple[int, Dict[str, int]]:
@@ -71,7 +89,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default=sys.executable, help="the interpreter that runs the server")
     parser.add_argument("--binding", default="pymongoose", choices=("pymongoose", "cymongoose"))
-    parser.add_argument("--kind", default="hello", choices=("hello", "plain"))
+    parser.add_argument("--kind", default="hello", choices=("hello", "plain", "asgi"),
+                        help="asgi: the ASGI server (python -m pymongoose --asgi) with asgi_app.py")
+    parser.add_argument("--app", default="asgi_app:app", help="--kind asgi: the application (asgi_raw:app: none)")
+    parser.add_argument("--loop", default="uvloop", help="--kind asgi: the asyncio loop (uvloop or asyncio)")
     parser.add_argument("--events", default="all", choices=("all", "http"))
     parser.add_argument("--first", type=int, default=2000)
     parser.add_argument("--second", type=int, default=10000)
@@ -86,7 +107,8 @@ def main() -> None:
         profile(args, args.second, second, script)
         (total_a, funcs_a), (total_b, funcs_b) = costs(first), costs(second)
     requests = args.second - args.first
-    label = f"{args.binding} {args.kind}" + (f", events={args.events}" if args.binding == "pymongoose" else "")
+    label = f"{args.binding} {args.kind}" + (f" {args.app}, loop={args.loop}" if args.kind == "asgi" else
+                                             f", events={args.events}" if args.binding == "pymongoose" else "")
     print(f"{label}: {(total_b - total_a) / requests:,.0f} instructions per request "
           f"({time.monotonic() - started:.0f} s)")
     per_request = {name: (funcs_b[name] - funcs_a.get(name, 0)) / requests for name in funcs_b}
