@@ -158,14 +158,14 @@ def check_text(value: BytesLike, what: str, allow_empty: bool = False) -> bytes:
         raise ValueError(f"{what} must not be empty")
     if len(data) > _MAX_STRING:
         raise ValueError(f"{what} is longer than MQTT allows ({_MAX_STRING} bytes)")
-    if b"\0" in data:
+    if data.find(b"\0") >= 0:  # not `in`, which on CPython raises and drops a TypeError first
         raise ValueError(f"{what} must not contain NUL characters")
     return data
 
 
 def check_topic(topic: BytesLike, wildcards: bool) -> bytes:
     data = check_text(topic, "topic")
-    if not wildcards and (b"+" in data or b"#" in data):
+    if not wildcards and (data.find(b"+") >= 0 or data.find(b"#") >= 0):
         raise ValueError("a topic to publish to must not contain the wildcards + or #")
     return data
 
