@@ -67,10 +67,65 @@ def test_a_task_starts_and_answers_either_way(eager: bool) -> None:
 
 def test_the_fallback_when_the_internals_are_missing(monkeypatch: Any) -> None:
     loop = asyncio.new_event_loop()
+    stepped: List[str] = []
+
+    async def request() -> None:
+        stepped.append("first step")
+
     try:
         monkeypatch.setattr(tasks, "eager_supported", lambda: False)
         monkeypatch.setattr(tasks.sys, "version_info", (3, 11, 0))
-        assert tasks.task_starter(loop) == loop.create_task
-        assert tasks.task_starter(loop, eager=False) == loop.create_task
+        for eager in (True, False):
+            task = tasks.task_starter(loop, eager=eager)(request())
+            assert isinstance(task, asyncio.Task) and task.get_name() == "pymongoose-asgi"
+            assert stepped == []  # started as create_task starts it: a turn later
+            loop.run_until_complete(task)
+            assert stepped == ["first step"]
+            stepped.clear()
     finally:
         loop.close()
+
+
+def test_a_task_factory_set_on_the_loop_makes_the_tasks() -> None:
+    loop = asyncio.new_event_loop()
+    made: List[Any] = []
+
+    def factory(loop: asyncio.AbstractEventLoop, coroutine: Any, **kwargs: Any) -> "asyncio.Task[Any]":
+        task = asyncio.Task(coroutine, loop=loop, **kwargs)
+        made.append(task)
+        return task
+
+    async def request() -> None:
+        pass
+
+    try:
+        loop.set_task_factory(factory)
+        for eager in (True, False):
+            task = tasks.task_starter(loop, eager=eager)(request())
+            loop.run_until_complete(task)
+        assert len(made) == 2 and made[1] is task
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("eager", [True, False])
+def test_a_request_task_is_named_on_every_interpreter(eager: bool) -> None:
+    names: List[str] = []
+
+    async def app(scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        current = asyncio.current_task()
+        names.append(current.get_name() if current is not None else "no task")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def main() -> bytes:
+        server = ASGIServer(app, lifespan="off", eager_tasks=eager)
+        port = (await server.start("http://127.0.0.1:0")).local_addr.port
+        loop = asyncio.get_running_loop()
+        reply = await loop.run_in_executor(None, raw_request, port,
+                                           b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        await server.stop(0.5)
+        return reply
+
+    assert asyncio.run(main()).endswith(b"ok")
+    assert names == ["pymongoose-asgi"]
