@@ -5,6 +5,7 @@
     python3 benchmarks/instructions.py --binding cymongoose
     python3 benchmarks/instructions.py --python /usr/bin/python3 --kind plain
     python3 benchmarks/instructions.py --python .work/cpython/bin/python --kind asgi  # asgi_app.py, Starlette
+    python3 benchmarks/instructions.py --kind ws            # per WebSocket message echoed (load: PyPy)
 
 req/s and CPU time swing by 10-50% between rounds on a shared machine; the number
 of instructions a request costs does not (two runs of the same build agree to a
@@ -52,8 +53,13 @@ def profile(args: argparse.Namespace, requests: int, out: Path, script: Path) ->
     try:
         if not wait_until_serving(server, port):
             raise SystemExit("the server did not start (run it alone to see why)")
-        subprocess.run(["wrk", "-t1", "-c50", "-d600s", "-s", str(script), f"http://127.0.0.1:{port}/",
-                        "--", str(requests)], check=True, stdout=subprocess.DEVNULL)
+        if args.kind == "ws":  # ws_load.py stops once that many echoes came back
+            load = [args.load_python, str(HERE / "ws_load.py"), str(port), "--seconds", "600", "--messages",
+                    str(requests)]
+        else:
+            load = ["wrk", "-t1", "-c50", "-d600s", "-s", str(script), f"http://127.0.0.1:{port}/", "--",
+                    str(requests)]
+        subprocess.run(load, check=True, stdout=subprocess.DEVNULL)
     finally:
         server.terminate()  # server.py exits on SIGTERM; callgrind writes its file then
         server.wait(60)
@@ -89,8 +95,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default=sys.executable, help="the interpreter that runs the server")
     parser.add_argument("--binding", default="pymongoose", choices=("pymongoose", "cymongoose"))
-    parser.add_argument("--kind", default="hello", choices=("hello", "plain", "asgi"),
-                        help="asgi: the ASGI server (python -m pymongoose --asgi) with asgi_app.py")
+    parser.add_argument("--kind", default="hello", choices=("hello", "plain", "ws", "asgi"),
+                        help="ws: per message echoed, not per request; asgi: the ASGI server "
+                             "(python -m pymongoose --asgi) with asgi_app.py")
+    parser.add_argument("--load-python", default="pypy3", help="--kind ws: the interpreter that runs ws_load.py")
     parser.add_argument("--app", default="asgi_app:app", help="--kind asgi: the application (asgi_raw:app: none)")
     parser.add_argument("--loop", default="uvloop", help="--kind asgi: the asyncio loop (uvloop or asyncio)")
     parser.add_argument("--events", default="all", choices=("all", "http"))
@@ -109,7 +117,8 @@ def main() -> None:
     requests = args.second - args.first
     label = f"{args.binding} {args.kind}" + (f" {args.app}, loop={args.loop}" if args.kind == "asgi" else
                                              f", events={args.events}" if args.binding == "pymongoose" else "")
-    print(f"{label}: {(total_b - total_a) / requests:,.0f} instructions per request "
+    unit = "message" if args.kind == "ws" else "request"
+    print(f"{label}: {(total_b - total_a) / requests:,.0f} instructions per {unit} "
           f"({time.monotonic() - started:.0f} s)")
     per_request = {name: (funcs_b[name] - funcs_a.get(name, 0)) / requests for name in funcs_b}
     for name, cost in sorted(per_request.items(), key=lambda item: -item[1])[:args.top]:

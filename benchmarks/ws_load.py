@@ -1,9 +1,10 @@
 """WebSocket echo load generator (run it with PyPy so it is not the bottleneck).
 
-    ws_load.py PORT [--connections 16] [--window 64] [--seconds 5]
+    ws_load.py PORT [--connections 16] [--window 64] [--seconds 5] [--messages N]
 
 Each connection keeps --window small text messages in flight; prints the echoes
-received per second.
+received per second. With --messages, it stops once N echoes have come back
+(benchmarks/instructions.py --kind ws).
 """
 
 import argparse
@@ -38,6 +39,7 @@ def main():
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--messages", type=int, default=0, help="stop after this many echoes (0: no limit)")
     args = parser.parse_args()
     selector = selectors.DefaultSelector()
     pending = {}
@@ -49,7 +51,7 @@ def main():
     received = 0
     started = time.monotonic()
     deadline = started + args.seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not 0 < args.messages <= received:
         for key, _ in selector.select(0.1):
             s = key.fileobj
             data = s.recv(1 << 16)
