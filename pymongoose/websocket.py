@@ -113,14 +113,25 @@ class WebSocketMethods(ConnectionBase):
         if manager._owner != get_ident():  # @on_loop's check, inline: a hot path
             queued: bool = call_owning_loop(manager, WebSocketMethods.ws_send, self, data, op)
             return queued
-        if type(data) is not bytes:
-            data = data.encode() if type(data) is str else to_bytes(data, "data")
         try:  # a closed manager's pointer is None, which C takes as NULL: not sent
             sent = _pm_ws_send(manager._ptr, self._id, data, len(data), op)
-        except TypeError:  # op is not an int
-            sent = -1
+        except (TypeError, OverflowError):  # data cffi does not take as it is (str, bytearray...), a bad op
+            return self._ws_send_converted(data, op)
         if sent > 0:
             return True
+        return self._ws_send_refused(sent, op)
+
+    def _ws_send_converted(self, data: BytesLike, op: int) -> bool:
+        """ws_send() for data that is not bytes (cffi passes only bytes to C as they
+        are, so that the common case makes no check of its own)."""
+        data = data.encode() if isinstance(data, str) else to_bytes(data, "data")
+        try:
+            sent = _pm_ws_send(self._manager._ptr, self._id, data, len(data), op)
+        except (TypeError, OverflowError):  # op is not an int, or not a C int
+            sent = -1
+        return sent > 0 or self._ws_send_refused(sent, op)
+
+    def _ws_send_refused(self, sent: int, op: int) -> bool:
         if sent < 0 or op not in _OPCODES:  # the shim checks the opcode
             raise ValueError(f"op must be one of the WEBSOCKET_OP_* constants, not {op!r}")
         self._dropped("ws_send")

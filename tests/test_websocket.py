@@ -320,6 +320,40 @@ def test_ws_send_rejects_bad_opcodes_and_closed_connections_drop(serve: Any) -> 
         server.loop.call(lambda: kept[0].ws_send("late"))
 
 
+def test_ws_send_takes_every_kind_of_bytes_and_refuses_the_rest(serve: Any) -> None:
+    """bytes go to C as they are; str, bytearray and memoryview are converted first;
+    anything else, and a bad opcode with any data, is refused with nothing sent."""
+    refused: List[Any] = []
+
+    def handler(conn: Any, event: int, data: Any) -> None:
+        if event != MG_EV_WS_MSG:
+            echo(conn, event, data)
+            return
+        for bad_data in (None, 5, ["x"], {"x": 1}):
+            try:
+                conn.ws_send(bad_data, WEBSOCKET_OP_BINARY)
+            except TypeError:
+                refused.append(type(bad_data))
+        for bad_op in (99, "text", None, 2**70):
+            try:
+                conn.ws_send(b"never", bad_op)
+            except ValueError:
+                refused.append(bad_op)
+        for good in ("t\u00e9xt", b"bytes", bytearray(b"bytearray"), memoryview(b"xmemoryview")[1:]):
+            assert conn.ws_send(good, WEBSOCKET_OP_BINARY) is True
+
+    server = serve(handler)
+    ws = client(server)
+    try:
+        ws.send("go")
+        received = [ws.recv_data() for _ in range(4)]
+    finally:
+        ws.close()
+    assert received == [(websocket.ABNF.OPCODE_BINARY, payload)
+                        for payload in ("t\u00e9xt".encode(), b"bytes", b"bytearray", b"memoryview")]
+    assert refused == [type(None), int, list, dict, 99, "text", None, 2**70]
+
+
 def test_many_clients_in_parallel_threads(serve: Any) -> None:
     server = serve(echo)
     failures: List[BaseException] = []
