@@ -93,9 +93,16 @@ def _run_on_polling_thread(manager: LoopOwner, method: Callable[..., Any], args:
 def call_on_loop(manager: LoopOwner, function: Callable[..., Any], *args: Any) -> Any:
     """``function(*args)`` with the loop owned: directly from the thread that owns
     it (a handler), through :func:`call_owning_loop` from any other moment or thread."""
-    if manager._owner == get_ident():
+    me = get_ident()
+    if manager._owner == me:
         return function(*args)
-    return call_owning_loop(manager, function, *args)
+    if manager._lock.acquire(blocking=False):  # call_owning_loop's first case, inline: the app servers' path
+        manager._owner = me
+        try:
+            return function(*args)
+        finally:
+            manager._release_loop()
+    return _run_on_polling_thread(manager, function, args, {})
 
 
 def on_loop(method: _F) -> _F:

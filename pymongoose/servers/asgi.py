@@ -40,7 +40,6 @@ from urllib.parse import unquote_to_bytes
 from .._apps import load_app
 from .._binding import ffi, lib
 from .._loop import call_on_loop
-from .._text import from_mg_str
 from ..aio import AsyncManager
 from ..connection import Connection
 from ..errors import ClientDisconnected, LifespanError, MongooseError
@@ -84,6 +83,7 @@ _READ, _WRITE = 1 << MG_EV_READ, 1 << MG_EV_WRITE
 
 _UPGRADE_WEBSOCKET = re.compile(rb"\r\nupgrade:[ \t]*websocket[ \t]*\r\n", re.IGNORECASE)
 _SPEC_HTTP = {"version": "3.0", "spec_version": "2.3"}
+_unpack = ffi.unpack  # bound once: _request copies the head and the body with it
 _SPEC_WEBSOCKET = {"version": "3.0", "spec_version": "2.4"}
 
 
@@ -361,7 +361,8 @@ class ASGIServer:
         if peer is None:
             peer = conn.userdata = _Peer(conn)
         p = message._ptr()  # one validity check for both copies
-        head = from_mg_str(p.head)
+        head_str = p.head  # from_mg_str(), inline (as the body's below): a request's head is never empty
+        head = _unpack(head_str.buf, head_str.len)
         end = head.find(b"\r\n")
         parts = head[:end].split()
         if len(parts) == 3:
@@ -400,7 +401,8 @@ class ASGIServer:
             "headers": headers,
             "state": self._state.copy(),
         }
-        body = None if stream is not None else from_mg_str(p.body)
+        body_str = p.body
+        body = None if stream is not None else _unpack(body_str.buf, body_str.len) if body_str.len else b""
         cycle = HttpCycle(self, conn, scope, body, http_version == "1.0")
         cycle.stream = stream
         peer.cycle = cycle

@@ -49,26 +49,28 @@ def to_bytes(value: Any, what: str) -> bytes:
     raise TypeError(f"ASGI: {what} must be bytes, not {type(value).__name__}")
 
 
-class Signal:
+class Signal(List["asyncio.Future[None]"]):
     """Wakes the coroutines of one exchange waiting for the loop side (bytes arrived,
-    room to send, the client left): each re-checks what it waits for."""
+    room to send, the client left): each re-checks what it waits for.
 
-    __slots__ = ("futures",)
+    It is the list of their futures itself: one is made per request, and a list
+    subclass without ``__init__`` is made without running any Python; an empty one
+    (nobody waits, as usual) is false, so callers skip ``wake()``."""
 
-    def __init__(self) -> None:
-        self.futures: List[asyncio.Future[None]] = []
+    __slots__ = ()
 
     async def wait(self) -> None:
         future = asyncio.get_running_loop().create_future()
-        self.futures.append(future)
+        self.append(future)
         try:
             await future
         finally:
-            if future in self.futures:
-                self.futures.remove(future)
+            if future in self:
+                self.remove(future)
 
     def wake(self) -> None:
-        futures, self.futures = self.futures, []
+        futures = self[:]
+        self.clear()
         for future in futures:
             if not future.done():
                 future.set_result(None)
@@ -157,7 +159,9 @@ class HttpCycle:
             self.finished()
 
     def _start(self, kv: bytes, pairs: int, body: bytes, more: bool) -> int:
-        return writer.start(self.server._mgr(), self.conn.id, self.status, None, kv, pairs, body, more, self.http10)
+        manager = self.server._manager  # server._mgr(), inline
+        return writer.start(manager._ptr if manager is not None else None, self.conn.id, self.status, None, kv, pairs,
+                            body, more, self.http10)
 
     def _body(self, body: bytes, more: bool) -> None:
         pending = call_on_loop(self.server._manager, self._send_body, body, more)
@@ -172,7 +176,8 @@ class HttpCycle:
 
     def finished(self) -> None:
         self.done = True
-        self.event.wake()
+        if self.event:
+            self.event.wake()
         server = self.server
         server.requests_served += 1
         if server.metrics is not None:

@@ -92,9 +92,13 @@ def start(mgr: Any, conn_id: int, status: int, reason: Optional[bytes], kv: byte
     head; nothing queued) or GONE."""
     if mgr is None:
         return GONE
-    reason_arg = _NULL if reason is None else reason
-    return int(_pm_response_start(mgr, conn_id, status, reason_arg, len(reason or b""), kv, len(kv), pairs, body,
-                                  len(body), more, http10))
+    framing: int
+    if reason is None:  # the status's own reason: the common case, one call
+        framing = _pm_response_start(mgr, conn_id, status, _NULL, 0, kv, len(kv), pairs, body, len(body), more, http10)
+    else:
+        framing = _pm_response_start(mgr, conn_id, status, reason, len(reason), kv, len(kv), pairs, body, len(body),
+                                     more, http10)
+    return framing
 
 
 def send_body(mgr: Any, conn_id: int, framing: int, body: bytes, more: bool) -> int:
