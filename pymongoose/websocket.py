@@ -113,17 +113,19 @@ class WebSocketMethods(ConnectionBase):
         if manager._owner != get_ident():  # @on_loop's check, inline: a hot path
             queued: bool = call_owning_loop(manager, WebSocketMethods.ws_send, self, data, op)
             return queued
+        if type(data) is str:  # common enough not to go through cffi's TypeError below
+            data = data.encode()
         try:  # a closed manager's pointer is None, which C takes as NULL: not sent
             sent = _pm_ws_send(manager._ptr, self._id, data, len(data), op)
-        except (TypeError, OverflowError):  # data cffi does not take as it is (str, bytearray...), a bad op
+        except (TypeError, OverflowError):  # data cffi does not take as it is (bytearray...), a bad op
             return self._ws_send_converted(data, op)
         if sent > 0:
             return True
         return self._ws_send_refused(sent, op)
 
     def _ws_send_converted(self, data: BytesLike, op: int) -> bool:
-        """ws_send() for data that is not bytes (cffi passes only bytes to C as they
-        are, so that the common case makes no check of its own)."""
+        """ws_send() for data that is neither bytes nor str (cffi passes only bytes to
+        C, and refuses the rest: the common cases make no other check)."""
         data = data.encode() if isinstance(data, str) else to_bytes(data, "data")
         try:
             sent = _pm_ws_send(self._manager._ptr, self._id, data, len(data), op)
