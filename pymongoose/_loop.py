@@ -92,11 +92,12 @@ def _run_on_polling_thread(manager: LoopOwner, method: Callable[..., Any], args:
 
 def call_on_loop(manager: LoopOwner, function: Callable[..., Any], *args: Any) -> Any:
     """``function(*args)`` with the loop owned: directly from the thread that owns
-    it (a handler), through :func:`call_owning_loop` from any other moment or thread."""
+    it (a handler), as :func:`call_owning_loop` does from any other moment or thread
+    (its first case is made here inline: the app servers' responses come this way)."""
     me = get_ident()
     if manager._owner == me:
         return function(*args)
-    if manager._lock.acquire(blocking=False):  # call_owning_loop's first case, inline: the app servers' path
+    if manager._lock.acquire(blocking=False):
         manager._owner = me
         try:
             return function(*args)

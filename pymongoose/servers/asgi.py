@@ -83,8 +83,8 @@ _READ, _WRITE = 1 << MG_EV_READ, 1 << MG_EV_WRITE
 
 _UPGRADE_WEBSOCKET = re.compile(rb"\r\nupgrade:[ \t]*websocket[ \t]*\r\n", re.IGNORECASE)
 _SPEC_HTTP = {"version": "3.0", "spec_version": "2.3"}
-_unpack = ffi.unpack  # bound once: _request copies the head and the body with it
 _SPEC_WEBSOCKET = {"version": "3.0", "spec_version": "2.4"}
+_unpack = ffi.unpack  # bound once: _request copies the head and the body with it
 
 
 class _Peer:

@@ -20,8 +20,9 @@ from typing import Any, Callable, Coroutine
 
 TaskStarter = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 
+_TASK_NAME = "pymongoose-asgi"  # every request's task, however it starts
+
 # What _EagerTask sets and calls of the pure-Python Task: if one goes, so does it.
-_TASK_NAME = "pymongoose-asgi"
 _PRIVATE_NAMES = ("_Task__step", "_must_cancel", "_fut_waiter", "_coro", "_context", "_name")
 
 
