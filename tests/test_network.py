@@ -213,9 +213,10 @@ def test_sntp_request_asks_again() -> None:
             poll_until(mgr, lambda: conn.is_closed)
             with pytest.raises(ConnectionClosedError):
                 conn.sntp_request()
+        # Before the responder stops: the second request may still be in its socket.
+        wait_for(lambda: sntp.requests >= 2)
     finally:
         sntp.stop()
-    wait_for(lambda: sntp.requests >= 2)
 
 
 def test_sntp_needs_a_url() -> None:
