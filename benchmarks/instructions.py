@@ -6,6 +6,7 @@
     python3 benchmarks/instructions.py --python /usr/bin/python3 --kind plain
     python3 benchmarks/instructions.py --python .work/cpython/bin/python --kind asgi  # asgi_app.py, Starlette
     python3 benchmarks/instructions.py --kind ws            # per WebSocket message echoed (load: PyPy)
+    python3 benchmarks/instructions.py --python .work/cpython/bin/python --kind wsgi  # wsgi_app.py, Flask
 
 req/s and CPU time swing by 10-50% between rounds on a shared machine; the number
 of instructions a request costs does not (two runs of the same build agree to a
@@ -43,6 +44,9 @@ def profile(args: argparse.Namespace, requests: int, out: Path, script: Path) ->
     if args.kind == "asgi":
         command += ["-m", "pymongoose", "--asgi", args.app, "--listen", f"http://127.0.0.1:{port}",
                     "--loop", args.loop, "--quiet"]
+    elif args.kind == "wsgi":  # as run.py's wsgi suite runs it
+        command += ["-m", "pymongoose", "--wsgi", args.app, "--listen", f"http://127.0.0.1:{port}",
+                    "--threads", "4", "--quiet"]
     else:
         command += [str(HERE / "server.py"), args.kind, str(port), "--binding", args.binding]
         if args.binding == "pymongoose":
@@ -95,17 +99,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default=sys.executable, help="the interpreter that runs the server")
     parser.add_argument("--binding", default="pymongoose", choices=("pymongoose", "cymongoose"))
-    parser.add_argument("--kind", default="hello", choices=("hello", "plain", "ws", "asgi"),
-                        help="ws: per message echoed, not per request; asgi: the ASGI server "
-                             "(python -m pymongoose --asgi) with asgi_app.py")
+    parser.add_argument("--kind", default="hello", choices=("hello", "plain", "ws", "asgi", "wsgi"),
+                        help="ws: per message echoed, not per request; asgi, wsgi: the app servers "
+                             "(python -m pymongoose --asgi/--wsgi) with asgi_app.py / wsgi_app.py")
     parser.add_argument("--load-python", default="pypy3", help="--kind ws: the interpreter that runs ws_load.py")
-    parser.add_argument("--app", default="asgi_app:app", help="--kind asgi: the application (asgi_raw:app: none)")
+    parser.add_argument("--app", help="--kind asgi or wsgi: the application (default asgi_app:app or "
+                                      "wsgi_app:app; asgi_raw:app has no framework)")
     parser.add_argument("--loop", default="uvloop", help="--kind asgi: the asyncio loop (uvloop or asyncio)")
     parser.add_argument("--events", default="all", choices=("all", "http"))
     parser.add_argument("--first", type=int, default=2000)
     parser.add_argument("--second", type=int, default=10000)
     parser.add_argument("--top", type=int, default=0, help="also print the N costliest functions per request")
     args = parser.parse_args()
+    args.app = args.app or f"{args.kind}_app:app"
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "count.lua"
         script.write_text(COUNT_LUA)
@@ -116,6 +122,7 @@ def main() -> None:
         (total_a, funcs_a), (total_b, funcs_b) = costs(first), costs(second)
     requests = args.second - args.first
     label = f"{args.binding} {args.kind}" + (f" {args.app}, loop={args.loop}" if args.kind == "asgi" else
+                                             f" {args.app}" if args.kind == "wsgi" else
                                              f", events={args.events}" if args.binding == "pymongoose" else "")
     unit = "message" if args.kind == "ws" else "request"
     print(f"{label}: {(total_b - total_a) / requests:,.0f} instructions per {unit} "

@@ -267,7 +267,9 @@ end
 
 
 def websocket_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
-    """WebSocket echo messages/second, from a PyPy load generator."""
+    """WebSocket echo messages/second, from a PyPy load generator, and the server's
+    user and system CPU µs per message (steadier: the generator may be what limits
+    the fastest servers)."""
     server_script, generator = str(HERE / "server.py"), str(HERE / "ws_load.py")
     commands = {
         "cymongoose (CPython)": [str(envs["cymongoose"]), server_script, "ws", "--binding", "cymongoose"],
@@ -277,20 +279,29 @@ def websocket_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
         "socketify PyPy": [str(envs["pypy"]), str(HERE / "socketify_server.py"), "ws"],
     }
 
-    def measure(command: List[str]) -> Callable[[], float]:
+    cpu: Dict[str, List[float]] = {}
+
+    def measure(name: str, command: List[str]) -> Callable[[], float]:
         def run() -> float:
             port = free_port()
             server = Server([*command, str(port)])
             try:
                 if "pypy" in command[0]:  # let the JIT warm up
                     load([str(envs["pypy"]), generator, str(port), "--seconds", "2"])
+                before = server.cpu_seconds()
                 out = load([str(envs["pypy"]), generator, str(port), "--seconds", str(args.duration)])
+                after = server.cpu_seconds()
             finally:
                 server.stop()
+            echoed = int(re.search(r"\((\d+) echoed\)", out)[1])  # type: ignore[index]
+            for which, spent in zip(("user", "system"), (after[0] - before[0], after[1] - before[1])):
+                cpu.setdefault(f"{name}: {which} CPU µs/msg", []).append(spent / max(echoed, 1) * 1e6)
             return float(out.split()[0])
         return run
 
-    return rounds({name: measure(command) for name, command in commands.items()}, args.rounds)
+    results = rounds({name: measure(name, command) for name, command in commands.items()}, args.rounds)
+    results.update({name: round(statistics.median(values), 3) for name, values in cpu.items()})
+    return results
 
 
 def mqtt_suite(envs: Dict[str, Path], args: Any) -> Dict[str, float]:
@@ -689,7 +700,8 @@ def chart(all_results: Dict[str, Dict[str, float]], path: Path) -> None:
     titles = {"http": "HTTP hello world (req/s)", "websocket": "WebSocket echo (msg/s)",
               "mqtt": "MQTT publish + receive (msg/s)", "static": "Static 100 MB file (MB/s)"}
     for axis, suite in zip(axes[:, 0], panels):
-        names, values = list(all_results[suite]), list(all_results[suite].values())
+        shown = {name: value for name, value in all_results[suite].items() if " CPU µs/" not in name}
+        names, values = list(shown), list(shown.values())
         colors = ["#4c72b0" if "pymongoose" in n else "#999999" for n in names]
         axis.barh(names[::-1], values[::-1], color=colors[::-1])
         axis.set_title(titles[suite], fontsize=10, loc="left")

@@ -3,7 +3,7 @@
     ws_load.py PORT [--connections 16] [--window 64] [--seconds 5] [--messages N]
 
 Each connection keeps --window small text messages in flight; prints the echoes
-received per second. With --messages, it stops once N echoes have come back
+received per second, and how many. With --messages, it stops once N echoes have come back
 (benchmarks/instructions.py --kind ws).
 """
 
@@ -62,7 +62,7 @@ def main():
             if messages:
                 received += messages
                 s.sendall(FRAME * messages)
-    print(f"{received / (time.monotonic() - started):.0f} messages/s")
+    print(f"{received / (time.monotonic() - started):.0f} messages/s ({received} echoed)")
 
 
 if __name__ == "__main__":
