@@ -126,6 +126,13 @@ H = b"Host: x\r\n"
 RULES: Dict[str, Tuple[bytes, int]] = {
     "HTTP/1.1 without Host (3.2)": (b"GET / HTTP/1.1\r\n\r\n", 400),
     "two Host fields (3.2)": (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    "an unclosed IP literal as Host (3.2)": (b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
+    "an IPv4 address in brackets as Host (3.2)": (b"GET / HTTP/1.1\r\nHost: [1.2.3.4]\r\n\r\n", 400),
+    "a Host with two colons (3.2)": (b"GET / HTTP/1.1\r\nHost: a:b:c\r\n\r\n", 400),
+    "a Host with a space (3.2)": (b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    "a Host with a port that is not a number (3.2)": (b"GET / HTTP/1.1\r\nHost: a:8o\r\n\r\n", 400),
+    "a Host with a bad escape (3.2)": (b"GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", 400),
+    "a Host with a byte beyond ASCII (3.2)": (b"GET / HTTP/1.1\r\nHost: caf\xc3\xa9\r\n\r\n", 400),
     "whitespace before the colon (5.1)": (b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", 400),
     "obsolete line folding (5.2)": (b"GET / HTTP/1.1\r\n" + H + b"X-A: 1\r\n  folded\r\n\r\n", 400),
     "a bare CR (2.2)": (b"GET / HTTP/1.1\r\n" + H + b"X-A: 1\r2\r\n\r\n", 400),
@@ -176,7 +183,11 @@ def test_a_lenient_but_valid_request_is_served(serve: Callable[..., Running], ki
                     b"GET / HTTP/1.1\r\nhOsT: x\r\nConnection: close\r\n\r\n",
                     b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\n\r\n"
                     b"2\r\nab\r\n0\r\n\r\n",
-                    b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: 1\r\n" * 28 + b"Connection: close\r\n\r\n"):
+                    b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: 1\r\n" * 28 + b"Connection: close\r\n\r\n",
+                    # Every form RFC 3986 gives a host and port, and the empty value (RFC 9110 7.2)
+                    *(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n"
+                      for host in (b"", b"example.com:8080", b"127.0.0.1", b"[::1]", b"[::1]:80", b"[v7.a:b]",
+                                   b"a%2Db.test", b"x_y~z!$&'()*+,;=", b"example.com:"))):
         assert re.match(rb"HTTP/1\.[01] 200 OK\r\n", server.ask(request)), request[:60]
 
 

@@ -95,6 +95,50 @@ static size_t pm_target_len(const char *line, const char *eol) {
   return (size_t) ((last - 1) - (first + 1));
 }
 
+/* Whether c may appear in a reg-name or an IP literal (RFC 3986: unreserved and
+ * sub-delims; ASCII only, whatever the locale). */
+static bool pm_host_char(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         (c != 0 && strchr("-._~!$&'()*+,;=", c) != NULL);
+}
+
+static bool pm_hex_digit(unsigned char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* RFC 9112 3.2: a Host field value is uri-host [ ":" port ] (RFC 3986), or empty.
+ * uri-host is an IP literal in brackets, or a reg-name (which an IPv4 address is). */
+static bool pm_host_valid(struct mg_str v) {
+  const unsigned char *s = (const unsigned char *) v.buf;
+  size_t i = 0, n = v.len;
+  if (n > 0 && s[0] == '[') {  // an IPv6 address (hex digits, colons, dots), or "v" IPvFuture
+    bool future = n > 1 && (s[1] == 'v' || s[1] == 'V'), colon = false;
+    for (i = 1; i < n && s[i] != ']'; i++) {
+      if (s[i] == ':') {
+        colon = true;
+      } else if (future ? !pm_host_char(s[i]) : !(pm_hex_digit(s[i]) || s[i] == '.')) {
+        return false;
+      }
+    }
+    if (i >= n || !(future || colon)) return false;  // unclosed, or not IPv6 (an IPv4 address, say)
+    i++;
+  } else {
+    for (; i < n && s[i] != ':'; i++) {
+      if (s[i] == '%') {  // pct-encoded
+        if (i + 2 >= n || !pm_hex_digit(s[i + 1]) || !pm_hex_digit(s[i + 2])) return false;
+        i += 2;
+      } else if (!pm_host_char(s[i])) {
+        return false;
+      }
+    }
+  }
+  if (i < n && s[i++] != ':') return false;  // after an IP literal: the port, or nothing
+  for (; i < n; i++) {
+    if (s[i] < '0' || s[i] > '9') return false;
+  }
+  return true;
+}
+
 /* Why a complete request head breaks a rule Mongoose's parser does not enforce,
  * as an HTTP status (0 when it breaks none); *why says which rule. */
 static int pm_http_rules(const struct pm_http_limits *limits, const char *buf, int n,
@@ -124,6 +168,9 @@ static int pm_http_rules(const struct pm_http_limits *limits, const char *buf, i
   if (hosts > 1) return *why = "more than one Host header field", 400;
   if (hosts == 0 && mg_strcasecmp(hm->proto, mg_str("HTTP/1.1")) == 0) {
     return *why = "an HTTP/1.1 request needs a Host header field", 400;
+  }
+  if (hosts == 1 && !pm_host_valid(*mg_http_get_header(hm, "Host"))) {
+    return *why = "an invalid Host header field", 400;
   }
   if ((te = mg_http_get_header(hm, "Transfer-Encoding")) == NULL) return 0;
   if (hm->proto.buf[7] == '0') return *why = "Transfer-Encoding in an HTTP/1.0 request", 400;
