@@ -66,6 +66,11 @@ logger = logging.getLogger("pymongoose.wsgi")
 WSGIApp = Callable[..., Iterable[bytes]]
 StartResponse = Callable[..., Callable[[bytes], None]]
 
+# The events _on_event handles: the others, above all MG_EV_POLL (every connection,
+# every iteration, and a worker's reply wakes an iteration), stay in C.
+_HTTP_EVENTS = (1 << MG_EV_HTTP_HDRS | 1 << MG_EV_HTTP_MSG | 1 << MG_EV_READ | 1 << MG_EV_WRITE
+                | 1 << MG_EV_CLOSE)
+
 # Hop-by-hop fields and framing are the server's: an application's are dropped
 # (PEP 3333), and the server frames the body itself.
 _SERVER_FIELDS = frozenset({"content-length", "transfer-encoding", "connection"})
@@ -212,6 +217,7 @@ class WSGIServer:
         listening socket instead; ``uds``: on a Unix domain socket at this path;
         ``backlog``: the accept queue's length (see :meth:`Manager.listen`)."""
         listener = open_listener(self._manager, url, self._config, tls, reuse_port, fd, uds, backlog)
+        listener._set_mask(_HTTP_EVENTS)  # its connections inherit it
         self._listeners.append(listener)
         return listener
 
