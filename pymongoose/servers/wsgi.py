@@ -30,6 +30,7 @@ its worker's iteration (the result's ``close()`` is called, always).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -103,6 +104,11 @@ def _parse_status(status: Any) -> Tuple[int, bytes]:
     """
     if not isinstance(status, str):
         raise TypeError(f"start_response: status must be a str, not {type(status).__name__}")
+    return _parse_status_text(status)
+
+
+@functools.lru_cache(maxsize=64)  # an application says "200 OK" and a few others; it, not the client, chooses
+def _parse_status_text(status: str) -> Tuple[int, bytes]:
     code, space, reason = status[:3], status[3:4], status[4:]
     if not (code.isdigit() and code.isascii() and space in ("", " ")):
         raise InvalidResponseError(f"start_response: invalid status {status!r} (want \"NNN Reason\")")
@@ -124,7 +130,8 @@ def _pack(headers: Any) -> Tuple[bytes, int, Optional[int]]:
     kept = []
     declared = None
     for pair in headers:
-        if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+        if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str)
+                and isinstance(pair[1], str)):
             raise TypeError(f"start_response: each header must be a (str, str) tuple, not {pair!r}")
         name = pair[0].lower()
         if name not in _SERVER_FIELDS:
