@@ -355,3 +355,21 @@ def test_reload_dir_is_checked(tmp_path: Path) -> None:
     for args, words in ((["--reload-dir", str(tmp_path)], "--reload-dir needs --reload"),
                         (["--reload", "--reload-dir", str(tmp_path / "nope")], "is not a folder")):
         assert words in refused("--wsgi", "app:app", *args)
+
+
+def test_the_reload_watcher_sees_a_change_made_while_it_starts(tmp_path: Path, monkeypatch: Any) -> None:
+    # Right after watch() returns, before its thread has imported watchfiles and set
+    # up the watch, or made its first scan: the change must still cause a reload.
+    from pymongoose.servers import reloader
+
+    (tmp_path / "app.py").write_text("x = 1\n")
+    reloads: List[float] = []
+    monkeypatch.setattr(reloader, "_reload", lambda: reloads.append(1.0))
+    stop = threading.Event()
+    thread = reloader.watch([str(tmp_path)], stop)
+    try:
+        (tmp_path / "app.py").write_text("x = 22\n")
+        wait_for(lambda: reloads, what="a reload")
+    finally:
+        stop.set()
+        thread.join(DEFAULT_TIMEOUT)

@@ -63,27 +63,35 @@ class PollingScan:
 
 
 def watch(folders: List[str], stop: threading.Event) -> threading.Thread:
-    """Start the thread that SIGHUPs this process on each change, until ``stop``."""
-    thread = threading.Thread(target=_watch, args=(folders, stop), name="pymongoose-reload", daemon=True)
+    """Start the thread that SIGHUPs this process on each change, until ``stop``.
+
+    The files are scanned here, before the thread starts: a change made while it
+    imports watchfiles and sets up its watch is then seen, not lost."""
+    scan = PollingScan(folders)
+    thread = threading.Thread(target=_watch, args=(folders, stop, scan), name="pymongoose-reload", daemon=True)
     thread.start()
     return thread
 
 
-def _watch(folders: List[str], stop: threading.Event) -> None:
+def _watch(folders: List[str], stop: threading.Event, scan: PollingScan) -> None:
     try:
         import watchfiles
     except ImportError:
         logger.info("--reload: scanning %s every %g s (install watchfiles to be told instead)",
                     ", ".join(folders), POLL_INTERVAL)
-        scan = PollingScan(folders)
         while not stop.wait(POLL_INTERVAL):
             if scan.changed():
                 _reload()
         return
     logger.info("--reload: watching %s", ", ".join(folders))
-    for _changes in watchfiles.watch(*folders, watch_filter=watchfiles.PythonFilter(), stop_event=stop,
-                                     raise_interrupt=False):
-        _reload()
+    first = True
+    # A first yield, a change or a second without any, means the watch is set up:
+    # then what changed before it is in the scan.
+    for changes in watchfiles.watch(*folders, watch_filter=watchfiles.PythonFilter(), stop_event=stop,
+                                    raise_interrupt=False, yield_on_timeout=True, rust_timeout=1000):
+        if changes or (first and scan.changed()):
+            _reload()
+        first = False
 
 
 def _reload() -> None:
