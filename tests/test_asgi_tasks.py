@@ -48,8 +48,12 @@ def test_a_task_runs_its_first_step_at_once_where_the_interpreter_allows() -> No
 
 
 @pytest.mark.parametrize("eager", [True, False])
-def test_a_task_starts_and_answers_either_way(eager: bool) -> None:
+def test_a_task_starts_and_answers_either_way_named_on_every_interpreter(eager: bool) -> None:
+    names: List[str] = []
+
     async def app(scope: Dict[str, Any], receive: Any, send: Any) -> None:
+        current = asyncio.current_task()
+        names.append(current.get_name() if current is not None else "no task")
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
@@ -63,6 +67,7 @@ def test_a_task_starts_and_answers_either_way(eager: bool) -> None:
         return reply
 
     assert asyncio.run(main()).endswith(b"ok")
+    assert names == ["pymongoose-asgi"]
 
 
 def test_the_fallback_when_the_internals_are_missing(monkeypatch: Any) -> None:
@@ -106,26 +111,3 @@ def test_a_task_factory_set_on_the_loop_makes_the_tasks() -> None:
         assert len(made) == 2 and made[1] is task
     finally:
         loop.close()
-
-
-@pytest.mark.parametrize("eager", [True, False])
-def test_a_request_task_is_named_on_every_interpreter(eager: bool) -> None:
-    names: List[str] = []
-
-    async def app(scope: Dict[str, Any], receive: Any, send: Any) -> None:
-        current = asyncio.current_task()
-        names.append(current.get_name() if current is not None else "no task")
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
-
-    async def main() -> bytes:
-        server = ASGIServer(app, lifespan="off", eager_tasks=eager)
-        port = (await server.start("http://127.0.0.1:0")).local_addr.port
-        loop = asyncio.get_running_loop()
-        reply = await loop.run_in_executor(None, raw_request, port,
-                                           b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        await server.stop(0.5)
-        return reply
-
-    assert asyncio.run(main()).endswith(b"ok")
-    assert names == ["pymongoose-asgi"]

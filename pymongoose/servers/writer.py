@@ -92,12 +92,9 @@ def start(mgr: Any, conn_id: int, status: int, reason: Optional[bytes], kv: byte
     head; nothing queued) or GONE."""
     if mgr is None:
         return GONE
-    framing: int
-    if reason is None:  # the status's own reason: the common case, one call
-        framing = _pm_response_start(mgr, conn_id, status, _NULL, 0, kv, len(kv), pairs, body, len(body), more, http10)
-    else:
-        framing = _pm_response_start(mgr, conn_id, status, reason, len(reason), kv, len(kv), pairs, body, len(body),
-                                     more, http10)
+    framing: int = _pm_response_start(mgr, conn_id, status, _NULL if reason is None else reason,
+                                      0 if reason is None else len(reason), kv, len(kv), pairs, body, len(body),
+                                      more, http10)
     return framing
 
 
